@@ -426,6 +426,8 @@ class Plan:
     solve_s: float
     # the first solution that served every drop it could serve (no drop-penalty paid)
     time_to_first_complete_s: float | None = None
+    # OR-Tools' objective value: cost.total plus the penalties of drops it left out
+    solver_objective: int | None = None
 
     def vehicle_of(self) -> dict[str, str]:
         """Stop id -> vehicle id (a stop split over vehicles maps to the first)."""

@@ -60,6 +60,7 @@ class _Model:
     times: dict[str, np.ndarray]   # per profile, over solver nodes, travel only
     service: np.ndarray            # per solver node
     penalty: int
+    same_stop: np.ndarray          # [i, j]: both nodes are drops of one stop
 
 
 def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
@@ -198,7 +199,6 @@ def _build(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndar
     for profile, t in time_rows.items():
         tt = t[ix].copy()
         tt[unreachable] = UNREACHABLE
-        tt[same_stop] = 0
         times[profile] = tt
     service = np.array([0] * n_depots + [problem.stops[drops[k].stop_index].service_s
                                          for k in candidates], dtype=np.int64)
@@ -208,7 +208,8 @@ def _build(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndar
     horizon = max((v.shift_end_s for v in problem.vehicles), default=0)
     late = problem.lateness_cost_per_s * horizon if problem.soft_windows else 0
     penalty = 10 * (2 * max_arc + int(max_fixed) + late) + 1000
-    return _Model(problem, drops, candidates, rejected, rows, dist, times, service, penalty)
+    return _Model(problem, drops, candidates, rejected, rows, dist, times, service, penalty,
+                  same_stop)
 
 
 def _add_time(routing, manager, m: _Model):
@@ -218,6 +219,7 @@ def _add_time(routing, manager, m: _Model):
     for profile, t in m.times.items():
         with_service = t + m.service[:, None]  # service at the from-node, then the drive
         with_service[t >= UNREACHABLE] = UNREACHABLE
+        with_service[m.same_stop] = 0  # the stop's last drop carries its one service time
         np.fill_diagonal(with_service, 0)
         callbacks[profile] = routing.RegisterTransitMatrix(with_service.tolist())
     evaluators = [callbacks[v.profile] for v in problem.vehicles]
@@ -255,9 +257,11 @@ def _add_time(routing, manager, m: _Model):
             interval = solver.FixedDurationIntervalVar(b.earliest_start_s, b.latest_start_s,
                                                        b.duration_s, False, f"break {vehicle.id}")
             dim.SetBreakIntervalsOfVehicle([interval], v, visit)
-        # leave as late and come back as early as the plan allows: no idle time at the depot
-        routing.AddVariableMaximizedByFinalizer(start)
-        routing.AddVariableMinimizedByFinalizer(end)
+    # come back as early as possible, then leave as late as that allows: no idle time on the road
+    for v in range(len(problem.vehicles)):
+        routing.AddVariableMinimizedByFinalizer(dim.CumulVar(routing.End(v)))
+    for v in range(len(problem.vehicles)):
+        routing.AddVariableMaximizedByFinalizer(dim.CumulVar(routing.Start(v)))
     return dim
 
 
@@ -293,11 +297,8 @@ def _add_drops(routing, manager, m: _Model, locked: Mapping[str, str]) -> dict[s
         if stop.id in locked:
             allowed = [v for v in allowed if v == vehicle_no[locked[stop.id]]]
         if len(allowed) < len(problem.vehicles):
-            # an empty list would mean "any vehicle": pin such a drop to unperformed instead
-            if allowed:
-                routing.SetAllowedVehiclesForIndex(allowed, idx)
-            else:
-                routing.ActiveVar(idx).SetValue(0)
+            # -1 is "not performed"; SetAllowedVehiclesForIndex's Span does not bind in Python
+            routing.VehicleVar(idx).SetValues([-1, *allowed])
     return drops_of_stop
 
 
@@ -365,7 +366,8 @@ def _read_plan(routing, manager, solution, time_dim, m: _Model, status: str,
     cost = PlanCost(distance_m=total_dist, vehicles_used=len(routes), fixed_cost=total_fixed,
                     lateness_s=total_late,
                     total=total_dist + total_fixed + total_late * problem.lateness_cost_per_s)
-    return Plan(tuple(routes), unassigned, cost, status, first_s, solve_s, first_complete_s)
+    return Plan(tuple(routes), unassigned, cost, status, first_s, solve_s, first_complete_s,
+                solution.ObjectiveValue())
 
 
 def _merge_visits(m: _Model, nodes: list[tuple[int, int]]) -> list[Visit]:
@@ -380,14 +382,19 @@ def _merge_visits(m: _Model, nodes: list[tuple[int, int]]) -> list[Visit]:
         if out and out[-1].stop_id == stop.id:
             last = out[-1]
             zones = last.zones if drop.zone in last.zones else last.zones + (drop.zone,)
-            out[-1] = Visit(stop.id, zones, last.delivered + drop.load, last.arrival_s,
-                            max(last.departure_s, departure), Load(), last.lateness_s)
+            # the shared service starts at the last drop's time (earlier ones may show slack)
+            out[-1] = Visit(stop.id, zones, last.delivered + drop.load, t, departure, Load(),
+                            max(last.lateness_s, _lateness(problem, stop, t)))
             continue
-        lateness = 0
-        if problem.soft_windows and stop.windows:
-            lateness = max(0, t - max(w.close_s for w in stop.windows))
-        out.append(Visit(stop.id, (drop.zone,), drop.load, t, departure, Load(), lateness))
+        out.append(Visit(stop.id, (drop.zone,), drop.load, t, departure, Load(),
+                         _lateness(problem, stop, t)))
     return out
+
+
+def _lateness(problem: Problem, stop: Stop, t: int) -> int:
+    if problem.soft_windows and stop.windows:
+        return max(0, t - max(w.close_s for w in stop.windows))
+    return 0
 
 
 def _unassigned(m: _Model, served: set[int]) -> tuple[Unassigned, ...]:
