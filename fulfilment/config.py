@@ -1,0 +1,45 @@
+"""Settings from the environment (GROUPBUY_ prefix), read when the app or a command starts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_INSTANCE_DIR = Path.cwd() / "instance"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot run the service (for example no secret key in production)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: str
+    env: str = "production"
+    instance_dir: Path = field(default=DEFAULT_INSTANCE_DIR)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env in ("dev", "demo", "test")
+
+
+DEV_SECRET = "groupbuy-dev-only-secret"  # fixed, so dev sessions survive a restart; never used in production
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from GROUPBUY_* variables. Raises ConfigError on a production start without a secret."""
+    env = dict(os.environ if environ is None else environ)
+    instance_dir = Path(env.get("GROUPBUY_INSTANCE_DIR", DEFAULT_INSTANCE_DIR))
+    mode = env.get("GROUPBUY_ENV", "production")
+    url = env.get("GROUPBUY_DATABASE_URL") or f"sqlite:///{instance_dir / 'groupbuy.sqlite'}"
+    secret = env.get("GROUPBUY_SECRET_KEY")
+    if not secret:
+        if mode not in ("dev", "demo", "test"):
+            raise ConfigError(
+                "GROUPBUY_SECRET_KEY is not set. Set it to a long random string, "
+                "or set GROUPBUY_ENV=dev for a local development or demo run."
+            )
+        secret = DEV_SECRET
+    return Settings(database_url=url, secret_key=secret, env=mode, instance_dir=instance_dir)

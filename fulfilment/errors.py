@@ -1,0 +1,50 @@
+"""The errors a fulfilment service raises; views and the CLI map them to codes and messages."""
+
+from __future__ import annotations
+
+
+class FulfilmentError(Exception):
+    """Base of every error the services raise on purpose."""
+
+    http_status = 400
+
+
+class NotFound(FulfilmentError):
+    http_status = 404
+
+
+class Forbidden(FulfilmentError):
+    http_status = 403
+
+
+class SoldOut(FulfilmentError):
+    """The deal has fewer units left than the order asks for."""
+
+    http_status = 409
+
+    def __init__(self, sku: str, requested: int, left: int | None = None) -> None:
+        self.sku, self.requested, self.left = sku, requested, left
+        tail = f" ({left} left)" if left is not None else ""
+        super().__init__(f"sold out: {sku} cannot supply {requested} more{tail}")
+
+
+class CutoffNotReached(FulfilmentError):
+    """A cutoff was asked for before the region's deadline for that delivery date."""
+
+    http_status = 409
+
+
+class InvalidInput(FulfilmentError):
+    """Bad input, naming the record and the field at fault."""
+
+    http_status = 422
+
+    def __init__(self, record: str, field: str, message: str) -> None:
+        self.record, self.field, self.message = record, field, message
+        super().__init__(f"{record}: {field}: {message}")
+
+
+class WaveClosed(FulfilmentError):
+    """The wave is already cut off: the change asked for can no longer be made."""
+
+    http_status = 409

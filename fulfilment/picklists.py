@@ -1,0 +1,131 @@
+"""Reading the wave's pick lists: warehouse totals, per-station lists, per-leader sorting lists."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import NotFound
+from .models import (
+    GridStation,
+    Leader,
+    LineStatus,
+    Member,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PickLevel,
+    PickLine,
+    Product,
+    Region,
+    Wave,
+)
+from .privacy import mask_name, mask_phone
+
+
+@dataclass(frozen=True, slots=True)
+class PickRow:
+    sku: str
+    name: str
+    zone: str
+    bin_code: str
+    quantity: int
+    weight_g: int
+    volume_ml: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLine:
+    pickup_code: str
+    member: str  # masked
+    phone: str  # masked
+    sku: str
+    name: str
+    quantity: int
+
+
+@dataclass
+class SortingList:
+    """One leader's goods (按团长分拣) and the members they go to."""
+
+    leader_code: str
+    leader_name: str
+    pickup_name: str
+    station_code: str
+    rows: list[PickRow] = field(default_factory=list)
+    members: list[MemberLine] = field(default_factory=list)
+
+
+def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave:
+    wave = session.scalars(select(Wave).join(Region).where(Region.code == region_code,
+                                                           Wave.delivery_date == delivery_date)).first()
+    if wave is None:
+        raise NotFound(f"no wave for region {region_code} on {delivery_date.isoformat()}")
+    return wave
+
+
+def _rows(session: Session, wave: Wave, level: PickLevel, *extra):
+    return session.execute(
+        select(Product.sku, Product.name, PickLine.zone, PickLine.bin_code, PickLine.quantity,
+               PickLine.weight_g, PickLine.volume_ml, *extra)
+        .join(Product, Product.id == PickLine.product_id)
+        .where(PickLine.wave_id == wave.id, PickLine.level == level)
+        .order_by(*[e for e in extra], PickLine.zone, PickLine.bin_code, Product.sku)
+    ).all()
+
+
+def list_warehouse_picks(session: Session, wave: Wave) -> list[PickRow]:
+    """SKU totals for the wave, by temperature zone and in bin order (the picking walk)."""
+    return [PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
+            for r in _rows(session, wave, PickLevel.WAREHOUSE)]
+
+
+def list_station_picks(session: Session, wave: Wave) -> dict[str, list[PickRow]]:
+    """Per grid station: what leaves the warehouse for it."""
+    out: dict[str, list[PickRow]] = defaultdict(list)
+    for r in _rows(session, wave, PickLevel.STATION, GridStation.code):
+        out[r.code].append(PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g,
+                                   r.volume_ml))
+    return dict(out)
+
+
+def list_sorting_lists(session: Session, wave: Wave, *, station_code: str | None = None,
+                       leader_code: str | None = None) -> list[SortingList]:
+    """Per leader: totals by SKU, and each member's lines by pickup code (names and phones masked)."""
+    query = (select(Leader, GridStation.code).join(GridStation, GridStation.id == Leader.station_id)
+             .where(Leader.region_id == wave.region_id).order_by(GridStation.code, Leader.code))
+    if station_code:
+        query = query.where(GridStation.code == station_code)
+    if leader_code:
+        query = query.where(Leader.code == leader_code)
+    lists = {leader.id: SortingList(leader.code, mask_name(leader.name), leader.pickup_name, code)
+             for leader, code in session.execute(query).tuples()}
+    if not lists:
+        return []
+    for r in session.execute(
+        select(PickLine.leader_id, Product.sku, Product.name, PickLine.zone, PickLine.bin_code,
+               PickLine.quantity, PickLine.weight_g, PickLine.volume_ml)
+        .join(Product, Product.id == PickLine.product_id)
+        .where(PickLine.wave_id == wave.id, PickLine.level == PickLevel.LEADER,
+               PickLine.leader_id.in_(list(lists)))
+        .order_by(PickLine.zone, PickLine.bin_code)
+    ):
+        lists[r.leader_id].rows.append(PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity,
+                                               r.weight_g, r.volume_ml))
+    for r in session.execute(
+        select(Order.leader_id, Order.pickup_code, Member.name, Member.phone, Product.sku, Product.name,
+               OrderLine.quantity)
+        .join(Member, Member.id == Order.member_id)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(Order.wave_id == wave.id, Order.status == OrderStatus.LOCKED,
+               OrderLine.status == LineStatus.ACTIVE, Order.leader_id.in_(list(lists)))
+        .order_by(Order.pickup_code, Product.sku)
+    ):
+        lists[r.leader_id].members.append(MemberLine(r.pickup_code, mask_name(r[2]), mask_phone(r.phone),
+                                                     r.sku, r[5], r.quantity))
+    return [s for s in lists.values() if s.rows]

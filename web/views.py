@@ -1,0 +1,78 @@
+"""Read-only pages for the demo: regions and waves, and a wave's three pick lists."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Blueprint, abort, g, jsonify, render_template, request
+from sqlalchemy import func, select
+
+from fulfilment.cycle import local_time
+from fulfilment.models import Order, Region, Wave
+from fulfilment.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
+
+bp = Blueprint("pages", __name__)
+SORTING_PAGE = 40
+
+
+def _wave(wave_id: int) -> Wave:
+    wave = g.session.get(Wave, wave_id)
+    if wave is None:
+        abort(404)
+    return wave
+
+
+@bp.get("/healthz")
+def healthz():
+    g.session.execute(select(1))
+    return {"status": "ok"}
+
+
+@bp.get("/")
+def index():
+    regions = g.session.scalars(select(Region).order_by(Region.code)).all()
+    counts = dict(g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).tuples().all())
+    waves = {
+        r.id: g.session.scalars(select(Wave).where(Wave.region_id == r.id)
+                                .order_by(Wave.delivery_date.desc()).limit(14)).all()
+        for r in regions
+    }
+    return render_template("index.html", regions=regions, waves=waves, counts=counts, local_time=local_time)
+
+
+@bp.get("/waves/<int:wave_id>")
+def wave_warehouse(wave_id: int):
+    wave = _wave(wave_id)
+    rows = list_warehouse_picks(g.session, wave)
+    return render_template("wave_warehouse.html", wave=wave, rows=rows, local_time=local_time)
+
+
+@bp.get("/waves/<int:wave_id>/stations")
+def wave_stations(wave_id: int):
+    wave = _wave(wave_id)
+    return render_template("wave_stations.html", wave=wave, stations=list_station_picks(g.session, wave))
+
+
+@bp.get("/waves/<int:wave_id>/leaders")
+def wave_leaders(wave_id: int):
+    wave = _wave(wave_id)
+    station = request.args.get("station") or None
+    leader = request.args.get("leader") or None
+    lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
+    page = max(int(request.args.get("page", 1)), 1)
+    shown = lists[(page - 1) * SORTING_PAGE: page * SORTING_PAGE]
+    return render_template("wave_leaders.html", wave=wave, lists=shown, page=page, total=len(lists),
+                           per_page=SORTING_PAGE, station=station)
+
+
+@bp.get("/api/waves/<int:wave_id>/picks/<level>")
+def api_picks(wave_id: int, level: str):
+    wave = _wave(wave_id)
+    if level == "warehouse":
+        return jsonify([asdict(r) for r in list_warehouse_picks(g.session, wave)])
+    if level == "stations":
+        return jsonify({k: [asdict(r) for r in v] for k, v in list_station_picks(g.session, wave).items()})
+    if level == "leaders":
+        return jsonify([asdict(s) for s in list_sorting_lists(g.session, wave,
+                                                              station_code=request.args.get("station"))])
+    abort(404)
