@@ -3,6 +3,7 @@
 Knows nothing of the database or Flask; see docs/routing.md.
 """
 
+from .echelon import DEFAULT_HANDLING_S, TwoEchelonPlan, plan_two_echelons
 from .matrix import GreatCircleSource, MatrixCache, OsrmError, OsrmTable, build_matrices, geodesic_m
 from .model import (
     UNREACHABLE,
@@ -23,11 +24,34 @@ from .model import (
     Vehicle,
     Visit,
 )
+from .parallel import (
+    SolveCancelled,
+    SolveDeadlineExceeded,
+    SolveFailed,
+    SolveHandle,
+    plan_routes_on_cores,
+    solve_in_subprocess,
+    solve_many,
+)
+from .replan import PlanChanges, compare_plans, replan
 from .search import DEFAULT_SEARCH, SearchConfig
 from .solver import plan_routes
 
 __all__ = [
+    "DEFAULT_HANDLING_S",
     "DEFAULT_SEARCH",
+    "PlanChanges",
+    "SolveCancelled",
+    "SolveDeadlineExceeded",
+    "SolveFailed",
+    "SolveHandle",
+    "TwoEchelonPlan",
+    "compare_plans",
+    "plan_routes_on_cores",
+    "plan_two_echelons",
+    "replan",
+    "solve_in_subprocess",
+    "solve_many",
     "UNREACHABLE",
     "Break",
     "Depot",

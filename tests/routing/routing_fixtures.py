@@ -32,7 +32,10 @@ def planar_problem(depot_xy, stops, vehicles, *, speed=1, extra_depots=(), **opt
     return Problem(depots, tuple(built), tuple(vehicles), distance_m=dist, travel_s=travel, **options)
 
 
-def van(vid: str, capacity=Load(100, 100, 100), **kw) -> Vehicle:
+VAN_CAPACITY = Load(100, 100, 100)
+
+
+def van(vid: str, capacity: Load = VAN_CAPACITY, **kw) -> Vehicle:
     return Vehicle(vid, kw.pop("start_depot", "D"), capacity, **kw)
 
 

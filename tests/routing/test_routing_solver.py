@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+from routing_fixtures import SQUARE, planar_problem, van
 
 from routing import (
     UNREACHABLE,
@@ -19,8 +20,6 @@ from routing import (
     Vehicle,
     plan_routes,
 )
-
-from routing_fixtures import SQUARE, planar_problem, van
 
 FAST = {"time_limit_s": 1.0}
 
