@@ -93,7 +93,7 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     dist_cb = routing.RegisterTransitMatrix(m.dist.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(dist_cb)
 
-    time_dim = _add_time(routing, manager, m)
+    time_dim = _add_time(routing, manager, m) if _time_can_bind(m) else None
     _add_capacities(routing, manager, m)
     drops_of_stop = _add_drops(routing, manager, m, locked or {})
     for v, vehicle in enumerate(problem.vehicles):
@@ -109,9 +109,10 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
         now = time.perf_counter() - t0
         if not first:
             first.append(now)
-        if not first_complete and routing.CostVar().Max() < m.penalty:
+        if not first_complete and all(routing.NextVar(i).Value() != i for i in drop_indices):
             first_complete.append(now)
 
+    drop_indices = [manager.NodeToIndex(n) for n in range(len(problem.depots), n_nodes)]
     routing.AddAtSolutionCallback(on_solution)
     solution = None
     if initial_routes:
@@ -210,6 +211,24 @@ def _build(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndar
     penalty = 10 * (2 * max_arc + int(max_fixed) + late) + 1000
     return _Model(problem, drops, candidates, rejected, rows, dist, times, service, penalty,
                   same_stop)
+
+
+def _time_can_bind(m: _Model) -> bool:
+    """False when no route could ever break a window, shift or break rule (e.g. plain CVRP):
+    the time dimension is then left out, which makes the search much faster on large instances,
+    and times are read back by adding up the route's transits."""
+    problem = m.problem
+    if problem.soft_windows or any(v.break_ or v.max_duration_s is not None
+                                   for v in problem.vehicles):
+        return True
+    if any(problem.stops[m.drops[k].stop_index].windows for k in m.candidates):
+        return True
+    worst_route = 0
+    for t in m.times.values():
+        reach = np.where(t >= UNREACHABLE, 0, t)
+        worst_route = max(worst_route, int(reach.max(axis=1).sum() + m.service.sum()))
+    shortest_shift = min(v.shift_end_s - v.shift_start_s for v in problem.vehicles)
+    return worst_route > shortest_shift
 
 
 def _add_time(routing, manager, m: _Model):
@@ -333,7 +352,11 @@ def _read_plan(routing, manager, solution, time_dim, m: _Model, status: str,
         idx = routing.Start(v)
         if routing.IsEnd(solution.Value(routing.NextVar(idx))):
             continue
-        start_s = solution.Value(time_dim.CumulVar(idx))
+        if time_dim is not None:
+            start_s = solution.Value(time_dim.CumulVar(idx))
+        else:
+            start_s = vehicle.shift_start_s
+        t = start_s
         dist = 0
         nodes: list[tuple[int, int]] = []  # (solver node, service start)
         prev = manager.IndexToNode(idx)
@@ -341,10 +364,14 @@ def _read_plan(routing, manager, solution, time_dim, m: _Model, status: str,
             idx = solution.Value(routing.NextVar(idx))
             node = manager.IndexToNode(idx)
             dist += int(m.dist[prev, node])
+            if time_dim is not None:
+                t = solution.Value(time_dim.CumulVar(idx))
+            elif not m.same_stop[prev, node]:  # no time dimension: add up the transits
+                t += int(m.service[prev]) + int(m.times[vehicle.profile][prev, node])
             prev = node
             if not routing.IsEnd(idx):
-                nodes.append((node, solution.Value(time_dim.CumulVar(idx))))
-        end_s = solution.Value(time_dim.CumulVar(idx))
+                nodes.append((node, t))
+        end_s = t
         visits = _merge_visits(m, nodes)
         served.update(m.candidates[node - n_depots] for node, _ in nodes)
         on_board = Load()
