@@ -139,7 +139,7 @@ def build_demo(
          "bin_code": f"{'ABC'[i % 3]}-{i // 3 + 1:02d}-{i % 4 + 1}"}
         for i, (sku, name, w, v, z, *_rest) in enumerate(CATALOGUE)
     ])
-    product_ids = dict(session.execute(select(Product.sku, Product.id)).tuples().all())
+    product_ids = dict(session.execute(select(Product.sku, Product.id)).all())
 
     # One day of orders, placed in the 24 hours before the most recent cutoff.
     delivery = delivery_date_for(region, now) - timedelta(days=1)
@@ -147,7 +147,7 @@ def build_demo(
     for day in (delivery, delivery + timedelta(days=1), delivery + timedelta(days=2)):
         _add_deals(session, region, day, product_ids)
     deal_ids = dict(session.execute(select(Deal.product_id, Deal.id).where(Deal.delivery_date == delivery))
-                    .tuples().all())
+                    .all())
     base_price = {product_ids[c[0]]: c[5] for c in CATALOGUE}
     popularity = [rng.uniform(0.3, 3.0) for _ in CATALOGUE]
 

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .audit import record_change
 from .cycle import cutoff_for_delivery, delivery_date_for
@@ -226,7 +227,10 @@ def _take_stock(session: Session, deal: Deal, qty: int) -> int | None:
         .returning(table.c.sold_qty)
     )
     after = session.execute(stmt).scalar()
-    return None if after is None else after - qty
+    if after is None:
+        return None
+    set_committed_value(deal, "sold_qty", after)  # keep the loaded object in step with the row
+    return after - qty
 
 
 def _sold_now(session: Session, deal: Deal) -> int:
@@ -248,8 +252,12 @@ def cancel_order(session: Session, *, order_id: int, actor: str = "system") -> O
     for line in sorted(order.lines, key=lambda ln: ln.deal_id):
         if line.status != LineStatus.ACTIVE:
             continue
-        session.execute(update(table).where(table.c.id == line.deal_id)
-                        .values(sold_qty=table.c.sold_qty - line.quantity))
+        left = session.execute(update(table).where(table.c.id == line.deal_id)
+                               .values(sold_qty=table.c.sold_qty - line.quantity)
+                               .returning(table.c.sold_qty)).scalar_one()
+        deal = session.identity_map.get(session.identity_key(Deal, line.deal_id))
+        if deal is not None:
+            set_committed_value(deal, "sold_qty", left)
         line.status = LineStatus.CANCELLED
     order.status = OrderStatus.CANCELLED
     session.flush()

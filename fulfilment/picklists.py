@@ -69,13 +69,16 @@ def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave
 
 
 def _rows(session: Session, wave: Wave, level: PickLevel, *extra):
-    return session.execute(
+    query = (
         select(Product.sku, Product.name, PickLine.zone, PickLine.bin_code, PickLine.quantity,
                PickLine.weight_g, PickLine.volume_ml, *extra)
         .join(Product, Product.id == PickLine.product_id)
         .where(PickLine.wave_id == wave.id, PickLine.level == level)
-        .order_by(*[e for e in extra], PickLine.zone, PickLine.bin_code, Product.sku)
-    ).all()
+        .order_by(*extra, PickLine.zone, PickLine.bin_code, Product.sku)
+    )
+    if extra:
+        query = query.join(GridStation, GridStation.id == PickLine.station_id)
+    return session.execute(query).all()
 
 
 def list_warehouse_picks(session: Session, wave: Wave) -> list[PickRow]:
@@ -103,7 +106,7 @@ def list_sorting_lists(session: Session, wave: Wave, *, station_code: str | None
     if leader_code:
         query = query.where(Leader.code == leader_code)
     lists = {leader.id: SortingList(leader.code, mask_name(leader.name), leader.pickup_name, code)
-             for leader, code in session.execute(query).tuples()}
+             for leader, code in session.execute(query)}
     if not lists:
         return []
     for r in session.execute(

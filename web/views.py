@@ -31,7 +31,7 @@ def healthz():
 @bp.get("/")
 def index():
     regions = g.session.scalars(select(Region).order_by(Region.code)).all()
-    counts = dict(g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).tuples().all())
+    counts = dict(g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).all())
     waves = {
         r.id: g.session.scalars(select(Wave).where(Wave.region_id == r.id)
                                 .order_by(Wave.delivery_date.desc()).limit(14)).all()

@@ -1,0 +1,114 @@
+"""Shared fixtures: databases on SQLite and (when configured) PostgreSQL, and the Flask app.
+
+PostgreSQL tests use the server named by GROUPBUY_TEST_POSTGRES_URL, in a schema of their own
+that is dropped at the end. Without that variable they skip with the reason; under CI=true an
+unreachable server fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from fulfilment.db import make_engine, make_session_factory
+from fulfilment.migrate import upgrade
+from fulfilment.models import Base
+
+POSTGRES_URL = os.environ.get("GROUPBUY_TEST_POSTGRES_URL", "")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _postgres_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL tests need a server: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url():
+    """A URL whose connections use a fresh schema, migrated to head; dropped after the session."""
+    if not POSTGRES_URL:
+        _postgres_unavailable("set GROUPBUY_TEST_POSTGRES_URL, e.g. "
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    schema = f"gb_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as err:  # noqa: BLE001 - any connection failure means the same here
+        admin.dispose()
+        _postgres_unavailable(f"cannot reach {POSTGRES_URL}: {type(err).__name__}: {err}")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection closing folds the WAL back into the file
+    return path
+
+
+def _truncate_all(engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """The URL of an empty, migrated database: each test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.sqlite"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_schema_url")
+        yield url
+        engine = make_engine(url)
+        _truncate_all(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url(postgres_schema_url):
+    """PostgreSQL only (concurrency and locking tests); emptied after the test."""
+    yield postgres_schema_url
+    engine = make_engine(postgres_schema_url)
+    _truncate_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(sessions):
+    s = sessions()
+    yield s
+    s.rollback()
+    s.close()

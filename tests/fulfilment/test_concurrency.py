@@ -1,0 +1,162 @@
+"""Rules 2 and 3 under real concurrency: no oversell, one cutoff, no lost order (PostgreSQL first)."""
+
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from factories import DELIVERY, make_world
+from sqlalchemy import func, select
+
+from fulfilment.cutoff import cut_off_wave
+from fulfilment.db import make_engine, make_session_factory, session_scope
+from fulfilment.errors import SoldOut
+from fulfilment.models import AuditEntry, CutoffRun, Deal, Order, OrderStatus, Region, Wave
+from fulfilment.orders import LineRequest, MemberRef, place_order
+
+
+def _race_for_stock(url: str, attempts: int, threads: int) -> tuple[int, int, list[BaseException]]:
+    engine = make_engine(url, pool_size=threads, max_overflow=0) if url.startswith("postgresql") \
+        else make_engine(url)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_world(s, stock_cap=50)
+        place_order(s, region=world.region, leader_code="L1", member=MemberRef("early"),
+                    lines=[LineRequest("APPLE", 40)], placed_at=world.before_cutoff())  # 10 units left
+        region_id, at = world.region.id, world.before_cutoff(30)
+    start = threading.Barrier(threads)
+    ok, sold_out, other = [], [], []
+
+    def attempt(n: int) -> None:
+        if n < threads:
+            start.wait()  # the first wave of threads starts together
+        try:
+            with session_scope(sessions) as s:
+                place_order(s, region=s.get(Region, region_id), leader_code=f"L{n % 3 + 1}",
+                            member=MemberRef(f"buyer-{n}"), lines=[LineRequest("APPLE", 1)], placed_at=at)
+            ok.append(n)
+        except SoldOut:
+            sold_out.append(n)
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            other.append(err)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(attempt, range(attempts)))
+    with session_scope(sessions) as s:
+        assert s.scalar(select(Deal.sold_qty).where(Deal.product_id == 1, Deal.delivery_date == DELIVERY)) == 50
+        assert s.scalar(select(func.count()).select_from(Order)) == 1 + len(ok)
+    engine.dispose()
+    return len(ok), len(sold_out), other
+
+
+@pytest.mark.postgres
+def test_200_concurrent_orders_for_the_last_10_units_on_postgres(pg_url):
+    """200 orders race through 50 connections for 10 units: exactly 10 succeed, 190 get SoldOut."""
+    ok, sold_out, other = _race_for_stock(pg_url, attempts=200, threads=50)
+    assert other == []
+    assert (ok, sold_out) == (10, 190)
+
+
+def test_concurrent_orders_never_oversell_on_sqlite(tmp_path, sqlite_template):
+    """SQLite with BEGIN IMMEDIATE: 60 orders from 8 threads for 10 units, exactly 10 succeed."""
+    import shutil
+
+    path = tmp_path / "race.sqlite"
+    shutil.copy(sqlite_template, path)
+    ok, sold_out, other = _race_for_stock(f"sqlite:///{path}", attempts=60, threads=8)
+    assert other == []
+    assert (ok, sold_out) == (10, 50)
+
+
+def _cutoff_in_process(url: str, region_id: int, start_at: float, queue) -> None:
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        with session_scope(sessions) as s:
+            wave, summary = cut_off_wave(s, region=s.get(Region, region_id), delivery_date=DELIVERY,
+                                         now=datetime.now(UTC), actor=f"pid-{multiprocessing.current_process().pid}")
+        queue.put(("ok", wave.id, summary.already_cut_off, summary.orders_locked))
+    except BaseException as err:  # noqa: BLE001 - sent back to the test
+        queue.put(("error", repr(err), None, None))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_two_processes_cutting_off_at_once_give_one_wave(pg_url):
+    """Two OS processes start the same cutoff at the same instant: one does it, the other sees it done."""
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_world(s, leaders=3)
+        for n in range(30):
+            place_order(s, region=world.region, leader_code=f"L{n % 3 + 1}", member=MemberRef(f"M{n}"),
+                        lines=[LineRequest("APPLE", 1), LineRequest("MILK", 2)],
+                        placed_at=world.before_cutoff(n + 1))
+        region_id = world.region.id
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 3.0  # both processes are up and connected well before this
+    procs = [ctx.Process(target=_cutoff_in_process, args=(pg_url, region_id, start_at, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert all(r[0] == "ok" for r in results), results
+    assert {r[1] for r in results} == {results[0][1]}
+    assert sorted(r[2] for r in results) == [False, True]
+    assert {r[3] for r in results} == {30}
+    with session_scope(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Wave)) == 1
+        assert s.scalar(select(func.count()).select_from(CutoffRun)) == 1
+        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "wave.cut_off")) == 1
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.LOCKED)) == 30
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
+    """Orders stamped before the deadline keep arriving while the cutoff runs: each lands in exactly
+    one wave — locked in the cut-off wave, or late in the next — and none is left behind."""
+    engine = make_engine(pg_url, pool_size=10, max_overflow=0)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_world(s, leaders=3)
+        region_id, stamped, after = world.region.id, world.before_cutoff(1), world.after_cutoff()
+    placed: list[int] = []
+    stop = threading.Event()
+
+    def keep_ordering(worker: int) -> None:
+        n = 0
+        while not stop.is_set() and n < 200:
+            with session_scope(sessions) as s:
+                o = place_order(s, region=s.get(Region, region_id), leader_code=f"L{worker % 3 + 1}",
+                                member=MemberRef(f"W{worker}-{n}"), lines=[LineRequest("MILK", 1)],
+                                placed_at=stamped)
+                placed.append(o.id)
+            n += 1
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(keep_ordering, w) for w in range(4)]
+        time.sleep(0.5)
+        with session_scope(sessions) as s:
+            wave, summary = cut_off_wave(s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=after)
+        time.sleep(0.3)
+        stop.set()
+        for f in futures:
+            f.result()
+    with session_scope(sessions) as s:
+        rows = s.execute(select(Order.id, Order.wave_id, Order.status, Order.late)).all()
+        assert sorted(r.id for r in rows) == sorted(placed)
+        in_wave = [r for r in rows if r.wave_id == wave.id]
+        later = [r for r in rows if r.wave_id != wave.id]
+        assert len(in_wave) == summary.orders_locked > 0
+        assert all(r.status == OrderStatus.LOCKED and not r.late for r in in_wave)
+        assert later and all(r.status == OrderStatus.PLACED and r.late for r in later)
+        next_wave = s.scalars(select(Wave).where(Wave.id != wave.id)).one()
+        assert next_wave.delivery_date == DELIVERY + timedelta(days=1)
+    engine.dispose()

@@ -1,0 +1,73 @@
+"""The read-only demo pages and the commands, end to end through the app."""
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from fulfilment.db import session_scope
+from fulfilment.demo import build_demo
+from fulfilment.models import Member, Wave, WaveStatus
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def demo(app, **kw):
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        return build_demo(s, seed=2, leaders=kw.get("leaders", 12), orders=kw.get("orders", 200), now=NOW)
+
+
+def test_cutoff_command_then_pick_list_pages(app, client, runner):
+    """`groupbuy cutoff` cuts the wave; the three pick lists render it with personal data masked."""
+    summary = demo(app)
+    result = runner.invoke(args=["cutoff", "--region", "SH", "--date", summary.delivery_date.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert "cut off: 200 orders" in result.output
+    again = runner.invoke(args=["cutoff", "--region", "SH", "--date", summary.delivery_date.isoformat()])
+    assert "already cut off" in again.output
+
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        wave = s.scalars(select(Wave).where(Wave.status == WaveStatus.CUT_OFF)).one()
+        phones = [m.phone for m in s.scalars(select(Member))]
+    index = client.get("/")
+    assert index.status_code == 200 and f"/waves/{wave.id}" in index.text
+    warehouse = client.get(f"/waves/{wave.id}")
+    assert warehouse.status_code == 200 and "VEG-001" in warehouse.text
+    assert client.get(f"/waves/{wave.id}/stations").status_code == 200
+    leaders = client.get(f"/waves/{wave.id}/leaders")
+    assert leaders.status_code == 200
+    assert re.search(r"1\d\d\*\*\*\*\d{4}", leaders.text)
+    assert not any(p in leaders.text for p in phones)  # never a full phone number
+    api = client.get(f"/api/waves/{wave.id}/picks/warehouse").get_json()
+    assert sum(r["quantity"] for r in api) > 0
+
+
+def test_unknown_wave_is_404(client):
+    """A wave id that does not exist is a plain 404."""
+    assert client.get("/waves/999").status_code == 404
+
+
+def test_cutoff_command_reports_errors_with_nonzero_exit(app, runner):
+    """An unknown region is a message and exit code 1, not a traceback."""
+    result = runner.invoke(args=["cutoff", "--region", "NOPE", "--date", "2026-03-10"])
+    assert result.exit_code == 1 and "NOPE" in result.output
+
+
+def test_import_command_all_or_nothing_and_skip_bad(app, runner, tmp_path):
+    """`groupbuy import-orders` refuses a file with a bad row and imports the good ones with --skip-bad."""
+    summary = demo(app, orders=10)
+    day = summary.delivery_date.replace(day=summary.delivery_date.day)  # orders for the next open wave
+    del day
+    path = tmp_path / "orders.csv"
+    path.write_text("order_no,order_time,leader_code,member_id,sku,quantity\n"
+                    "X1,2026-11-24 10:00,L00001,MX1,VEG-001,2\n"
+                    "X2,2026-11-24 10:05,L00001,MX2,VEG-001,zero\n", encoding="utf-8")
+    refused = runner.invoke(args=["import-orders", str(path)])
+    assert refused.exit_code == 1 and "orders.csv:line 3: quantity" in refused.output
+    done = runner.invoke(args=["import-orders", str(path), "--skip-bad"])
+    assert done.exit_code == 0 and "imported 1 orders" in done.output
+
+
+def test_healthz(client):
+    """The health check answers when the database does."""
+    assert client.get("/healthz").get_json() == {"status": "ok"}
