@@ -21,7 +21,14 @@ def record_change(
     after: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEntry:
-    entry = AuditEntry(actor=actor, action=action, entity=entity, entity_id=entity_id,
-                       before=before, after=after, at=at or utcnow())
+    entry = AuditEntry(
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        at=at or utcnow(),
+    )
     session.add(entry)
     return entry

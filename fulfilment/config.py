@@ -25,7 +25,9 @@ class Settings:
         return self.env in ("dev", "demo", "test")
 
 
-DEV_SECRET = "groupbuy-dev-only-secret"  # fixed, so dev sessions survive a restart; never used in production
+DEV_SECRET = (
+    "groupbuy-dev-only-secret"  # fixed, so dev sessions survive a restart; never used in production
+)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -11,8 +11,22 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from .audit import record_change
@@ -36,10 +50,10 @@ from .models import (
 )
 from .orders import ensure_wave
 
-orders_t = Order.__table__
-lines_t = OrderLine.__table__
-deals_t = Deal.__table__
-pick_t = PickLine.__table__
+orders_t = cast(Table, Order.__table__)
+lines_t = cast(Table, OrderLine.__table__)
+deals_t = cast(Table, Deal.__table__)
+pick_t = cast(Table, PickLine.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,10 @@ class CutoffSummary:
     lines_locked: int
     deals_cancelled: int
     orders_cancelled: int
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _advisory_lock(session: Session, region: Region, delivery_date: date) -> None:
@@ -71,35 +89,65 @@ def cut_off_wave(
     wave = ensure_wave(session, region, delivery_date, lock="update")
     if wave.status == WaveStatus.CUT_OFF:
         run = session.scalars(select(CutoffRun).where(CutoffRun.wave_id == wave.id)).one()
-        return wave, CutoffSummary(wave.id, True, run.orders_locked, run.lines_locked,
-                                   run.deals_cancelled, run.orders_cancelled)
+        return wave, CutoffSummary(
+            wave.id,
+            True,
+            run.orders_locked,
+            run.lines_locked,
+            run.deals_cancelled,
+            run.orders_cancelled,
+        )
     if now < wave.cutoff_due_at:
         raise CutoffNotReached(
             f"the cutoff for {region.code} delivering {delivery_date.isoformat()} is due at "
-            f"{wave.cutoff_due_at.isoformat()}, not yet at {now.isoformat()}")
+            f"{wave.cutoff_due_at.isoformat()}, not yet at {now.isoformat()}"
+        )
 
-    orders_locked = session.execute(
-        update(orders_t)
-        .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.PLACED.value)
-        .values(status=OrderStatus.LOCKED.value)
-    ).rowcount
+    orders_locked = _rowcount(
+        session.execute(
+            update(orders_t)
+            .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.PLACED.value)
+            .values(status=OrderStatus.LOCKED.value)
+        )
+    )
     deals_cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave)
     _fix_tier_prices(session, region, delivery_date)
     lines_locked = aggregate_wave(session, wave)
 
-    summary = CutoffSummary(wave.id, False, orders_locked, lines_locked, deals_cancelled,
-                            orders_cancelled)
-    session.add(CutoffRun(wave_id=wave.id, actor=actor, started_at=now, finished_at=now,
-                          orders_locked=orders_locked, lines_locked=lines_locked,
-                          deals_cancelled=deals_cancelled, orders_cancelled=orders_cancelled))
+    summary = CutoffSummary(
+        wave.id, False, orders_locked, lines_locked, deals_cancelled, orders_cancelled
+    )
+    session.add(
+        CutoffRun(
+            wave_id=wave.id,
+            actor=actor,
+            started_at=now,
+            finished_at=now,
+            orders_locked=orders_locked,
+            lines_locked=lines_locked,
+            deals_cancelled=deals_cancelled,
+            orders_cancelled=orders_cancelled,
+        )
+    )
     wave.status = WaveStatus.CUT_OFF
     wave.cut_off_at = now
     session.flush()  # the ledger's unique key fails here if another runner got through first
-    record_change(session, actor=actor, action="wave.cut_off", entity="wave", entity_id=wave.id,
-                  before={"status": WaveStatus.OPEN.value},
-                  after={"status": WaveStatus.CUT_OFF.value, "orders_locked": orders_locked,
-                         "lines_locked": lines_locked, "deals_cancelled": deals_cancelled,
-                         "orders_cancelled_for_refund": orders_cancelled}, at=now)
+    record_change(
+        session,
+        actor=actor,
+        action="wave.cut_off",
+        entity="wave",
+        entity_id=wave.id,
+        before={"status": WaveStatus.OPEN.value},
+        after={
+            "status": WaveStatus.CUT_OFF.value,
+            "orders_locked": orders_locked,
+            "lines_locked": lines_locked,
+            "deals_cancelled": deals_cancelled,
+            "orders_cancelled_for_refund": orders_cancelled,
+        },
+        at=now,
+    )
     return wave, summary
 
 
@@ -107,64 +155,96 @@ def _wave_deals(region: Region, delivery_date: date):
     return and_(deals_t.c.region_id == region.id, deals_t.c.delivery_date == delivery_date)
 
 
-def _cancel_failed_groups(session: Session, region: Region, delivery_date: date, wave: Wave) -> tuple[int, int]:
+def _cancel_failed_groups(
+    session: Session, region: Region, delivery_date: date, wave: Wave
+) -> tuple[int, int]:
     """Deals below their minimum group size (distinct members) are cancelled; paid amounts become refunds."""
     members = (
         select(func.count(func.distinct(orders_t.c.member_id)))
         .select_from(lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id))
-        .where(lines_t.c.deal_id == deals_t.c.id, lines_t.c.status == LineStatus.ACTIVE.value,
-               orders_t.c.status == OrderStatus.LOCKED.value)
+        .where(
+            lines_t.c.deal_id == deals_t.c.id,
+            lines_t.c.status == LineStatus.ACTIVE.value,
+            orders_t.c.status == OrderStatus.LOCKED.value,
+        )
         .scalar_subquery()
     )
-    failed = session.execute(
-        select(deals_t.c.id).where(_wave_deals(region, delivery_date),
-                                   deals_t.c.status == DealStatus.OPEN.value,
-                                   deals_t.c.min_group_members.is_not(None),
-                                   members < deals_t.c.min_group_members)
-    ).scalars().all()
+    failed = (
+        session.execute(
+            select(deals_t.c.id).where(
+                _wave_deals(region, delivery_date),
+                deals_t.c.status == DealStatus.OPEN.value,
+                deals_t.c.min_group_members.is_not(None),
+                members < deals_t.c.min_group_members,
+            )
+        )
+        .scalars()
+        .all()
+    )
     if not failed:
         return 0, 0
     session.execute(
         update(lines_t)
         .where(lines_t.c.deal_id.in_(failed), lines_t.c.status == LineStatus.ACTIVE.value)
-        .values(status=LineStatus.CANCELLED.value,
-                refund_owed_cents=lines_t.c.unit_price_cents * lines_t.c.quantity)
+        .values(
+            status=LineStatus.CANCELLED.value,
+            refund_owed_cents=lines_t.c.unit_price_cents * lines_t.c.quantity,
+        )
     )
     session.execute(
-        update(deals_t).where(deals_t.c.id.in_(failed))
+        update(deals_t)
+        .where(deals_t.c.id.in_(failed))
         .values(status=DealStatus.CANCELLED.value, sold_qty=0)  # the stock goes back
     )
-    still_active = exists().where(lines_t.c.order_id == orders_t.c.id,
-                                  lines_t.c.status == LineStatus.ACTIVE.value)
-    orders_cancelled = session.execute(
-        update(orders_t)
-        .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.LOCKED.value, ~still_active)
-        .values(status=OrderStatus.CANCELLED_FOR_REFUND.value)
-    ).rowcount
+    still_active = exists().where(
+        lines_t.c.order_id == orders_t.c.id, lines_t.c.status == LineStatus.ACTIVE.value
+    )
+    orders_cancelled = _rowcount(
+        session.execute(
+            update(orders_t)
+            .where(
+                orders_t.c.wave_id == wave.id,
+                orders_t.c.status == OrderStatus.LOCKED.value,
+                ~still_active,
+            )
+            .values(status=OrderStatus.CANCELLED_FOR_REFUND.value)
+        )
+    )
     return len(failed), orders_cancelled
 
 
 def _fix_tier_prices(session: Session, region: Region, delivery_date: date) -> None:
     """Each surviving deal's price is fixed from its final total; lines paid above it are owed the difference."""
     deals = session.scalars(
-        select(Deal).where(Deal.region_id == region.id, Deal.delivery_date == delivery_date,
-                           Deal.status == DealStatus.OPEN)
+        select(Deal)
+        .where(
+            Deal.region_id == region.id,
+            Deal.delivery_date == delivery_date,
+            Deal.status == DealStatus.OPEN,
+        )
         .execution_options(populate_existing=True)
     ).all()
     if not deals:
         return
     finals = [{"b_id": d.id, "b_price": d.price_at(d.sold_qty)} for d in deals]
     session.execute(
-        update(deals_t).where(deals_t.c.id == bindparam("b_id"))
+        update(deals_t)
+        .where(deals_t.c.id == bindparam("b_id"))
         .values(final_price_cents=bindparam("b_price"), status=DealStatus.CONFIRMED.value),
         finals,
     )
-    final_price = select(deals_t.c.final_price_cents).where(deals_t.c.id == lines_t.c.deal_id).scalar_subquery()
+    final_price = (
+        select(deals_t.c.final_price_cents)
+        .where(deals_t.c.id == lines_t.c.deal_id)
+        .scalar_subquery()
+    )
     session.execute(
         update(lines_t)
-        .where(lines_t.c.deal_id.in_([d.id for d in deals]),
-               lines_t.c.status == LineStatus.ACTIVE.value,
-               lines_t.c.unit_price_cents > final_price)
+        .where(
+            lines_t.c.deal_id.in_([d.id for d in deals]),
+            lines_t.c.status == LineStatus.ACTIVE.value,
+            lines_t.c.unit_price_cents > final_price,
+        )
         .values(refund_owed_cents=(lines_t.c.unit_price_cents - final_price) * lines_t.c.quantity)
     )
     session.expire_all()
@@ -181,9 +261,15 @@ def aggregate_wave(session: Session, wave: Wave) -> int:
     qty = func.sum(lines_t.c.quantity)
     per_leader = (
         select(
-            literal(wave.id), literal(PickLevel.LEADER.value), leaders_t.c.station_id,
-            orders_t.c.leader_id, lines_t.c.product_id, products_t.c.zone, products_t.c.bin_code,
-            qty, func.sum(lines_t.c.quantity * products_t.c.weight_g),
+            literal(wave.id),
+            literal(PickLevel.LEADER.value),
+            leaders_t.c.station_id,
+            orders_t.c.leader_id,
+            lines_t.c.product_id,
+            products_t.c.zone,
+            products_t.c.bin_code,
+            qty,
+            func.sum(lines_t.c.quantity * products_t.c.weight_g),
             func.sum(lines_t.c.quantity * products_t.c.volume_ml),
         )
         .select_from(
@@ -191,32 +277,74 @@ def aggregate_wave(session: Session, wave: Wave) -> int:
             .join(products_t, products_t.c.id == lines_t.c.product_id)
             .join(leaders_t, leaders_t.c.id == orders_t.c.leader_id)
         )
-        .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.LOCKED.value,
-               lines_t.c.status == LineStatus.ACTIVE.value)
-        .group_by(leaders_t.c.station_id, orders_t.c.leader_id, lines_t.c.product_id,
-                  products_t.c.zone, products_t.c.bin_code)
+        .where(
+            orders_t.c.wave_id == wave.id,
+            orders_t.c.status == OrderStatus.LOCKED.value,
+            lines_t.c.status == LineStatus.ACTIVE.value,
+        )
+        .group_by(
+            leaders_t.c.station_id,
+            orders_t.c.leader_id,
+            lines_t.c.product_id,
+            products_t.c.zone,
+            products_t.c.bin_code,
+        )
     )
-    columns = ["wave_id", "level", "station_id", "leader_id", "product_id", "zone", "bin_code",
-               "quantity", "weight_g", "volume_ml"]
+    columns = [
+        "wave_id",
+        "level",
+        "station_id",
+        "leader_id",
+        "product_id",
+        "zone",
+        "bin_code",
+        "quantity",
+        "weight_g",
+        "volume_ml",
+    ]
     session.execute(insert(pick_t).from_select(columns, per_leader))
     _roll_up(session, wave, PickLevel.LEADER, PickLevel.STATION, by_station=True)
     _roll_up(session, wave, PickLevel.STATION, PickLevel.WAREHOUSE, by_station=False)
     return session.execute(
-        select(func.count()).select_from(lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id))
-        .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.LOCKED.value,
-               lines_t.c.status == LineStatus.ACTIVE.value)
+        select(func.count())
+        .select_from(lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id))
+        .where(
+            orders_t.c.wave_id == wave.id,
+            orders_t.c.status == OrderStatus.LOCKED.value,
+            lines_t.c.status == LineStatus.ACTIVE.value,
+        )
     ).scalar_one()
 
 
-def _roll_up(session: Session, wave: Wave, source: PickLevel, target: PickLevel, *, by_station: bool) -> None:
+def _roll_up(
+    session: Session, wave: Wave, source: PickLevel, target: PickLevel, *, by_station: bool
+) -> None:
     station = pick_t.c.station_id if by_station else literal(None)
     keys = [pick_t.c.product_id, pick_t.c.zone, pick_t.c.bin_code]
     summed = (
-        select(literal(wave.id), literal(target.value), station, literal(None), *keys,
-               func.sum(pick_t.c.quantity), func.sum(pick_t.c.weight_g), func.sum(pick_t.c.volume_ml))
+        select(
+            literal(wave.id),
+            literal(target.value),
+            station,
+            literal(None),
+            *keys,
+            func.sum(pick_t.c.quantity),
+            func.sum(pick_t.c.weight_g),
+            func.sum(pick_t.c.volume_ml),
+        )
         .where(pick_t.c.wave_id == wave.id, pick_t.c.level == source.value)
         .group_by(*([pick_t.c.station_id] if by_station else []), *keys)
     )
-    columns = ["wave_id", "level", "station_id", "leader_id", "product_id", "zone", "bin_code",
-               "quantity", "weight_g", "volume_ml"]
+    columns = [
+        "wave_id",
+        "level",
+        "station_id",
+        "leader_id",
+        "product_id",
+        "zone",
+        "bin_code",
+        "quantity",
+        "weight_g",
+        "volume_ml",
+    ]
     session.execute(insert(pick_t).from_select(columns, summed))

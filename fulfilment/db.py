@@ -64,17 +64,24 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def is_postgres(session_or_engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    bind = (
+        session_or_engine.get_bind()
+        if isinstance(session_or_engine, Session)
+        else session_or_engine
+    )
     return bind.dialect.name == "postgresql"
 
 
 def insert_ignore(session: Session, table, values: dict, conflict_columns: list[str]) -> None:
     """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike (races resolve to one row)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        pg_stmt = postgresql.insert(table).values(**values)
+        session.execute(pg_stmt.on_conflict_do_nothing(index_elements=conflict_columns))
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        lite_stmt = sqlite.insert(table).values(**values)
+        session.execute(lite_stmt.on_conflict_do_nothing(index_elements=conflict_columns))
     else:  # pragma: no cover - only the two supported backends
         raise NotImplementedError(dialect)
-    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict_columns))

@@ -104,8 +104,11 @@ def _header_map(header: list[str]) -> dict[str, int]:
                 found.setdefault(key, index)
     missing = [k for k in REQUIRED if k not in found]
     if missing:
-        raise InvalidInput("file header", missing[0],
-                           f"missing column(s) {', '.join(missing)}; expected e.g. {', '.join(REQUIRED)}")
+        raise InvalidInput(
+            "file header",
+            missing[0],
+            f"missing column(s) {', '.join(missing)}; expected e.g. {', '.join(REQUIRED)}",
+        )
     return found
 
 
@@ -135,11 +138,15 @@ def parse_rows(region: Region, text: str) -> tuple[list[_PendingOrder], list[Row
             try:
                 placed_at = parse_time(region, cell("order_time"))
             except ValueError:
-                raise InvalidInput("row", "order_time", f"{cell('order_time')!r} is not a date and time") from None
+                raise InvalidInput(
+                    "row", "order_time", f"{cell('order_time')!r} is not a date and time"
+                ) from None
             try:
                 quantity = int(cell("quantity"))
             except ValueError:
-                raise InvalidInput("row", "quantity", f"{cell('quantity')!r} is not a whole number") from None
+                raise InvalidInput(
+                    "row", "quantity", f"{cell('quantity')!r} is not a whole number"
+                ) from None
             if quantity <= 0:
                 raise InvalidInput("row", "quantity", f"{quantity} must be positive")
         except InvalidInput as err:
@@ -150,11 +157,22 @@ def parse_rows(region: Region, text: str) -> tuple[list[_PendingOrder], list[Row
         order = pending.get(order_no)
         if order is None:
             order = pending[order_no] = _PendingOrder(
-                order_no, line_no, placed_at, cell("leader_code"),
-                MemberRef(cell("member_id"), cell("member_name"), cell("phone")))
-        elif order.leader_code != cell("leader_code") or order.member.external_id != cell("member_id"):
-            errors.append(RowError(line_no, "order_no", f"order {order_no} has rows for different "
-                                   "leaders or members"))
+                order_no,
+                line_no,
+                placed_at,
+                cell("leader_code"),
+                MemberRef(cell("member_id"), cell("member_name"), cell("phone")),
+            )
+        elif order.leader_code != cell("leader_code") or order.member.external_id != cell(
+            "member_id"
+        ):
+            errors.append(
+                RowError(
+                    line_no,
+                    "order_no",
+                    f"order {order_no} has rows for different leaders or members",
+                )
+            )
             broken.add(order_no)
             continue
         order.lines.append(LineRequest(cell("sku"), quantity))
@@ -180,15 +198,26 @@ def import_orders(
                 if find_order_by_key(session, key) is not None:
                     report.orders_already_present += 1
                     continue
-                place_order(session, region=region, leader_code=order.leader_code, member=order.member,
-                            lines=order.lines, placed_at=order.placed_at, idempotency_key=key,
-                            source="csv", actor=actor)
+                place_order(
+                    session,
+                    region=region,
+                    leader_code=order.leader_code,
+                    member=order.member,
+                    lines=order.lines,
+                    placed_at=order.placed_at,
+                    idempotency_key=key,
+                    source="csv",
+                    actor=actor,
+                )
         except InvalidInput as err:
             errors.append(RowError(_line_of(order, err), err.field, err.message))
             continue
         except FulfilmentError as err:
-            errors.append(RowError(order.first_line, "quantity" if "sold out" in str(err) else "order_no",
-                                   str(err)))
+            errors.append(
+                RowError(
+                    order.first_line, "quantity" if "sold out" in str(err) else "order_no", str(err)
+                )
+            )
             continue
         report.orders_imported += 1
         report.lines_imported += len(order.lines)
@@ -210,9 +239,12 @@ def _line_of(order: _PendingOrder, err: InvalidInput) -> int:
     return order.first_line
 
 
-def import_file(session: Session, *, region: Region, path: Path, skip_bad: bool = False,
-                actor: str = "import") -> ImportReport:
-    return import_orders(session, region=region, data=path.read_bytes(), skip_bad=skip_bad, actor=actor)
+def import_file(
+    session: Session, *, region: Region, path: Path, skip_bad: bool = False, actor: str = "import"
+) -> ImportReport:
+    return import_orders(
+        session, region=region, data=path.read_bytes(), skip_bad=skip_bad, actor=actor
+    )
 
 
 def write_csv(rows: Iterable[dict[str, object]]) -> str:

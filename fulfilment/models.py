@@ -115,8 +115,11 @@ class _Located:
         limit = 90.0 if key == "lat" else 180.0
         if not -limit <= value <= limit:
             name = getattr(self, "code", None) or type(self).__name__.lower()
-            raise InvalidInput(f"{type(self).__name__.lower()} {name}", key,
-                               f"{value} is outside -{limit:g}..{limit:g}")
+            raise InvalidInput(
+                f"{type(self).__name__.lower()} {name}",
+                key,
+                f"{value} is outside -{limit:g}..{limit:g}",
+            )
         return value
 
 
@@ -241,8 +244,9 @@ class Deal(Base):
     final_price_cents: Mapped[int | None]
 
     product: Mapped[Product] = relationship()
-    tiers: Mapped[list[PriceTier]] = relationship(order_by="PriceTier.min_qty",
-                                                  cascade="all, delete-orphan")
+    tiers: Mapped[list[PriceTier]] = relationship(
+        order_by="PriceTier.min_qty", cascade="all, delete-orphan"
+    )
 
     def price_at(self, total_qty: int) -> int:
         """The unit price once the deal's total reaches total_qty (阶梯价)."""

@@ -6,8 +6,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -56,16 +57,25 @@ def new_pickup_code() -> str:
     return f"{secrets.randbelow(10**PICKUP_CODE_DIGITS):0{PICKUP_CODE_DIGITS}d}"
 
 
-def ensure_wave(session: Session, region: Region, delivery_date: date, *, lock: str | None = None) -> Wave:
+def ensure_wave(
+    session: Session, region: Region, delivery_date: date, *, lock: str | None = None
+) -> Wave:
     """The region's wave for a delivery date, created open if it does not exist yet.
 
     lock="share" (order intake) or "update" (cutoff) takes the row lock on PostgreSQL, so that
     an order and the cutoff of its wave are serialised; SQLite serialises writers already.
     """
-    insert_ignore(session, Wave.__table__,
-                  {"region_id": region.id, "delivery_date": delivery_date, "status": WaveStatus.OPEN.value,
-                   "cutoff_due_at": cutoff_for_delivery(region, delivery_date)},
-                  ["region_id", "delivery_date"])
+    insert_ignore(
+        session,
+        Wave.__table__,
+        {
+            "region_id": region.id,
+            "delivery_date": delivery_date,
+            "status": WaveStatus.OPEN.value,
+            "cutoff_due_at": cutoff_for_delivery(region, delivery_date),
+        },
+        ["region_id", "delivery_date"],
+    )
     query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
     if lock and is_postgres(session):
         query = query.with_for_update(read=(lock == "share"))
@@ -82,13 +92,23 @@ def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tup
     raise WaveClosed(f"no open wave for region {region.code} within 60 days of {delivery}")
 
 
-def ensure_member(session: Session, *, region: Region, leader: Leader, ref: MemberRef, record: str) -> Member:
+def ensure_member(
+    session: Session, *, region: Region, leader: Leader, ref: MemberRef, record: str
+) -> Member:
     if not ref.external_id.strip():
         raise InvalidInput(record, "member", "member id is empty")
-    insert_ignore(session, Member.__table__,
-                  {"region_id": region.id, "leader_id": leader.id, "external_id": ref.external_id,
-                   "name": ref.name or ref.external_id, "phone": ref.phone},
-                  ["external_id"])
+    insert_ignore(
+        session,
+        Member.__table__,
+        {
+            "region_id": region.id,
+            "leader_id": leader.id,
+            "external_id": ref.external_id,
+            "name": ref.name or ref.external_id,
+            "phone": ref.phone,
+        },
+        ["external_id"],
+    )
     return session.scalars(select(Member).where(Member.external_id == ref.external_id)).one()
 
 
@@ -98,10 +118,15 @@ def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for n, line in enumerate(lines, 1):
         if not isinstance(line.quantity, int) or isinstance(line.quantity, bool):
-            raise InvalidInput(f"{record} line {n}", "quantity", f"{line.quantity!r} is not a whole number")
+            raise InvalidInput(
+                f"{record} line {n}", "quantity", f"{line.quantity!r} is not a whole number"
+            )
         if not 0 < line.quantity <= MAX_QUANTITY_PER_LINE:
-            raise InvalidInput(f"{record} line {n}", "quantity",
-                               f"{line.quantity} is not between 1 and {MAX_QUANTITY_PER_LINE}")
+            raise InvalidInput(
+                f"{record} line {n}",
+                "quantity",
+                f"{line.quantity} is not between 1 and {MAX_QUANTITY_PER_LINE}",
+            )
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
     return merged
 
@@ -143,7 +168,9 @@ def place_order(
 
     leader = session.scalars(select(Leader).where(Leader.code == leader_code)).first()
     if leader is None or leader.region_id != region.id or not leader.active:
-        raise InvalidInput(record, "leader", f"no active leader {leader_code!r} in region {region.code}")
+        raise InvalidInput(
+            record, "leader", f"no active leader {leader_code!r} in region {region.code}"
+        )
     products = {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(wanted)))}
     for sku in wanted:
         if sku not in products:
@@ -153,19 +180,36 @@ def place_order(
     wave, late = _open_wave_for(session, region, placed_at)
     deals = {
         d.product_id: d
-        for d in session.scalars(select(Deal).where(
-            Deal.region_id == region.id, Deal.delivery_date == wave.delivery_date,
-            Deal.product_id.in_([p.id for p in products.values()])))
+        for d in session.scalars(
+            select(Deal).where(
+                Deal.region_id == region.id,
+                Deal.delivery_date == wave.delivery_date,
+                Deal.product_id.in_([p.id for p in products.values()]),
+            )
+        )
     }
     for sku, product in products.items():
         deal = deals.get(product.id)
         if deal is None or deal.status != DealStatus.OPEN:
-            raise InvalidInput(record, "sku", f"{sku} is not on offer in {region.code} for delivery "
-                               f"on {wave.delivery_date.isoformat()}")
+            raise InvalidInput(
+                record,
+                "sku",
+                f"{sku} is not on offer in {region.code} for delivery "
+                f"on {wave.delivery_date.isoformat()}",
+            )
 
-    order = _insert_order(session, region=region, leader=leader, member=who, wave=wave, late=late,
-                          placed_at=placed_at, received_at=received_at or utcnow(),
-                          idempotency_key=idempotency_key, source=source)
+    order = _insert_order(
+        session,
+        region=region,
+        leader=leader,
+        member=who,
+        wave=wave,
+        late=late,
+        placed_at=placed_at,
+        received_at=received_at or utcnow(),
+        idempotency_key=idempotency_key,
+        source=source,
+    )
     if order.id is None:  # lost an idempotency race: the other request's order stands
         return _existing_after_race(session, idempotency_key)
 
@@ -175,29 +219,70 @@ def place_order(
         qty = wanted[sku]
         sold_before = _take_stock(session, deal, qty)
         if sold_before is None:
-            left = None if deal.stock_cap is None else max(deal.stock_cap - _sold_now(session, deal), 0)
+            left = (
+                None
+                if deal.stock_cap is None
+                else max(deal.stock_cap - _sold_now(session, deal), 0)
+            )
             raise SoldOut(sku, qty, left)
         price = deal.price_at(sold_before)
-        session.add(OrderLine(order_id=order.id, deal_id=deal.id, product_id=deal.product_id,
-                              quantity=qty, unit_price_cents=price))
+        session.add(
+            OrderLine(
+                order_id=order.id,
+                deal_id=deal.id,
+                product_id=deal.product_id,
+                quantity=qty,
+                unit_price_cents=price,
+            )
+        )
         total += price * qty
     order.total_cents = total
     session.flush()
-    record_change(session, actor=actor, action="order.placed", entity="order", entity_id=order.id,
-                  after={"wave": wave.delivery_date.isoformat(), "late": late, "lines": wanted,
-                         "total_cents": total, "source": source})
+    record_change(
+        session,
+        actor=actor,
+        action="order.placed",
+        entity="order",
+        entity_id=order.id,
+        after={
+            "wave": wave.delivery_date.isoformat(),
+            "late": late,
+            "lines": wanted,
+            "total_cents": total,
+            "source": source,
+        },
+    )
     return order
 
 
-def _insert_order(session: Session, *, region: Region, leader: Leader, member: Member, wave: Wave,
-                  late: bool, placed_at: datetime, received_at: datetime,
-                  idempotency_key: str | None, source: str) -> Order:
+def _insert_order(
+    session: Session,
+    *,
+    region: Region,
+    leader: Leader,
+    member: Member,
+    wave: Wave,
+    late: bool,
+    placed_at: datetime,
+    received_at: datetime,
+    idempotency_key: str | None,
+    source: str,
+) -> Order:
     """Insert the order row in a savepoint; retry a pickup-code collision, give way on a key race."""
     for _attempt in range(5):
-        order = Order(region_id=region.id, leader_id=leader.id, member_id=member.id, wave_id=wave.id,
-                      placed_at=placed_at, received_at=received_at, late=late,
-                      pickup_code=new_pickup_code(), idempotency_key=idempotency_key,
-                      source=source, total_cents=0)
+        order = Order(
+            region_id=region.id,
+            leader_id=leader.id,
+            member_id=member.id,
+            wave_id=wave.id,
+            placed_at=placed_at,
+            received_at=received_at,
+            late=late,
+            pickup_code=new_pickup_code(),
+            idempotency_key=idempotency_key,
+            source=source,
+            total_cents=0,
+        )
         try:
             with session.begin_nested():
                 session.add(order)
@@ -218,11 +303,14 @@ def _existing_after_race(session: Session, key: str | None) -> Order:
 
 def _take_stock(session: Session, deal: Deal, qty: int) -> int | None:
     """Add qty to the deal's sold units if the cap allows. Returns the units sold before, or None."""
-    table = Deal.__table__
+    table = cast(Table, Deal.__table__)
     stmt = (
         update(table)
-        .where(table.c.id == deal.id, table.c.status == DealStatus.OPEN.value,
-               (table.c.stock_cap.is_(None)) | (table.c.sold_qty + qty <= table.c.stock_cap))
+        .where(
+            table.c.id == deal.id,
+            table.c.status == DealStatus.OPEN.value,
+            (table.c.stock_cap.is_(None)) | (table.c.sold_qty + qty <= table.c.stock_cap),
+        )
         .values(sold_qty=table.c.sold_qty + qty)
         .returning(table.c.sold_qty)
     )
@@ -234,7 +322,7 @@ def _take_stock(session: Session, deal: Deal, qty: int) -> int | None:
 
 
 def _sold_now(session: Session, deal: Deal) -> int:
-    return session.execute(select(Deal.__table__.c.sold_qty).where(Deal.__table__.c.id == deal.id)).scalar_one()
+    return session.execute(select(Deal.sold_qty).where(Deal.id == deal.id)).scalar_one()
 
 
 def cancel_order(session: Session, *, order_id: int, actor: str = "system") -> Order:
@@ -242,25 +330,39 @@ def cancel_order(session: Session, *, order_id: int, actor: str = "system") -> O
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"order {order_id} does not exist")
-    wave = session.scalars(select(Wave).where(Wave.id == order.wave_id)
-                           .with_for_update(read=True) if is_postgres(session)
-                           else select(Wave).where(Wave.id == order.wave_id)).one()
+    wave = session.scalars(
+        select(Wave).where(Wave.id == order.wave_id).with_for_update(read=True)
+        if is_postgres(session)
+        else select(Wave).where(Wave.id == order.wave_id)
+    ).one()
     if wave.status != WaveStatus.OPEN or order.status != OrderStatus.PLACED:
-        raise WaveClosed(f"order {order_id} is {order.status.value} in a {wave.status.value} wave; "
-                         "it can no longer be cancelled")
-    table = Deal.__table__
+        raise WaveClosed(
+            f"order {order_id} is {order.status.value} in a {wave.status.value} wave; "
+            "it can no longer be cancelled"
+        )
+    table = cast(Table, Deal.__table__)
     for line in sorted(order.lines, key=lambda ln: ln.deal_id):
         if line.status != LineStatus.ACTIVE:
             continue
-        left = session.execute(update(table).where(table.c.id == line.deal_id)
-                               .values(sold_qty=table.c.sold_qty - line.quantity)
-                               .returning(table.c.sold_qty)).scalar_one()
+        left = session.execute(
+            update(table)
+            .where(table.c.id == line.deal_id)
+            .values(sold_qty=table.c.sold_qty - line.quantity)
+            .returning(table.c.sold_qty)
+        ).scalar_one()
         deal = session.identity_map.get(session.identity_key(Deal, line.deal_id))
         if deal is not None:
             set_committed_value(deal, "sold_qty", left)
         line.status = LineStatus.CANCELLED
     order.status = OrderStatus.CANCELLED
     session.flush()
-    record_change(session, actor=actor, action="order.cancelled", entity="order", entity_id=order.id,
-                  before={"status": OrderStatus.PLACED.value}, after={"status": order.status.value})
+    record_change(
+        session,
+        actor=actor,
+        action="order.cancelled",
+        entity="order",
+        entity_id=order.id,
+        before={"status": OrderStatus.PLACED.value},
+        after={"status": order.status.value},
+    )
     return order

@@ -61,8 +61,11 @@ class SortingList:
 
 
 def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave:
-    wave = session.scalars(select(Wave).join(Region).where(Region.code == region_code,
-                                                           Wave.delivery_date == delivery_date)).first()
+    wave = session.scalars(
+        select(Wave)
+        .join(Region)
+        .where(Region.code == region_code, Wave.delivery_date == delivery_date)
+    ).first()
     if wave is None:
         raise NotFound(f"no wave for region {region_code} on {delivery_date.isoformat()}")
     return wave
@@ -70,8 +73,16 @@ def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave
 
 def _rows(session: Session, wave: Wave, level: PickLevel, *extra):
     query = (
-        select(Product.sku, Product.name, PickLine.zone, PickLine.bin_code, PickLine.quantity,
-               PickLine.weight_g, PickLine.volume_ml, *extra)
+        select(
+            Product.sku,
+            Product.name,
+            PickLine.zone,
+            PickLine.bin_code,
+            PickLine.quantity,
+            PickLine.weight_g,
+            PickLine.volume_ml,
+            *extra,
+        )
         .join(Product, Product.id == PickLine.product_id)
         .where(PickLine.wave_id == wave.id, PickLine.level == level)
         .order_by(*extra, PickLine.zone, PickLine.bin_code, Product.sku)
@@ -83,52 +94,87 @@ def _rows(session: Session, wave: Wave, level: PickLevel, *extra):
 
 def list_warehouse_picks(session: Session, wave: Wave) -> list[PickRow]:
     """SKU totals for the wave, by temperature zone and in bin order (the picking walk)."""
-    return [PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
-            for r in _rows(session, wave, PickLevel.WAREHOUSE)]
+    return [
+        PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
+        for r in _rows(session, wave, PickLevel.WAREHOUSE)
+    ]
 
 
 def list_station_picks(session: Session, wave: Wave) -> dict[str, list[PickRow]]:
     """Per grid station: what leaves the warehouse for it."""
     out: dict[str, list[PickRow]] = defaultdict(list)
     for r in _rows(session, wave, PickLevel.STATION, GridStation.code):
-        out[r.code].append(PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g,
-                                   r.volume_ml))
+        out[r.code].append(
+            PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
+        )
     return dict(out)
 
 
-def list_sorting_lists(session: Session, wave: Wave, *, station_code: str | None = None,
-                       leader_code: str | None = None) -> list[SortingList]:
+def list_sorting_lists(
+    session: Session, wave: Wave, *, station_code: str | None = None, leader_code: str | None = None
+) -> list[SortingList]:
     """Per leader: totals by SKU, and each member's lines by pickup code (names and phones masked)."""
-    query = (select(Leader, GridStation.code).join(GridStation, GridStation.id == Leader.station_id)
-             .where(Leader.region_id == wave.region_id).order_by(GridStation.code, Leader.code))
+    query = (
+        select(Leader, GridStation.code)
+        .join(GridStation, GridStation.id == Leader.station_id)
+        .where(Leader.region_id == wave.region_id)
+        .order_by(GridStation.code, Leader.code)
+    )
     if station_code:
         query = query.where(GridStation.code == station_code)
     if leader_code:
         query = query.where(Leader.code == leader_code)
-    lists = {leader.id: SortingList(leader.code, mask_name(leader.name), leader.pickup_name, code)
-             for leader, code in session.execute(query)}
+    lists = {
+        leader.id: SortingList(leader.code, mask_name(leader.name), leader.pickup_name, code)
+        for leader, code in session.execute(query)
+    }
     if not lists:
         return []
     for r in session.execute(
-        select(PickLine.leader_id, Product.sku, Product.name, PickLine.zone, PickLine.bin_code,
-               PickLine.quantity, PickLine.weight_g, PickLine.volume_ml)
+        select(
+            PickLine.leader_id,
+            Product.sku,
+            Product.name,
+            PickLine.zone,
+            PickLine.bin_code,
+            PickLine.quantity,
+            PickLine.weight_g,
+            PickLine.volume_ml,
+        )
         .join(Product, Product.id == PickLine.product_id)
-        .where(PickLine.wave_id == wave.id, PickLine.level == PickLevel.LEADER,
-               PickLine.leader_id.in_(list(lists)))
+        .where(
+            PickLine.wave_id == wave.id,
+            PickLine.level == PickLevel.LEADER,
+            PickLine.leader_id.in_(list(lists)),
+        )
         .order_by(PickLine.zone, PickLine.bin_code)
     ):
-        lists[r.leader_id].rows.append(PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity,
-                                               r.weight_g, r.volume_ml))
-    for r in session.execute(
-        select(Order.leader_id, Order.pickup_code, Member.name, Member.phone, Product.sku, Product.name,
-               OrderLine.quantity)
+        lists[r.leader_id].rows.append(
+            PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
+        )
+    for m in session.execute(
+        select(
+            Order.leader_id,
+            Order.pickup_code,
+            Member.name,
+            Member.phone,
+            Product.sku,
+            Product.name,
+            OrderLine.quantity,
+        )
         .join(Member, Member.id == Order.member_id)
         .join(OrderLine, OrderLine.order_id == Order.id)
         .join(Product, Product.id == OrderLine.product_id)
-        .where(Order.wave_id == wave.id, Order.status == OrderStatus.LOCKED,
-               OrderLine.status == LineStatus.ACTIVE, Order.leader_id.in_(list(lists)))
+        .where(
+            Order.wave_id == wave.id,
+            Order.status == OrderStatus.LOCKED,
+            OrderLine.status == LineStatus.ACTIVE,
+            Order.leader_id.in_(list(lists)),
+        )
         .order_by(Order.pickup_code, Product.sku)
     ):
-        lists[r.leader_id].members.append(MemberLine(r.pickup_code, mask_name(r[2]), mask_phone(r.phone),
-                                                     r.sku, r[5], r.quantity))
+        leader_id, code, member_name, phone, sku, product_name, quantity = m
+        lists[leader_id].members.append(
+            MemberLine(code, mask_name(member_name), mask_phone(phone), sku, product_name, quantity)
+        )
     return [s for s in lists.values() if s.rows]

@@ -29,8 +29,12 @@ def check_location(region: Region, record: str, lat: float, lon: float) -> None:
         return
     if -90 <= lon <= 90 and geodesic(centre, (lon, lat)).km <= region.radius_km:
         raise InvalidInput(record, "lat", f"latitude and longitude look swapped ({lat}, {lon})")
-    raise InvalidInput(record, "lat", f"({lat}, {lon}) is {km:.0f} km from the centre of region "
-                       f"{region.code}, beyond its {region.radius_km:.0f} km radius")
+    raise InvalidInput(
+        record,
+        "lat",
+        f"({lat}, {lon}) is {km:.0f} km from the centre of region "
+        f"{region.code}, beyond its {region.radius_km:.0f} km radius",
+    )
 
 
 def add_leader(
@@ -56,11 +60,27 @@ def add_leader(
         raise InvalidInput(record, "station", f"station {station.code} is in another region")
     if window_close <= window_open:
         raise InvalidInput(record, "window_close", "the receiving window closes before it opens")
-    leader = Leader(region_id=region.id, station_id=station.id, code=code, name=name, phone=phone,
-                    pickup_name=pickup_name, address=address, lat=lat, lon=lon,
-                    window_open=window_open, window_close=window_close)
+    leader = Leader(
+        region_id=region.id,
+        station_id=station.id,
+        code=code,
+        name=name,
+        phone=phone,
+        pickup_name=pickup_name,
+        address=address,
+        lat=lat,
+        lon=lon,
+        window_open=window_open,
+        window_close=window_close,
+    )
     session.add(leader)
     session.flush()
-    record_change(session, actor=actor, action="leader.added", entity="leader", entity_id=leader.id,
-                  after={"code": code, "station": station.code, "lat": lat, "lon": lon})
+    record_change(
+        session,
+        actor=actor,
+        action="leader.added",
+        entity="leader",
+        entity_id=leader.id,
+        after={"code": code, "station": station.code, "lat": lat, "lon": lon},
+    )
     return leader

@@ -33,8 +33,9 @@ def _postgres_unavailable(reason: str) -> None:
 def postgres_schema_url():
     """A URL whose connections use a fresh schema, migrated to head; dropped after the session."""
     if not POSTGRES_URL:
-        _postgres_unavailable("set GROUPBUY_TEST_POSTGRES_URL, e.g. "
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+        _postgres_unavailable(
+            "set GROUPBUY_TEST_POSTGRES_URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        )
     schema = f"gb_test_{uuid.uuid4().hex[:10]}"
     admin = make_engine(POSTGRES_URL)
     try:

@@ -15,13 +15,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` overrides settings read from GROUPBUY_* environment variables."""
     config = dict(config or {})
     environ = None
-    if "GROUPBUY_ENV" in config or "GROUPBUY_DATABASE_URL" in config or "GROUPBUY_SECRET_KEY" in config:
+    if (
+        "GROUPBUY_ENV" in config
+        or "GROUPBUY_DATABASE_URL" in config
+        or "GROUPBUY_SECRET_KEY" in config
+    ):
         import os
 
         environ = {**os.environ, **{k: v for k, v in config.items() if k.startswith("GROUPBUY_")}}
     settings = load_settings(environ)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
-    app.config.update(SECRET_KEY=settings.secret_key, GROUPBUY_SETTINGS=settings, JSON_AS_ASCII=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key, GROUPBUY_SETTINGS=settings, JSON_AS_ASCII=False
+    )
     app.config.update({k: v for k, v in config.items() if not k.startswith("GROUPBUY_")})
 
     engine = app.config.get("ENGINE") or make_engine(settings.database_url)

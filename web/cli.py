@@ -20,7 +20,9 @@ class GroupbuyCLI(FlaskGroup):
         return sorted(click.Group.list_commands(self, ctx))
 
 
-cli = GroupbuyCLI(create_app=create_app, help="groupbuy: community group-buy fulfilment and routing.")
+cli = GroupbuyCLI(
+    create_app=create_app, help="groupbuy: community group-buy fulfilment and routing."
+)
 register_commands(cli)
 
 

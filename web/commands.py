@@ -53,8 +53,12 @@ def _parse_date(value: str | None) -> date | None:
 
 @click.command("cutoff")
 @click.option("--region", "region_code", required=True, help="Region code, e.g. SH.")
-@click.option("--date", "delivery", help="Delivery date YYYY-MM-DD (default: the latest wave due now).")
-@click.option("--actor", default="system", show_default=True, help="Who runs it, for the audit log.")
+@click.option(
+    "--date", "delivery", help="Delivery date YYYY-MM-DD (default: the latest wave due now)."
+)
+@click.option(
+    "--actor", default="system", show_default=True, help="Who runs it, for the audit log."
+)
 @with_appcontext
 def cutoff_command(region_code: str, delivery: str | None, actor: str) -> None:
     """Cut off the region's wave: lock orders, settle groups and tiers, build the pick lists."""
@@ -63,13 +67,17 @@ def cutoff_command(region_code: str, delivery: str | None, actor: str) -> None:
         with session_scope(_sessions()) as session:
             region = get_region(session, region_code)
             day = _parse_date(delivery) or _latest_due(region, now)
-            wave, summary = cut_off_wave(session, region=region, delivery_date=day, now=now, actor=actor)
+            wave, summary = cut_off_wave(
+                session, region=region, delivery_date=day, now=now, actor=actor
+            )
     except (FulfilmentError, ValueError) as err:
         _fail(err)
     state = "was already cut off" if summary.already_cut_off else "cut off"
-    click.echo(f"wave {region_code} {day.isoformat()} {state}: {summary.orders_locked} orders, "
-               f"{summary.lines_locked} lines locked; {summary.deals_cancelled} deals below their "
-               f"group size cancelled ({summary.orders_cancelled} orders to refund)")
+    click.echo(
+        f"wave {region_code} {day.isoformat()} {state}: {summary.orders_locked} orders, "
+        f"{summary.lines_locked} lines locked; {summary.deals_cancelled} deals below their "
+        f"group size cancelled ({summary.orders_cancelled} orders to refund)"
+    )
 
 
 def _latest_due(region: Region, now: datetime) -> date:
@@ -94,14 +102,18 @@ def import_orders_command(file: Path, region_code: str | None, skip_bad: bool, a
     except ImportFailed as err:
         for row in err.errors:
             click.echo(f"  {file.name}:{row}", err=True)
-        _fail(f"nothing imported from {file.name}: {len(err.errors)} bad row(s); "
-              "fix them or use --skip-bad")
+        _fail(
+            f"nothing imported from {file.name}: {len(err.errors)} bad row(s); "
+            "fix them or use --skip-bad"
+        )
     except FulfilmentError as err:
         _fail(err)
     for row in report.skipped:
         click.echo(f"skipped {file.name}:{row}", err=True)
-    click.echo(f"imported {report.orders_imported} orders ({report.lines_imported} lines); "
-               f"{report.orders_already_present} already present; {len(report.skipped)} bad rows skipped")
+    click.echo(
+        f"imported {report.orders_imported} orders ({report.lines_imported} lines); "
+        f"{report.orders_already_present} already present; {len(report.skipped)} bad rows skipped"
+    )
 
 
 def _only_region(session) -> Region:
@@ -117,11 +129,15 @@ def _only_region(session) -> Region:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--leaders", default=60, show_default=True)
 @click.option("--orders", default=1500, show_default=True)
-@click.option("--reset", is_flag=True, help="Drop the existing data first (SQLite file or all tables).")
+@click.option(
+    "--reset", is_flag=True, help="Drop the existing data first (SQLite file or all tables)."
+)
 @click.option("--no-cutoff", is_flag=True, help="Leave the demo wave open.")
 @click.option("--serve", is_flag=True, help="Then serve the app on http://127.0.0.1:5000.")
 @with_appcontext
-def demo_command(seed: int, leaders: int, orders: int, reset: bool, no_cutoff: bool, serve: bool) -> None:
+def demo_command(
+    seed: int, leaders: int, orders: int, reset: bool, no_cutoff: bool, serve: bool
+) -> None:
     """Build a demo city with a day of orders, cut off its wave, and (--serve) serve it."""
     from sqlalchemy import select
 
@@ -141,19 +157,30 @@ def demo_command(seed: int, leaders: int, orders: int, reset: bool, no_cutoff: b
         else:
             summary = build_demo(session, seed=seed, leaders=leaders, orders=orders)
     if summary is not None:
-        click.echo(f"built region {summary.region_code}: {summary.stations} grid stations, "
-                   f"{summary.leaders} leaders, {summary.members} members, {summary.orders} orders "
-                   f"({summary.lines} lines) for delivery on {summary.delivery_date.isoformat()}")
+        click.echo(
+            f"built region {summary.region_code}: {summary.stations} grid stations, "
+            f"{summary.leaders} leaders, {summary.members} members, {summary.orders} orders "
+            f"({summary.lines} lines) for delivery on {summary.delivery_date.isoformat()}"
+        )
         if not no_cutoff:
             with session_scope(_sessions()) as session:
                 region = get_region(session, summary.region_code)
-                _, cut = cut_off_wave(session, region=region, delivery_date=summary.delivery_date,
-                                      now=datetime.now(UTC), actor="demo")
-            click.echo(f"cut off: {cut.orders_locked} orders locked, {cut.deals_cancelled} deals "
-                       f"below group size cancelled")
+                _, cut = cut_off_wave(
+                    session,
+                    region=region,
+                    delivery_date=summary.delivery_date,
+                    now=datetime.now(UTC),
+                    actor="demo",
+                )
+            click.echo(
+                f"cut off: {cut.orders_locked} orders locked, {cut.deals_cancelled} deals "
+                f"below group size cancelled"
+            )
     click.echo("")
     click.echo("Open http://127.0.0.1:5000/")
-    click.echo("Demo logins: none needed yet; the pages are read-only (sign-in arrives with the web UI).")
+    click.echo(
+        "Demo logins: none needed yet; the pages are read-only (sign-in arrives with the web UI)."
+    )
     if serve:
         current_app.run(host="127.0.0.1", port=5000, debug=False, use_reloader=False)
 

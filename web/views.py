@@ -31,13 +31,18 @@ def healthz():
 @bp.get("/")
 def index():
     regions = g.session.scalars(select(Region).order_by(Region.code)).all()
-    counts = dict(g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).all())
+    counts = dict(
+        g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).all()
+    )
     waves = {
-        r.id: g.session.scalars(select(Wave).where(Wave.region_id == r.id)
-                                .order_by(Wave.delivery_date.desc()).limit(14)).all()
+        r.id: g.session.scalars(
+            select(Wave).where(Wave.region_id == r.id).order_by(Wave.delivery_date.desc()).limit(14)
+        ).all()
         for r in regions
     }
-    return render_template("index.html", regions=regions, waves=waves, counts=counts, local_time=local_time)
+    return render_template(
+        "index.html", regions=regions, waves=waves, counts=counts, local_time=local_time
+    )
 
 
 @bp.get("/waves/<int:wave_id>")
@@ -50,7 +55,9 @@ def wave_warehouse(wave_id: int):
 @bp.get("/waves/<int:wave_id>/stations")
 def wave_stations(wave_id: int):
     wave = _wave(wave_id)
-    return render_template("wave_stations.html", wave=wave, stations=list_station_picks(g.session, wave))
+    return render_template(
+        "wave_stations.html", wave=wave, stations=list_station_picks(g.session, wave)
+    )
 
 
 @bp.get("/waves/<int:wave_id>/leaders")
@@ -60,9 +67,16 @@ def wave_leaders(wave_id: int):
     leader = request.args.get("leader") or None
     lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
     page = max(int(request.args.get("page", 1)), 1)
-    shown = lists[(page - 1) * SORTING_PAGE: page * SORTING_PAGE]
-    return render_template("wave_leaders.html", wave=wave, lists=shown, page=page, total=len(lists),
-                           per_page=SORTING_PAGE, station=station)
+    shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
+    return render_template(
+        "wave_leaders.html",
+        wave=wave,
+        lists=shown,
+        page=page,
+        total=len(lists),
+        per_page=SORTING_PAGE,
+        station=station,
+    )
 
 
 @bp.get("/api/waves/<int:wave_id>/picks/<level>")
@@ -71,8 +85,16 @@ def api_picks(wave_id: int, level: str):
     if level == "warehouse":
         return jsonify([asdict(r) for r in list_warehouse_picks(g.session, wave)])
     if level == "stations":
-        return jsonify({k: [asdict(r) for r in v] for k, v in list_station_picks(g.session, wave).items()})
+        return jsonify(
+            {k: [asdict(r) for r in v] for k, v in list_station_picks(g.session, wave).items()}
+        )
     if level == "leaders":
-        return jsonify([asdict(s) for s in list_sorting_lists(g.session, wave,
-                                                              station_code=request.args.get("station"))])
+        return jsonify(
+            [
+                asdict(s)
+                for s in list_sorting_lists(
+                    g.session, wave, station_code=request.args.get("station")
+                )
+            ]
+        )
     abort(404)

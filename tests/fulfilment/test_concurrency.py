@@ -18,13 +18,22 @@ from fulfilment.orders import LineRequest, MemberRef, place_order
 
 
 def _race_for_stock(url: str, attempts: int, threads: int) -> tuple[int, int, list[BaseException]]:
-    engine = make_engine(url, pool_size=threads, max_overflow=0) if url.startswith("postgresql") \
+    engine = (
+        make_engine(url, pool_size=threads, max_overflow=0)
+        if url.startswith("postgresql")
         else make_engine(url)
+    )
     sessions = make_session_factory(engine)
     with session_scope(sessions) as s:
         world = make_world(s, stock_cap=50)
-        place_order(s, region=world.region, leader_code="L1", member=MemberRef("early"),
-                    lines=[LineRequest("APPLE", 40)], placed_at=world.before_cutoff())  # 10 units left
+        place_order(
+            s,
+            region=world.region,
+            leader_code="L1",
+            member=MemberRef("early"),
+            lines=[LineRequest("APPLE", 40)],
+            placed_at=world.before_cutoff(),
+        )  # 10 units left
         region_id, at = world.region.id, world.before_cutoff(30)
     start = threading.Barrier(threads)
     ok, sold_out, other = [], [], []
@@ -34,8 +43,14 @@ def _race_for_stock(url: str, attempts: int, threads: int) -> tuple[int, int, li
             start.wait()  # the first wave of threads starts together
         try:
             with session_scope(sessions) as s:
-                place_order(s, region=s.get(Region, region_id), leader_code=f"L{n % 3 + 1}",
-                            member=MemberRef(f"buyer-{n}"), lines=[LineRequest("APPLE", 1)], placed_at=at)
+                place_order(
+                    s,
+                    region=s.get(Region, region_id),
+                    leader_code=f"L{n % 3 + 1}",
+                    member=MemberRef(f"buyer-{n}"),
+                    lines=[LineRequest("APPLE", 1)],
+                    placed_at=at,
+                )
             ok.append(n)
         except SoldOut:
             sold_out.append(n)
@@ -45,7 +60,12 @@ def _race_for_stock(url: str, attempts: int, threads: int) -> tuple[int, int, li
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(attempt, range(attempts)))
     with session_scope(sessions) as s:
-        assert s.scalar(select(Deal.sold_qty).where(Deal.product_id == 1, Deal.delivery_date == DELIVERY)) == 50
+        assert (
+            s.scalar(
+                select(Deal.sold_qty).where(Deal.product_id == 1, Deal.delivery_date == DELIVERY)
+            )
+            == 50
+        )
         assert s.scalar(select(func.count()).select_from(Order)) == 1 + len(ok)
     engine.dispose()
     return len(ok), len(sold_out), other
@@ -76,8 +96,13 @@ def _cutoff_in_process(url: str, region_id: int, start_at: float, queue) -> None
     time.sleep(max(0.0, start_at - time.time()))
     try:
         with session_scope(sessions) as s:
-            wave, summary = cut_off_wave(s, region=s.get(Region, region_id), delivery_date=DELIVERY,
-                                         now=datetime.now(UTC), actor=f"pid-{multiprocessing.current_process().pid}")
+            wave, summary = cut_off_wave(
+                s,
+                region=s.get(Region, region_id),
+                delivery_date=DELIVERY,
+                now=datetime.now(UTC),
+                actor=f"pid-{multiprocessing.current_process().pid}",
+            )
         queue.put(("ok", wave.id, summary.already_cut_off, summary.orders_locked))
     except BaseException as err:  # noqa: BLE001 - sent back to the test
         queue.put(("error", repr(err), None, None))
@@ -93,14 +118,22 @@ def test_two_processes_cutting_off_at_once_give_one_wave(pg_url):
     with session_scope(sessions) as s:
         world = make_world(s, leaders=3)
         for n in range(30):
-            place_order(s, region=world.region, leader_code=f"L{n % 3 + 1}", member=MemberRef(f"M{n}"),
-                        lines=[LineRequest("APPLE", 1), LineRequest("MILK", 2)],
-                        placed_at=world.before_cutoff(n + 1))
+            place_order(
+                s,
+                region=world.region,
+                leader_code=f"L{n % 3 + 1}",
+                member=MemberRef(f"M{n}"),
+                lines=[LineRequest("APPLE", 1), LineRequest("MILK", 2)],
+                placed_at=world.before_cutoff(n + 1),
+            )
         region_id = world.region.id
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     start_at = time.time() + 3.0  # both processes are up and connected well before this
-    procs = [ctx.Process(target=_cutoff_in_process, args=(pg_url, region_id, start_at, queue)) for _ in range(2)]
+    procs = [
+        ctx.Process(target=_cutoff_in_process, args=(pg_url, region_id, start_at, queue))
+        for _ in range(2)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=60) for _ in procs]
@@ -113,8 +146,20 @@ def test_two_processes_cutting_off_at_once_give_one_wave(pg_url):
     with session_scope(sessions) as s:
         assert s.scalar(select(func.count()).select_from(Wave)) == 1
         assert s.scalar(select(func.count()).select_from(CutoffRun)) == 1
-        assert s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "wave.cut_off")) == 1
-        assert s.scalar(select(func.count()).select_from(Order).where(Order.status == OrderStatus.LOCKED)) == 30
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "wave.cut_off")
+            )
+            == 1
+        )
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Order).where(Order.status == OrderStatus.LOCKED)
+            )
+            == 30
+        )
     engine.dispose()
 
 
@@ -134,9 +179,14 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
         n = 0
         while not stop.is_set() and n < 200:
             with session_scope(sessions) as s:
-                o = place_order(s, region=s.get(Region, region_id), leader_code=f"L{worker % 3 + 1}",
-                                member=MemberRef(f"W{worker}-{n}"), lines=[LineRequest("MILK", 1)],
-                                placed_at=stamped)
+                o = place_order(
+                    s,
+                    region=s.get(Region, region_id),
+                    leader_code=f"L{worker % 3 + 1}",
+                    member=MemberRef(f"W{worker}-{n}"),
+                    lines=[LineRequest("MILK", 1)],
+                    placed_at=stamped,
+                )
                 placed.append(o.id)
             n += 1
 
@@ -144,7 +194,9 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
         futures = [pool.submit(keep_ordering, w) for w in range(4)]
         time.sleep(0.5)
         with session_scope(sessions) as s:
-            wave, summary = cut_off_wave(s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=after)
+            wave, summary = cut_off_wave(
+                s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=after
+            )
         time.sleep(0.3)
         stop.set()
         for f in futures:

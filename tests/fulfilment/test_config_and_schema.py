@@ -25,8 +25,14 @@ def test_dev_mode_runs_without_a_secret_and_defaults_to_sqlite_in_instance():
 
 def test_settings_come_from_the_environment():
     """GROUPBUY_DATABASE_URL and GROUPBUY_SECRET_KEY are taken as given."""
-    s = load_settings({"GROUPBUY_DATABASE_URL": "postgresql+psycopg://x@h/db", "GROUPBUY_SECRET_KEY": "k"})
-    assert (s.database_url, s.secret_key, s.env) == ("postgresql+psycopg://x@h/db", "k", "production")
+    s = load_settings(
+        {"GROUPBUY_DATABASE_URL": "postgresql+psycopg://x@h/db", "GROUPBUY_SECRET_KEY": "k"}
+    )
+    assert (s.database_url, s.secret_key, s.env) == (
+        "postgresql+psycopg://x@h/db",
+        "k",
+        "production",
+    )
 
 
 def test_migrations_build_exactly_the_models(engine):

@@ -30,13 +30,27 @@ from fulfilment.orders import LineRequest, MemberRef, place_order
 
 
 def put(session, world, member, sku="APPLE", qty=1, leader="L1", minutes=60):
-    return place_order(session, region=world.region, leader_code=leader, member=MemberRef(member),
-                       lines=[LineRequest(sku, qty)], placed_at=world.before_cutoff(minutes))
+    return place_order(
+        session,
+        region=world.region,
+        leader_code=leader,
+        member=MemberRef(member),
+        lines=[LineRequest(sku, qty)],
+        placed_at=world.before_cutoff(minutes),
+    )
 
 
 def locked_line_count(session, wave):
-    return session.scalar(select(func.count()).select_from(OrderLine).join(Order).where(
-        Order.wave_id == wave.id, Order.status == OrderStatus.LOCKED, OrderLine.status == LineStatus.ACTIVE))
+    return session.scalar(
+        select(func.count())
+        .select_from(OrderLine)
+        .join(Order)
+        .where(
+            Order.wave_id == wave.id,
+            Order.status == OrderStatus.LOCKED,
+            OrderLine.status == LineStatus.ACTIVE,
+        )
+    )
 
 
 def test_cut_off_twice_gives_one_wave(session):
@@ -44,8 +58,12 @@ def test_cut_off_twice_gives_one_wave(session):
     world = make_world(session)
     for m in range(4):
         put(session, world, f"M{m}", leader=f"L{m % 3 + 1}")
-    first, s1 = cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
-    second, s2 = cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff(9))
+    first, s1 = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    second, s2 = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff(9)
+    )
     assert first.id == second.id and first.status == WaveStatus.CUT_OFF
     assert (s1.orders_locked, s1.lines_locked) == (4, 4)
     assert s2.already_cut_off and (s2.orders_locked, s2.lines_locked) == (4, 4)
@@ -57,7 +75,9 @@ def test_cutoff_before_the_deadline_is_refused(session):
     """The wave cannot be cut off before its due instant."""
     world = make_world(session)
     with pytest.raises(CutoffNotReached):
-        cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.before_cutoff(1))
+        cut_off_wave(
+            session, region=world.region, delivery_date=DELIVERY, now=world.before_cutoff(1)
+        )
 
 
 def test_group_below_minimum_is_cancelled_with_full_refund_and_stock_returned(session):
@@ -66,11 +86,19 @@ def test_group_below_minimum_is_cancelled_with_full_refund_and_stock_returned(se
     put(session, world, "M1", qty=2)
     put(session, world, "M1", qty=1, minutes=50)  # the same member twice counts once
     put(session, world, "M2", sku="APPLE", qty=1)
-    mixed = place_order(session, region=world.region, leader_code="L2", member=MemberRef("M3"),
-                        lines=[LineRequest("MILK", 1)], placed_at=world.before_cutoff())
+    mixed = place_order(
+        session,
+        region=world.region,
+        leader_code="L2",
+        member=MemberRef("M3"),
+        lines=[LineRequest("MILK", 1)],
+        placed_at=world.before_cutoff(),
+    )
     put(session, world, "M4", sku="MILK")
     put(session, world, "M5", sku="MILK")
-    wave, summary = cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
+    wave, summary = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
 
     apple = session.get(Deal, world.deals["APPLE"].id)
     assert apple.status == DealStatus.CANCELLED and apple.sold_qty == 0
@@ -78,7 +106,9 @@ def test_group_below_minimum_is_cancelled_with_full_refund_and_stock_returned(se
     apple_lines = session.scalars(select(OrderLine).where(OrderLine.deal_id == apple.id)).all()
     assert all(ln.status == LineStatus.CANCELLED for ln in apple_lines)
     assert sum(ln.refund_owed_cents for ln in apple_lines) == 4 * 1000
-    assert summary.deals_cancelled == 2 and summary.orders_cancelled == 3  # APPLE, and PRAWN with no orders
+    assert (
+        summary.deals_cancelled == 2 and summary.orders_cancelled == 3
+    )  # APPLE, and PRAWN with no orders
     assert session.get(Order, mixed.id).status == OrderStatus.LOCKED
     assert locked_line_count(session, wave) == 3
 
@@ -101,18 +131,38 @@ def test_pick_lists_roll_up_per_leader_station_and_warehouse(session):
     put(session, world, "M1", qty=2, leader="L1")
     put(session, world, "M2", qty=3, leader="L2")
     put(session, world, "M3", qty=4, leader="L3", sku="PRAWN")
-    wave, _ = cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
-    totals = dict(session.execute(select(PickLine.level, func.sum(PickLine.quantity))
-                                  .where(PickLine.wave_id == wave.id).group_by(PickLine.level)).all())
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    totals = dict(
+        session.execute(
+            select(PickLine.level, func.sum(PickLine.quantity))
+            .where(PickLine.wave_id == wave.id)
+            .group_by(PickLine.level)
+        ).all()
+    )
     assert totals == {PickLevel.LEADER: 9, PickLevel.STATION: 9, PickLevel.WAREHOUSE: 9}
-    stations = session.execute(select(PickLine.station_id, PickLine.quantity).where(
-        PickLine.wave_id == wave.id, PickLine.level == PickLevel.STATION, PickLine.product_id ==
-        world.products["APPLE"].id)).all()
+    stations = session.execute(
+        select(PickLine.station_id, PickLine.quantity).where(
+            PickLine.wave_id == wave.id,
+            PickLine.level == PickLevel.STATION,
+            PickLine.product_id == world.products["APPLE"].id,
+        )
+    ).all()
     assert sorted(q for _, q in stations) == [2, 3]  # L1 and L2 sit at different stations
-    warehouse = session.execute(select(PickLine).where(PickLine.wave_id == wave.id,
-                                                       PickLine.level == PickLevel.WAREHOUSE)).scalars().all()
+    warehouse = (
+        session.execute(
+            select(PickLine).where(
+                PickLine.wave_id == wave.id, PickLine.level == PickLevel.WAREHOUSE
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert {(p.bin_code, p.zone.value, p.quantity, p.weight_g) for p in warehouse} == {
-        ("A-01-1", "ambient", 5, 5000), ("C-01-3", "frozen", 4, 2000)}
+        ("A-01-1", "ambient", 5, 5000),
+        ("C-01-3", "frozen", 4, 2000),
+    }
 
 
 def test_crash_half_way_leaves_nothing_and_a_rerun_gives_the_same_result(sessions, monkeypatch):
@@ -133,21 +183,40 @@ def test_crash_half_way_leaves_nothing_and_a_rerun_gives_the_same_result(session
     with session_scope(sessions) as s:
         assert s.scalars(select(Wave)).one().status == WaveStatus.OPEN
         assert {o.status for o in s.scalars(select(Order))} == {OrderStatus.PLACED}
-        assert s.scalar(select(func.count()).select_from(Deal).where(Deal.status != DealStatus.OPEN)) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(Deal).where(Deal.status != DealStatus.OPEN))
+            == 0
+        )
         assert s.scalar(select(func.count()).select_from(PickLine)) == 0
     monkeypatch.undo()
     with session_scope(sessions) as s:
-        wave, summary = cut_off_wave(s, region=s.get(Region, region_id), delivery_date=DELIVERY,
-                                     now=cutoff_after)
-        assert (summary.orders_locked, summary.lines_locked, summary.deals_cancelled) == (4, 3, 2)  # APPLE, PRAWN
+        wave, summary = cut_off_wave(
+            s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=cutoff_after
+        )
+        assert (summary.orders_locked, summary.lines_locked, summary.deals_cancelled) == (
+            4,
+            3,
+            2,
+        )  # APPLE, PRAWN
         assert locked_line_count(s, wave) == 3
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(orders=st.lists(
-    st.tuples(st.integers(1, 4), st.integers(0, 6), st.sampled_from(["APPLE", "MILK", "PRAWN"]),
-              st.integers(1, 5), st.integers(-120, 120)),
-    min_size=1, max_size=25))
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    orders=st.lists(
+        st.tuples(
+            st.integers(1, 4),
+            st.integers(0, 6),
+            st.sampled_from(["APPLE", "MILK", "PRAWN"]),
+            st.integers(1, 5),
+            st.integers(-120, 120),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_pick_list_totals_equal_locked_order_lines(sqlite_template, tmp_path_factory, orders):
     """Property: for any orders, each level's totals per SKU equal the locked, active order lines."""
     import shutil
@@ -160,22 +229,43 @@ def test_pick_list_totals_equal_locked_order_lines(sqlite_template, tmp_path_fac
         with session_scope(sessions) as s:
             world = make_world(s, leaders=4, stations=2, min_group=2)
             for leader, member, sku, qty, minutes in orders:
-                place_order(s, region=world.region, leader_code=f"L{leader}", member=MemberRef(f"M{member}"),
-                            lines=[LineRequest(sku, qty)],
-                            placed_at=world.cutoff - timedelta(minutes=minutes))
-            wave, _ = cut_off_wave(s, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff(200))
-            expected = dict(s.execute(
-                select(OrderLine.product_id, func.sum(OrderLine.quantity)).join(Order)
-                .where(Order.wave_id == wave.id, Order.status == OrderStatus.LOCKED,
-                       OrderLine.status == LineStatus.ACTIVE)
-                .group_by(OrderLine.product_id)).all())
+                place_order(
+                    s,
+                    region=world.region,
+                    leader_code=f"L{leader}",
+                    member=MemberRef(f"M{member}"),
+                    lines=[LineRequest(sku, qty)],
+                    placed_at=world.cutoff - timedelta(minutes=minutes),
+                )
+            wave, _ = cut_off_wave(
+                s, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff(200)
+            )
+            expected = dict(
+                s.execute(
+                    select(OrderLine.product_id, func.sum(OrderLine.quantity))
+                    .join(Order)
+                    .where(
+                        Order.wave_id == wave.id,
+                        Order.status == OrderStatus.LOCKED,
+                        OrderLine.status == LineStatus.ACTIVE,
+                    )
+                    .group_by(OrderLine.product_id)
+                ).all()
+            )
             for level in PickLevel:
-                got = dict(s.execute(select(PickLine.product_id, func.sum(PickLine.quantity))
-                                     .where(PickLine.wave_id == wave.id, PickLine.level == level)
-                                     .group_by(PickLine.product_id)).all())
+                got = dict(
+                    s.execute(
+                        select(PickLine.product_id, func.sum(PickLine.quantity))
+                        .where(PickLine.wave_id == wave.id, PickLine.level == level)
+                        .group_by(PickLine.product_id)
+                    ).all()
+                )
                 assert got == expected, level
             # and every order placed before the cutoff is in this wave, every other in a later one
             before = sum(1 for *_, m in orders if m > 0)
-            assert s.scalar(select(func.count()).select_from(Order).where(Order.wave_id == wave.id)) == before
+            assert (
+                s.scalar(select(func.count()).select_from(Order).where(Order.wave_id == wave.id))
+                == before
+            )
     finally:
         engine.dispose()

@@ -7,8 +7,9 @@ from fulfilment.models import Region
 
 
 def region(tz="Asia/Shanghai", cutoff=time(23, 0), offset=1) -> Region:
-    return Region(code="R", name="R", tz=tz, cutoff_time=cutoff, delivery_offset_days=offset,
-                  lat=0.0, lon=0.0)
+    return Region(
+        code="R", name="R", tz=tz, cutoff_time=cutoff, delivery_offset_days=offset, lat=0.0, lon=0.0
+    )
 
 
 def test_order_at_the_exact_cutoff_instant_goes_to_the_next_wave():

@@ -14,8 +14,11 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
 def snapshot(session):
-    orders = session.execute(select(Order.leader_id, Order.placed_at, Order.pickup_code, Order.total_cents)
-                             .order_by(Order.id)).all()
+    orders = session.execute(
+        select(Order.leader_id, Order.placed_at, Order.pickup_code, Order.total_cents).order_by(
+            Order.id
+        )
+    ).all()
     leaders = session.execute(select(Leader.code, Leader.lat, Leader.lon).order_by(Leader.id)).all()
     return orders, leaders
 
@@ -49,7 +52,9 @@ def test_demo_has_an_evening_peak_and_cuts_off(session):
     evening = sum(hours[h] for h in (19, 20, 21, 22))
     small_hours = sum(hours[h] for h in (2, 3, 4, 5))
     assert evening > 5 * small_hours
-    assert session.scalar(select(Leader).limit(1)).station_id in set(session.scalars(select(GridStation.id)))
+    assert session.scalar(select(Leader).limit(1)).station_id in set(
+        session.scalars(select(GridStation.id))
+    )
     wave, cut = cut_off_wave(session, region=region, delivery_date=summary.delivery_date, now=NOW)
     assert cut.orders_locked == 1000
     lines = session.scalars(select(OrderLine)).all()

@@ -12,9 +12,15 @@ from fulfilment.orders import LineRequest, MemberRef, cancel_order, place_order
 
 
 def order(session, world, *, key=None, at=None, sku="APPLE", qty=1, member="M1", leader="L1"):
-    return place_order(session, region=world.region, leader_code=leader, member=MemberRef(member, "张三", "13812345678"),
-                       lines=[LineRequest(sku, qty)], placed_at=at or world.before_cutoff(),
-                       idempotency_key=key)
+    return place_order(
+        session,
+        region=world.region,
+        leader_code=leader,
+        member=MemberRef(member, "张三", "13812345678"),
+        lines=[LineRequest(sku, qty)],
+        placed_at=at or world.before_cutoff(),
+        idempotency_key=key,
+    )
 
 
 def test_order_lands_in_its_wave_with_a_pickup_code_and_an_audit_entry(session):
@@ -34,8 +40,12 @@ def test_order_at_the_cutoff_instant_goes_to_the_next_wave(session):
     """placed_at == cutoff: the next delivery date, by the one comparison in fulfilment.cycle."""
     world = make_world(session)
     at_cutoff = order(session, world, at=world.cutoff)
-    just_before = order(session, world, at=world.cutoff - __import__("datetime").timedelta(microseconds=1),
-                        member="M2")
+    just_before = order(
+        session,
+        world,
+        at=world.cutoff - __import__("datetime").timedelta(microseconds=1),
+        member="M2",
+    )
     assert at_cutoff.wave.delivery_date > DELIVERY
     assert just_before.wave.delivery_date == DELIVERY
 
@@ -58,8 +68,14 @@ def test_sold_out_takes_nothing(sessions):
         region_id = world.region.id
     with pytest.raises(SoldOut) as err, session_scope(sessions) as s:
         w = s.get(type(world.region), region_id)
-        place_order(s, region=w, leader_code="L1", member=MemberRef("M2"),
-                    lines=[LineRequest("MILK", 1), LineRequest("APPLE", 2)], placed_at=world.before_cutoff())
+        place_order(
+            s,
+            region=w,
+            leader_code="L1",
+            member=MemberRef("M2"),
+            lines=[LineRequest("MILK", 1), LineRequest("APPLE", 2)],
+            placed_at=world.before_cutoff(),
+        )
     assert err.value.sku == "APPLE" and err.value.left == 1
     with session_scope(sessions) as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 1
@@ -70,10 +86,14 @@ def test_order_after_cutoff_of_a_cut_off_wave_goes_to_the_next_and_is_marked_lat
     """Once the wave is cut off, an order stamped before the cutoff lands in the next wave, late."""
     world = make_world(session)
     order(session, world)
-    wave, _ = cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
     late = order(session, world, member="M9", at=world.before_cutoff(5))
     assert late.late and late.wave.delivery_date > DELIVERY
-    assert session.scalar(select(func.count()).select_from(Order).where(Order.wave_id == wave.id)) == 1
+    assert (
+        session.scalar(select(func.count()).select_from(Order).where(Order.wave_id == wave.id)) == 1
+    )
 
 
 def test_cancel_before_cutoff_returns_stock(session):
@@ -84,7 +104,9 @@ def test_cancel_before_cutoff_returns_stock(session):
     assert placed.status == OrderStatus.CANCELLED
     assert session.get(Deal, world.deals["APPLE"].id).sold_qty == 0
     assert order(session, world, member="M2", qty=3).total_cents == 3000
-    actions = session.scalars(select(AuditEntry.action).where(AuditEntry.entity_id == placed.id)).all()
+    actions = session.scalars(
+        select(AuditEntry.action).where(AuditEntry.entity_id == placed.id)
+    ).all()
     assert "order.cancelled" in actions
 
 

@@ -7,8 +7,14 @@ from web import create_app
 
 @pytest.fixture
 def app(db_url, tmp_path):
-    app = create_app({"GROUPBUY_ENV": "test", "GROUPBUY_DATABASE_URL": db_url,
-                      "GROUPBUY_INSTANCE_DIR": str(tmp_path), "TESTING": True})
+    app = create_app(
+        {
+            "GROUPBUY_ENV": "test",
+            "GROUPBUY_DATABASE_URL": db_url,
+            "GROUPBUY_INSTANCE_DIR": str(tmp_path),
+            "TESTING": True,
+        }
+    )
     yield app
     app.extensions["groupbuy"]["engine"].dispose()
 

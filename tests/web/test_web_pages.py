@@ -14,16 +14,22 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 def demo(app, **kw):
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
-        return build_demo(s, seed=2, leaders=kw.get("leaders", 12), orders=kw.get("orders", 200), now=NOW)
+        return build_demo(
+            s, seed=2, leaders=kw.get("leaders", 12), orders=kw.get("orders", 200), now=NOW
+        )
 
 
 def test_cutoff_command_then_pick_list_pages(app, client, runner):
     """`groupbuy cutoff` cuts the wave; the three pick lists render it with personal data masked."""
     summary = demo(app)
-    result = runner.invoke(args=["cutoff", "--region", "SH", "--date", summary.delivery_date.isoformat()])
+    result = runner.invoke(
+        args=["cutoff", "--region", "SH", "--date", summary.delivery_date.isoformat()]
+    )
     assert result.exit_code == 0, result.output
     assert "cut off: 200 orders" in result.output
-    again = runner.invoke(args=["cutoff", "--region", "SH", "--date", summary.delivery_date.isoformat()])
+    again = runner.invoke(
+        args=["cutoff", "--region", "SH", "--date", summary.delivery_date.isoformat()]
+    )
     assert "already cut off" in again.output
 
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
@@ -56,12 +62,17 @@ def test_cutoff_command_reports_errors_with_nonzero_exit(app, runner):
 def test_import_command_all_or_nothing_and_skip_bad(app, runner, tmp_path):
     """`groupbuy import-orders` refuses a file with a bad row and imports the good ones with --skip-bad."""
     summary = demo(app, orders=10)
-    day = summary.delivery_date.replace(day=summary.delivery_date.day)  # orders for the next open wave
+    day = summary.delivery_date.replace(
+        day=summary.delivery_date.day
+    )  # orders for the next open wave
     del day
     path = tmp_path / "orders.csv"
-    path.write_text("order_no,order_time,leader_code,member_id,sku,quantity\n"
-                    "X1,2026-11-24 10:00,L00001,MX1,VEG-001,2\n"
-                    "X2,2026-11-24 10:05,L00001,MX2,VEG-001,zero\n", encoding="utf-8")
+    path.write_text(
+        "order_no,order_time,leader_code,member_id,sku,quantity\n"
+        "X1,2026-11-24 10:00,L00001,MX1,VEG-001,2\n"
+        "X2,2026-11-24 10:05,L00001,MX2,VEG-001,zero\n",
+        encoding="utf-8",
+    )
     refused = runner.invoke(args=["import-orders", str(path)])
     assert refused.exit_code == 1 and "orders.csv:line 3: quantity" in refused.output
     done = runner.invoke(args=["import-orders", str(path), "--skip-bad"])
