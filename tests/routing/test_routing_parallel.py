@@ -7,6 +7,7 @@ import random
 import time
 
 import pytest
+from routing_fixtures import planar_problem, van
 
 from routing import (
     Load,
@@ -18,7 +19,6 @@ from routing import (
     plan_two_echelons,
     solve_in_subprocess,
 )
-from routing_fixtures import planar_problem, van
 
 
 def _problem(n=40, seed=1):

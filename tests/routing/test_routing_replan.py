@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from routing import Load, compare_plans, plan_routes, replan
 from routing_fixtures import planar_problem, van
+
+from routing import Load, compare_plans, plan_routes, replan
 
 
 def _city(n: int, seed: int = 11):
