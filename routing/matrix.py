@@ -207,7 +207,8 @@ class MatrixCache:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, distance_m=value[0], **{f"t:{k}": v for k, v in value[1].items()})
+        arrays = {"distance_m": value[0], **{f"t:{k}": v for k, v in value[1].items()}}
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, path)
 
 

@@ -235,7 +235,8 @@ class Problem:
 
     def node_points(self) -> list[LatLon]:
         """Locations of every node in matrix order (depots, then stops)."""
-        return [d.location for d in self.depots] + [s.location for s in self.stops]  # type: ignore[misc]
+        points = [d.location for d in self.depots] + [s.location for s in self.stops]
+        return [p for p in points if p is not None]  # all present: checked on construction
 
     def _validate_ids(self) -> None:
         for kind, items in (("depot", self.depots), ("stop", self.stops), ("vehicle", self.vehicles)):

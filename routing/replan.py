@@ -80,14 +80,15 @@ def replan(problem: Problem, previous: Plan, *, time_limit_s: float, seed: int =
     start = {r.vehicle_id: [s for s in r.stop_ids if s in stop_ids]
              for r in previous.routes if r.vehicle_id in vehicle_ids}
     hard = dict(locked or {})
-    common = dict(search=search, cache=cache, seed=seed, initial_routes=start)
     if not keep_vehicles:
-        plan = plan_routes(problem, time_limit_s=time_limit_s, locked=hard, **common)
+        plan = plan_routes(problem, time_limit_s=time_limit_s, locked=hard, search=search,
+                           cache=cache, seed=seed, initial_routes=start)
         return plan, compare_plans(previous, plan)
     kept = {sid: vid for vid, sids in start.items() for sid in sids}
     kept.update(hard)
     budget = time_limit_s / 2
-    plan = plan_routes(problem, time_limit_s=budget, locked=kept, **common)
+    plan = plan_routes(problem, time_limit_s=budget, locked=kept, search=search, cache=cache,
+                       seed=seed, initial_routes=start)
     if any(u.reason == UnassignedReason.FLEET_EXHAUSTED for u in plan.unassigned):
         remaining = max(0.1, time_limit_s - (time.perf_counter() - t0))
         warm = {r.vehicle_id: r.stop_ids for r in plan.routes}

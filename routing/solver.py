@@ -272,9 +272,9 @@ def _add_time(routing, manager, m: _Model):
         if vehicle.max_duration_s is not None:
             dim.SetSpanUpperBoundForVehicle(int(vehicle.max_duration_s), v)
         if vehicle.break_ is not None:
-            b = vehicle.break_
-            interval = solver.FixedDurationIntervalVar(b.earliest_start_s, b.latest_start_s,
-                                                       b.duration_s, False, f"break {vehicle.id}")
+            brk = vehicle.break_
+            interval = solver.FixedDurationIntervalVar(brk.earliest_start_s, brk.latest_start_s,
+                                                       brk.duration_s, False, f"break {vehicle.id}")
             dim.SetBreakIntervalsOfVehicle([interval], v, visit)
     # come back as early as possible, then leave as late as that allows: no idle time on the road
     for v in range(len(problem.vehicles)):
