@@ -120,7 +120,10 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
         if start is not None:
             solution = routing.SolveFromAssignmentWithParameters(start, params)
     if solution is None:
-        solution = routing.SolveWithParameters(params)
+        if config.iterated_local_search is not None:
+            solution = routing.SolveWithIteratedLocalSearch(params)
+        else:
+            solution = routing.SolveWithParameters(params)
     if solution is None:  # the construction failed: start from nothing served, then improve
         params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.ALL_UNPERFORMED
         remaining = max(0.1, time_limit_s - (time.perf_counter() - t0))
