@@ -130,6 +130,9 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
         params.time_limit.FromNanoseconds(int(remaining * 1e9))
         solution = routing.SolveWithParameters(params)
     status = _STATUS.values_by_number[routing.status()].name
+    if solution is not None and status == "ROUTING_NOT_SOLVED":
+        # SolveWithIteratedLocalSearch returns a solution without setting the model's status
+        status = "ROUTING_SUCCESS"
     if solution is None:
         return _empty_plan(m, status, t0)
     return _read_plan(routing, manager, solution, time_dim, m, status,
