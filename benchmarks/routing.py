@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -144,8 +145,10 @@ def run(args: argparse.Namespace) -> int:
             entry["pyvrp"] = _finish_pyvrp(*pv, args.seconds)
         if args.cores > 1:
             entry["ours_cores"] = _ours(inst, args.seconds, args.seed, args.cores)
+        entry["load1"] = os.getloadavg()[0]
         results[inst.name] = entry
-        line = f"{inst.name:<14}{_fmt(inst.bks, '>10.1f')} | ours {_row(inst.name, inst.bks, entry['ours'])}"
+        line = (f"{inst.name:<14}{_fmt(inst.bks, '>10.1f')} | ours {_row(inst.name, inst.bks, entry['ours'])}"
+                f"  [load {entry['load1']:.1f}]")
         print(line, flush=True)
         if "pyvrp" in entry:
             print(f"{'':<14}{'':>10} | pyvrp {_row(inst.name, inst.bks, entry['pyvrp'])}", flush=True)
