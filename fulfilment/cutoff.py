@@ -44,6 +44,8 @@ from .models import (
     PickLevel,
     PickLine,
     Product,
+    Refund,
+    RefundReason,
     Region,
     Wave,
     WaveStatus,
@@ -54,6 +56,7 @@ orders_t = cast(Table, Order.__table__)
 lines_t = cast(Table, OrderLine.__table__)
 deals_t = cast(Table, Deal.__table__)
 pick_t = cast(Table, PickLine.__table__)
+refunds_t = cast(Table, Refund.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +106,10 @@ def cut_off_wave(
             f"{wave.cutoff_due_at.isoformat()}, not yet at {now.isoformat()}"
         )
 
-    orders_locked = _rowcount(
-        session.execute(
-            update(orders_t)
-            .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.PLACED.value)
-            .values(status=OrderStatus.LOCKED.value)
-        )
-    )
+    # The wave's status is the lock on its orders: no per-order rewrite (see OrderStatus).
     deals_cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave)
-    _fix_tier_prices(session, region, delivery_date)
-    lines_locked = aggregate_wave(session, wave)
+    _fix_tier_prices(session, region, delivery_date, wave)
+    orders_locked, lines_locked = aggregate_wave(session, wave)
 
     summary = CutoffSummary(
         wave.id, False, orders_locked, lines_locked, deals_cancelled, orders_cancelled
@@ -155,21 +152,68 @@ def _wave_deals(region: Region, delivery_date: date):
     return and_(deals_t.c.region_id == region.id, deals_t.c.delivery_date == delivery_date)
 
 
+PICK_COLUMNS = [
+    "wave_id",
+    "level",
+    "station_id",
+    "leader_id",
+    "product_id",
+    "zone",
+    "bin_code",
+    "quantity",
+    "weight_g",
+    "volume_ml",
+    "order_lines",
+]
+
+
+def _active_lines_of_wave(wave: Wave):
+    """The join and filter every cutoff statement shares: active lines of placed orders in the wave."""
+    return (
+        lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id),
+        and_(
+            orders_t.c.wave_id == wave.id,
+            orders_t.c.status == OrderStatus.PLACED.value,
+            lines_t.c.status == LineStatus.ACTIVE.value,
+        ),
+    )
+
+
+def _insert_refunds(
+    session: Session,
+    wave: Wave,
+    deal_ids: list[int],
+    amount,
+    reason: RefundReason,
+    extra_condition=None,
+) -> None:
+    joined, active = _active_lines_of_wave(wave)
+    query = (
+        select(lines_t.c.id, lines_t.c.order_id, literal(wave.id), amount, literal(reason.value))
+        .select_from(joined.join(deals_t, deals_t.c.id == lines_t.c.deal_id))
+        .where(active, lines_t.c.deal_id.in_(deal_ids))
+    )
+    if extra_condition is not None:
+        query = query.where(extra_condition)
+    session.execute(
+        insert(refunds_t).from_select(
+            ["order_line_id", "order_id", "wave_id", "amount_cents", "reason"], query
+        )
+    )
+
+
 def _cancel_failed_groups(
     session: Session, region: Region, delivery_date: date, wave: Wave
 ) -> tuple[int, int]:
-    """Deals below their minimum group size (distinct members) are cancelled; paid amounts become refunds."""
+    """Deals below their minimum group size (distinct members) are cancelled; what was paid is refunded."""
+    joined, active = _active_lines_of_wave(wave)
     members = (
         select(func.count(func.distinct(orders_t.c.member_id)))
-        .select_from(lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id))
-        .where(
-            lines_t.c.deal_id == deals_t.c.id,
-            lines_t.c.status == LineStatus.ACTIVE.value,
-            orders_t.c.status == OrderStatus.LOCKED.value,
-        )
+        .select_from(joined)
+        .where(active, lines_t.c.deal_id == deals_t.c.id)
         .scalar_subquery()
     )
-    failed = (
+    failed = list(
         session.execute(
             select(deals_t.c.id).where(
                 _wave_deals(region, delivery_date),
@@ -177,19 +221,21 @@ def _cancel_failed_groups(
                 deals_t.c.min_group_members.is_not(None),
                 members < deals_t.c.min_group_members,
             )
-        )
-        .scalars()
-        .all()
+        ).scalars()
     )
     if not failed:
         return 0, 0
+    _insert_refunds(
+        session,
+        wave,
+        failed,
+        lines_t.c.unit_price_cents * lines_t.c.quantity,
+        RefundReason.GROUP_FAILED,
+    )
     session.execute(
         update(lines_t)
         .where(lines_t.c.deal_id.in_(failed), lines_t.c.status == LineStatus.ACTIVE.value)
-        .values(
-            status=LineStatus.CANCELLED.value,
-            refund_owed_cents=lines_t.c.unit_price_cents * lines_t.c.quantity,
-        )
+        .values(status=LineStatus.CANCELLED.value)
     )
     session.execute(
         update(deals_t)
@@ -204,7 +250,7 @@ def _cancel_failed_groups(
             update(orders_t)
             .where(
                 orders_t.c.wave_id == wave.id,
-                orders_t.c.status == OrderStatus.LOCKED.value,
+                orders_t.c.status == OrderStatus.PLACED.value,
                 ~still_active,
             )
             .values(status=OrderStatus.CANCELLED_FOR_REFUND.value)
@@ -213,7 +259,7 @@ def _cancel_failed_groups(
     return len(failed), orders_cancelled
 
 
-def _fix_tier_prices(session: Session, region: Region, delivery_date: date) -> None:
+def _fix_tier_prices(session: Session, region: Region, delivery_date: date, wave: Wave) -> None:
     """Each surviving deal's price is fixed from its final total; lines paid above it are owed the difference."""
     deals = session.scalars(
         select(Deal)
@@ -233,32 +279,30 @@ def _fix_tier_prices(session: Session, region: Region, delivery_date: date) -> N
         .values(final_price_cents=bindparam("b_price"), status=DealStatus.CONFIRMED.value),
         finals,
     )
-    final_price = (
-        select(deals_t.c.final_price_cents)
-        .where(deals_t.c.id == lines_t.c.deal_id)
-        .scalar_subquery()
-    )
-    session.execute(
-        update(lines_t)
-        .where(
-            lines_t.c.deal_id.in_([d.id for d in deals]),
-            lines_t.c.status == LineStatus.ACTIVE.value,
-            lines_t.c.unit_price_cents > final_price,
+    lowered = [
+        d.id for d, f in zip(deals, finals, strict=True) if f["b_price"] < d.base_price_cents
+    ]
+    if lowered:
+        _insert_refunds(
+            session,
+            wave,
+            lowered,
+            (lines_t.c.unit_price_cents - deals_t.c.final_price_cents) * lines_t.c.quantity,
+            RefundReason.TIER_PRICE,
+            lines_t.c.unit_price_cents > deals_t.c.final_price_cents,
         )
-        .values(refund_owed_cents=(lines_t.c.unit_price_cents - final_price) * lines_t.c.quantity)
-    )
     session.expire_all()
 
 
-def aggregate_wave(session: Session, wave: Wave) -> int:
+def aggregate_wave(session: Session, wave: Wave) -> tuple[int, int]:
     """Rebuild the wave's pick lists: per leader (with station), per station, warehouse totals.
 
-    Derived rows, rebuilt from the locked lines in three INSERT … SELECT statements; the
-    station and warehouse levels are sums of the level below. Returns the locked lines counted.
+    Derived rows, rebuilt from the wave's active lines in three INSERT … SELECT statements; the
+    station and warehouse levels are sums of the level below. Returns (orders, lines) picked.
     """
     session.execute(delete(pick_t).where(pick_t.c.wave_id == wave.id))
-    leaders_t, products_t = Leader.__table__, Product.__table__
-    qty = func.sum(lines_t.c.quantity)
+    leaders_t, products_t = cast(Table, Leader.__table__), cast(Table, Product.__table__)
+    joined, active = _active_lines_of_wave(wave)
     per_leader = (
         select(
             literal(wave.id),
@@ -268,20 +312,17 @@ def aggregate_wave(session: Session, wave: Wave) -> int:
             lines_t.c.product_id,
             products_t.c.zone,
             products_t.c.bin_code,
-            qty,
+            func.sum(lines_t.c.quantity),
             func.sum(lines_t.c.quantity * products_t.c.weight_g),
             func.sum(lines_t.c.quantity * products_t.c.volume_ml),
+            func.count(),
         )
         .select_from(
-            lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id)
-            .join(products_t, products_t.c.id == lines_t.c.product_id)
-            .join(leaders_t, leaders_t.c.id == orders_t.c.leader_id)
+            joined.join(products_t, products_t.c.id == lines_t.c.product_id).join(
+                leaders_t, leaders_t.c.id == orders_t.c.leader_id
+            )
         )
-        .where(
-            orders_t.c.wave_id == wave.id,
-            orders_t.c.status == OrderStatus.LOCKED.value,
-            lines_t.c.status == LineStatus.ACTIVE.value,
-        )
+        .where(active)
         .group_by(
             leaders_t.c.station_id,
             orders_t.c.leader_id,
@@ -290,30 +331,20 @@ def aggregate_wave(session: Session, wave: Wave) -> int:
             products_t.c.bin_code,
         )
     )
-    columns = [
-        "wave_id",
-        "level",
-        "station_id",
-        "leader_id",
-        "product_id",
-        "zone",
-        "bin_code",
-        "quantity",
-        "weight_g",
-        "volume_ml",
-    ]
-    session.execute(insert(pick_t).from_select(columns, per_leader))
+    session.execute(insert(pick_t).from_select(PICK_COLUMNS, per_leader))
     _roll_up(session, wave, PickLevel.LEADER, PickLevel.STATION, by_station=True)
     _roll_up(session, wave, PickLevel.STATION, PickLevel.WAREHOUSE, by_station=False)
-    return session.execute(
-        select(func.count())
-        .select_from(lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id))
-        .where(
-            orders_t.c.wave_id == wave.id,
-            orders_t.c.status == OrderStatus.LOCKED.value,
-            lines_t.c.status == LineStatus.ACTIVE.value,
+    lines = session.execute(
+        select(func.coalesce(func.sum(pick_t.c.order_lines), 0)).where(
+            pick_t.c.wave_id == wave.id, pick_t.c.level == PickLevel.WAREHOUSE.value
         )
     ).scalar_one()
+    orders = session.execute(
+        select(func.count())
+        .select_from(orders_t)
+        .where(orders_t.c.wave_id == wave.id, orders_t.c.status == OrderStatus.PLACED.value)
+    ).scalar_one()
+    return orders, lines
 
 
 def _roll_up(
@@ -331,20 +362,9 @@ def _roll_up(
             func.sum(pick_t.c.quantity),
             func.sum(pick_t.c.weight_g),
             func.sum(pick_t.c.volume_ml),
+            func.sum(pick_t.c.order_lines),
         )
         .where(pick_t.c.wave_id == wave.id, pick_t.c.level == source.value)
         .group_by(*([pick_t.c.station_id] if by_station else []), *keys)
     )
-    columns = [
-        "wave_id",
-        "level",
-        "station_id",
-        "leader_id",
-        "product_id",
-        "zone",
-        "bin_code",
-        "quantity",
-        "weight_g",
-        "volume_ml",
-    ]
-    session.execute(insert(pick_t).from_select(columns, summed))
+    session.execute(insert(pick_t).from_select(PICK_COLUMNS, summed))

@@ -281,7 +281,6 @@ def build_demo(
                     "product_id": pid,
                     "quantity": qty,
                     "unit_price_cents": base_price[pid],
-                    "refund_owed_cents": 0,
                     "status": "active",
                 }
             )
@@ -295,7 +294,6 @@ def build_demo(
                     "product_id": pid,
                     "quantity": 1,
                     "unit_price_cents": base_price[pid],
-                    "refund_owed_cents": 0,
                     "status": "active",
                 }
             )

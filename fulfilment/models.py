@@ -81,10 +81,17 @@ class WaveStatus(StrEnum):
 
 
 class OrderStatus(StrEnum):
+    """An order's own state. It is locked when its wave is cut off: one row marks them all,
+    so a cutoff does not rewrite 100,000 order rows (see Order.is_locked)."""
+
     PLACED = "placed"
-    LOCKED = "locked"  # in a cut-off wave, going to be delivered
     CANCELLED = "cancelled"  # by the member before the cutoff
     CANCELLED_FOR_REFUND = "cancelled_for_refund"  # every line's group failed at cutoff
+
+
+class RefundReason(StrEnum):
+    TIER_PRICE = "tier_price"  # the deal's final tier price is below the price paid (退差价)
+    GROUP_FAILED = "group_failed"  # the deal fell short of its minimum group size (未成团)
 
 
 class LineStatus(StrEnum):
@@ -332,15 +339,17 @@ class Order(Base):
     member: Mapped[Member] = relationship()
     wave: Mapped[Wave] = relationship()
 
+    @property
+    def is_locked(self) -> bool:
+        """Placed and in a cut-off wave: going to be picked and delivered, no longer changeable."""
+        return self.status == OrderStatus.PLACED and self.wave.status == WaveStatus.CUT_OFF
+
 
 class OrderLine(Base):
-    """A SKU × quantity in an order, with the unit price paid and any refund owed (退差价)."""
+    """A SKU × quantity in an order, with the unit price paid."""
 
     __tablename__ = "order_line"
-    __table_args__ = (
-        CheckConstraint("quantity > 0", name="qty_pos"),
-        CheckConstraint("refund_owed_cents >= 0", name="refund_nonneg"),
-    )
+    __table_args__ = (CheckConstraint("quantity > 0", name="qty_pos"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -348,11 +357,24 @@ class OrderLine(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
     quantity: Mapped[int]
     unit_price_cents: Mapped[int]
-    refund_owed_cents: Mapped[int] = mapped_column(default=0)
     status: Mapped[LineStatus] = mapped_column(_enum(LineStatus), default=LineStatus.ACTIVE)
 
     order: Mapped[Order] = relationship(back_populates="lines")
     product: Mapped[Product] = relationship()
+
+
+class Refund(Base):
+    """Money owed back on one order line, recorded at cutoff; exported, never paid out here."""
+
+    __tablename__ = "refund"
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_pos"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("wave.id"), index=True)
+    amount_cents: Mapped[int]
+    reason: Mapped[RefundReason] = mapped_column(_enum(RefundReason))
 
 
 class PickLine(Base):
@@ -372,6 +394,7 @@ class PickLine(Base):
     quantity: Mapped[int]
     weight_g: Mapped[int]
     volume_ml: Mapped[int]
+    order_lines: Mapped[int]  # how many order lines the quantity gathers (bags to pack)
 
 
 class AuditEntry(Base):
@@ -403,5 +426,5 @@ def _never_delete(mapper, connection, target):
     raise AppendOnlyError(f"{type(target).__name__} rows are never deleted; change their status")
 
 
-for _cls in (AuditEntry, Order, OrderLine, Wave, CutoffRun, Deal, Member, Leader):
+for _cls in (AuditEntry, Order, OrderLine, Refund, Wave, CutoffRun, Deal, Member, Leader):
     event.listen(_cls, "before_delete", _never_delete)

@@ -167,7 +167,7 @@ def list_sorting_lists(
         .join(Product, Product.id == OrderLine.product_id)
         .where(
             Order.wave_id == wave.id,
-            Order.status == OrderStatus.LOCKED,
+            Order.status == OrderStatus.PLACED,
             OrderLine.status == LineStatus.ACTIVE,
             Order.leader_id.in_(list(lists)),
         )

@@ -156,7 +156,7 @@ def test_two_processes_cutting_off_at_once_give_one_wave(pg_url):
         )
         assert (
             s.scalar(
-                select(func.count()).select_from(Order).where(Order.status == OrderStatus.LOCKED)
+                select(func.count()).select_from(Order).where(Order.status == OrderStatus.PLACED)
             )
             == 30
         )
@@ -207,8 +207,9 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
         in_wave = [r for r in rows if r.wave_id == wave.id]
         later = [r for r in rows if r.wave_id != wave.id]
         assert len(in_wave) == summary.orders_locked > 0
-        assert all(r.status == OrderStatus.LOCKED and not r.late for r in in_wave)
+        assert all(r.status == OrderStatus.PLACED and not r.late for r in in_wave)
         assert later and all(r.status == OrderStatus.PLACED and r.late for r in later)
+        assert wave.status.value == "cut_off" and all(s.get(Order, r.id).is_locked for r in in_wave)
         next_wave = s.scalars(select(Wave).where(Wave.id != wave.id)).one()
         assert next_wave.delivery_date == DELIVERY + timedelta(days=1)
     engine.dispose()

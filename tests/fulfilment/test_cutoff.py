@@ -22,6 +22,8 @@ from fulfilment.models import (
     OrderStatus,
     PickLevel,
     PickLine,
+    Refund,
+    RefundReason,
     Region,
     Wave,
     WaveStatus,
@@ -47,7 +49,7 @@ def locked_line_count(session, wave):
         .join(Order)
         .where(
             Order.wave_id == wave.id,
-            Order.status == OrderStatus.LOCKED,
+            Order.status == OrderStatus.PLACED,
             OrderLine.status == LineStatus.ACTIVE,
         )
     )
@@ -105,11 +107,17 @@ def test_group_below_minimum_is_cancelled_with_full_refund_and_stock_returned(se
     assert session.get(Deal, world.deals["MILK"].id).status == DealStatus.CONFIRMED
     apple_lines = session.scalars(select(OrderLine).where(OrderLine.deal_id == apple.id)).all()
     assert all(ln.status == LineStatus.CANCELLED for ln in apple_lines)
-    assert sum(ln.refund_owed_cents for ln in apple_lines) == 4 * 1000
-    assert (
-        summary.deals_cancelled == 2 and summary.orders_cancelled == 3
-    )  # APPLE, and PRAWN with no orders
-    assert session.get(Order, mixed.id).status == OrderStatus.LOCKED
+    refunds = session.scalars(
+        select(Refund).where(Refund.order_line_id.in_([ln.id for ln in apple_lines]))
+    )
+    assert {(r.reason, r.amount_cents) for r in refunds} == {
+        (RefundReason.GROUP_FAILED, 2000),
+        (RefundReason.GROUP_FAILED, 1000),
+    }
+    assert len(apple_lines) == 3
+    # APPLE, and PRAWN with no orders at all; three orders held only APPLE
+    assert (summary.deals_cancelled, summary.orders_cancelled) == (2, 3)
+    assert session.get(Order, mixed.id).is_locked
     assert locked_line_count(session, wave) == 3
 
 
@@ -121,8 +129,12 @@ def test_final_tier_price_records_the_difference_as_refund_owed(session):
     late = put(session, world, "M3", qty=2)  # total was 4 → 900
     cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
     assert session.get(Deal, world.deals["APPLE"].id).final_price_cents == 700
-    refunds = [session.get(OrderLine, o.lines[0].id).refund_owed_cents for o in (early, mid, late)]
-    assert refunds == [600, 600, 400]
+    owed = {r.order_id: (r.reason, r.amount_cents) for r in session.scalars(select(Refund))}
+    assert [owed[o.id] for o in (early, mid, late)] == [
+        (RefundReason.TIER_PRICE, 600),
+        (RefundReason.TIER_PRICE, 600),
+        (RefundReason.TIER_PRICE, 400),
+    ]
 
 
 def test_pick_lists_roll_up_per_leader_station_and_warehouse(session):
@@ -193,11 +205,8 @@ def test_crash_half_way_leaves_nothing_and_a_rerun_gives_the_same_result(session
         wave, summary = cut_off_wave(
             s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=cutoff_after
         )
-        assert (summary.orders_locked, summary.lines_locked, summary.deals_cancelled) == (
-            4,
-            3,
-            2,
-        )  # APPLE, PRAWN
+        # M9's order held only APPLE (below its group): refunded, so three orders go out
+        assert (summary.orders_locked, summary.lines_locked, summary.deals_cancelled) == (3, 3, 2)
         assert locked_line_count(s, wave) == 3
 
 
@@ -246,7 +255,7 @@ def test_pick_list_totals_equal_locked_order_lines(sqlite_template, tmp_path_fac
                     .join(Order)
                     .where(
                         Order.wave_id == wave.id,
-                        Order.status == OrderStatus.LOCKED,
+                        Order.status == OrderStatus.PLACED,
                         OrderLine.status == LineStatus.ACTIVE,
                     )
                     .group_by(OrderLine.product_id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 03:20:22.588836
+Create Date: 2026-11-24 03:32:08.463495
 """
 from alembic import op
 import sqlalchemy as sa
@@ -200,6 +200,7 @@ def upgrade() -> None:
     sa.Column('quantity', sa.Integer(), nullable=False),
     sa.Column('weight_g', sa.Integer(), nullable=False),
     sa.Column('volume_ml', sa.Integer(), nullable=False),
+    sa.Column('order_lines', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['leader_id'], ['leader.id'], name=op.f('fk_pick_line_leader_id_leader')),
     sa.ForeignKeyConstraint(['product_id'], ['product.id'], name=op.f('fk_pick_line_product_id_product')),
     sa.ForeignKeyConstraint(['station_id'], ['grid_station.id'], name=op.f('fk_pick_line_station_id_grid_station')),
@@ -217,7 +218,7 @@ def upgrade() -> None:
     sa.Column('wave_id', sa.Integer(), nullable=False),
     sa.Column('placed_at', sa.DateTime(), nullable=False),
     sa.Column('received_at', sa.DateTime(), nullable=False),
-    sa.Column('status', sa.Enum('placed', 'locked', 'cancelled', 'cancelled_for_refund', name='orderstatus', native_enum=False, length=32), nullable=False),
+    sa.Column('status', sa.Enum('placed', 'cancelled', 'cancelled_for_refund', name='orderstatus', native_enum=False, length=32), nullable=False),
     sa.Column('late', sa.Boolean(), nullable=False),
     sa.Column('pickup_code', sa.String(length=16), nullable=False),
     sa.Column('idempotency_key', sa.String(length=128), nullable=True),
@@ -243,10 +244,8 @@ def upgrade() -> None:
     sa.Column('product_id', sa.Integer(), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
     sa.Column('unit_price_cents', sa.Integer(), nullable=False),
-    sa.Column('refund_owed_cents', sa.Integer(), nullable=False),
     sa.Column('status', sa.Enum('active', 'cancelled', name='linestatus', native_enum=False, length=32), nullable=False),
     sa.CheckConstraint('quantity > 0', name=op.f('ck_order_line_qty_pos')),
-    sa.CheckConstraint('refund_owed_cents >= 0', name=op.f('ck_order_line_refund_nonneg')),
     sa.ForeignKeyConstraint(['deal_id'], ['deal.id'], name=op.f('fk_order_line_deal_id_deal')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_line_order_id_orders')),
     sa.ForeignKeyConstraint(['product_id'], ['product.id'], name=op.f('fk_order_line_product_id_product')),
@@ -256,11 +255,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_order_line_deal_id'), ['deal_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_line_order_id'), ['order_id'], unique=False)
 
+    op.create_table('refund',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('order_line_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('wave_id', sa.Integer(), nullable=False),
+    sa.Column('amount_cents', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.Enum('tier_price', 'group_failed', name='refundreason', native_enum=False, length=32), nullable=False),
+    sa.CheckConstraint('amount_cents > 0', name=op.f('ck_refund_amount_pos')),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_refund_order_id_orders')),
+    sa.ForeignKeyConstraint(['order_line_id'], ['order_line.id'], name=op.f('fk_refund_order_line_id_order_line')),
+    sa.ForeignKeyConstraint(['wave_id'], ['wave.id'], name=op.f('fk_refund_wave_id_wave')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_refund')),
+    sa.UniqueConstraint('order_line_id', name=op.f('uq_refund_order_line_id'))
+    )
+    with op.batch_alter_table('refund', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_refund_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_refund_wave_id'), ['wave_id'], unique=False)
+
     
 
 
 def downgrade() -> None:
     
+    with op.batch_alter_table('refund', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_refund_wave_id'))
+        batch_op.drop_index(batch_op.f('ix_refund_order_id'))
+
+    op.drop_table('refund')
     with op.batch_alter_table('order_line', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_order_line_order_id'))
         batch_op.drop_index(batch_op.f('ix_order_line_deal_id'))

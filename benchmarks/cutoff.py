@@ -1,0 +1,139 @@
+"""Cutoff + aggregation against the floor: a plain SQL GROUP BY over the same order lines.
+
+    python -m benchmarks.cutoff --orders 100000 --leaders 2000 [--backend sqlite|postgres|both]
+
+Builds the demo city with that many orders (in a child process), then in a fresh child process
+runs the cutoff and aggregation and, in the same process, the floor query; prints wall times,
+the ratio (target ≤ 5) and the peak RSS of the cutoff process (target ≤ 500 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+FLOOR_SQL = text(
+    "SELECT o.leader_id, l.product_id, SUM(l.quantity) FROM order_line l "
+    "JOIN orders o ON o.id = l.order_id WHERE o.wave_id = :wave GROUP BY o.leader_id, l.product_id"
+)
+
+
+def _build(url: str, orders: int, leaders: int, queue) -> None:
+    from fulfilment.db import make_engine, make_session_factory, session_scope
+    from fulfilment.demo import build_demo
+    from fulfilment.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    started = time.perf_counter()
+    with session_scope(make_session_factory(engine)) as session:
+        summary = build_demo(session, seed=42, leaders=leaders, orders=orders, now=NOW)
+    queue.put((time.perf_counter() - started, summary.lines, summary.delivery_date))
+    engine.dispose()
+
+
+def _cutoff(url: str, delivery_date, queue) -> None:
+    from fulfilment.cutoff import cut_off_wave
+    from fulfilment.db import make_engine, make_session_factory, session_scope
+    from fulfilment.sites import get_region
+
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with engine.connect() as conn:  # warm the cache the same way for both measurements
+        wave_id = conn.execute(text("SELECT id FROM wave WHERE delivery_date = :d"), {"d": delivery_date}).scalar_one()
+        conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
+    started = time.perf_counter()
+    with session_scope(sessions) as session:
+        _, summary = cut_off_wave(session, region=get_region(session, "SH"), delivery_date=delivery_date, now=NOW)
+    cutoff_s = time.perf_counter() - started
+    floors = []
+    for _ in range(3):
+        with engine.connect() as conn:
+            t0 = time.perf_counter()
+            rows = conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
+            floors.append(time.perf_counter() - t0)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((cutoff_s, statistics.median(floors), len(rows), summary.lines_locked, peak_mb))
+    engine.dispose()
+
+
+def _in_child(target, *args):
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def run(backend: str, url: str, orders: int, leaders: int) -> dict:
+    build_s, lines, delivery = _in_child(_build, url, orders, leaders)
+    cutoff_s, floor_s, groups, locked, peak_mb = _in_child(_cutoff, url, delivery)
+    return {"backend": backend, "orders": orders, "lines": lines, "build_s": build_s, "cutoff_s": cutoff_s,
+            "floor_s": floor_s, "ratio": cutoff_s / floor_s, "groups": groups, "locked": locked, "peak_mb": peak_mb}
+
+
+def _postgres_schema(base_url: str) -> tuple[str, callable]:
+    from fulfilment.db import make_engine
+
+    schema = f"gb_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    sep = "&" if "?" in base_url else "?"
+    return f"{base_url}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--leaders", type=int, default=2000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres-url", default=os.environ.get("GROUPBUY_TEST_POSTGRES_URL", DEFAULT_PG))
+    args = parser.parse_args(argv)
+
+    results = []
+    if args.backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(run("sqlite", f"sqlite:///{tmp}/bench.sqlite", args.orders, args.leaders))
+    if args.backend in ("postgres", "both"):
+        url, drop = _postgres_schema(args.postgres_url)
+        try:
+            results.append(run("postgres", url, args.orders, args.leaders))
+        finally:
+            drop()
+
+    print(f"cutoff + aggregation, {args.orders} orders, {args.leaders} leaders (target: ratio ≤ 5, peak RSS ≤ 500 MB)")
+    header = (
+        f"{'backend':<9} {'lines':>7} {'build s':>8} {'cutoff s':>9} {'floor s':>8} {'ratio':>6} "
+        f"{'peak RSS MB':>11} {'locked':>7}"
+    )
+    print(header)
+    for r in results:
+        print(
+            f"{r['backend']:<9} {r['lines']:>7} {r['build_s']:>8.2f} {r['cutoff_s']:>9.3f} {r['floor_s']:>8.3f} "
+            f"{r['ratio']:>6.2f} {r['peak_mb']:>11.0f} {r['locked']:>7}"
+        )
+
+
+if __name__ == "__main__":
+    main()
