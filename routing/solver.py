@@ -100,7 +100,9 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
         if vehicle.fixed_cost:
             routing.SetFixedCostOfVehicle(int(vehicle.fixed_cost), v)
 
-    params = search_parameters(config, time_limit_s=time_limit_s, num_nodes=n_nodes,
+    # the limit covers the whole call: matrices and model building come out of it
+    search_s = max(0.05, time_limit_s - (time.perf_counter() - t0))
+    params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
                                solution_limit=solution_limit)
     first: list[float] = []
     first_complete: list[float] = []
