@@ -52,11 +52,15 @@ def _cutoff(url: str, delivery_date, queue) -> None:
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     with engine.connect() as conn:  # warm the cache the same way for both measurements
-        wave_id = conn.execute(text("SELECT id FROM wave WHERE delivery_date = :d"), {"d": delivery_date}).scalar_one()
+        wave_id = conn.execute(
+            text("SELECT id FROM wave WHERE delivery_date = :d"), {"d": delivery_date}
+        ).scalar_one()
         conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
     started = time.perf_counter()
     with session_scope(sessions) as session:
-        _, summary = cut_off_wave(session, region=get_region(session, "SH"), delivery_date=delivery_date, now=NOW)
+        _, summary = cut_off_wave(
+            session, region=get_region(session, "SH"), delivery_date=delivery_date, now=NOW
+        )
     cutoff_s = time.perf_counter() - started
     floors = []
     for _ in range(3):
@@ -82,8 +86,18 @@ def _in_child(target, *args):
 def run(backend: str, url: str, orders: int, leaders: int) -> dict:
     build_s, lines, delivery = _in_child(_build, url, orders, leaders)
     cutoff_s, floor_s, groups, locked, peak_mb = _in_child(_cutoff, url, delivery)
-    return {"backend": backend, "orders": orders, "lines": lines, "build_s": build_s, "cutoff_s": cutoff_s,
-            "floor_s": floor_s, "ratio": cutoff_s / floor_s, "groups": groups, "locked": locked, "peak_mb": peak_mb}
+    return {
+        "backend": backend,
+        "orders": orders,
+        "lines": lines,
+        "build_s": build_s,
+        "cutoff_s": cutoff_s,
+        "floor_s": floor_s,
+        "ratio": cutoff_s / floor_s,
+        "groups": groups,
+        "locked": locked,
+        "peak_mb": peak_mb,
+    }
 
 
 def _postgres_schema(base_url: str) -> tuple[str, callable]:
@@ -104,17 +118,23 @@ def _postgres_schema(base_url: str) -> tuple[str, callable]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--leaders", type=int, default=2000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--postgres-url", default=os.environ.get("GROUPBUY_TEST_POSTGRES_URL", DEFAULT_PG))
+    parser.add_argument(
+        "--postgres-url", default=os.environ.get("GROUPBUY_TEST_POSTGRES_URL", DEFAULT_PG)
+    )
     args = parser.parse_args(argv)
 
     results = []
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
-            results.append(run("sqlite", f"sqlite:///{tmp}/bench.sqlite", args.orders, args.leaders))
+            results.append(
+                run("sqlite", f"sqlite:///{tmp}/bench.sqlite", args.orders, args.leaders)
+            )
     if args.backend in ("postgres", "both"):
         url, drop = _postgres_schema(args.postgres_url)
         try:
@@ -122,7 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             drop()
 
-    print(f"cutoff + aggregation, {args.orders} orders, {args.leaders} leaders (target: ratio ≤ 5, peak RSS ≤ 500 MB)")
+    print(
+        f"cutoff + aggregation, {args.orders} orders, {args.leaders} leaders (target: ratio ≤ 5, peak RSS ≤ 500 MB)"
+    )
     header = (
         f"{'backend':<9} {'lines':>7} {'build s':>8} {'cutoff s':>9} {'floor s':>8} {'ratio':>6} "
         f"{'peak RSS MB':>11} {'locked':>7}"

@@ -90,6 +90,11 @@ def cut_off_wave(
     if is_postgres(session):
         _advisory_lock(session, region, delivery_date)
     wave = ensure_wave(session, region, delivery_date, lock="update")
+    if is_postgres(session) and wave.status == WaveStatus.OPEN:
+        # A day's orders arrive in bulk; plan the set-based statements below on current statistics.
+        # A small sample is enough for row counts and keeps this step cheap.
+        session.execute(text("SET LOCAL default_statistics_target = 10"))
+        session.execute(text("ANALYZE orders, order_line, deal"))
     if wave.status == WaveStatus.CUT_OFF:
         run = session.scalars(select(CutoffRun).where(CutoffRun.wave_id == wave.id)).one()
         return wave, CutoffSummary(
@@ -189,16 +194,14 @@ def _insert_refunds(
 ) -> None:
     joined, active = _active_lines_of_wave(wave)
     query = (
-        select(lines_t.c.id, lines_t.c.order_id, literal(wave.id), amount, literal(reason.value))
+        select(lines_t.c.id, amount, literal(reason.value))
         .select_from(joined.join(deals_t, deals_t.c.id == lines_t.c.deal_id))
         .where(active, lines_t.c.deal_id.in_(deal_ids))
     )
     if extra_condition is not None:
         query = query.where(extra_condition)
     session.execute(
-        insert(refunds_t).from_select(
-            ["order_line_id", "order_id", "wave_id", "amount_cents", "reason"], query
-        )
+        insert(refunds_t).from_select(["order_line_id", "amount_cents", "reason"], query)
     )
 
 
@@ -206,23 +209,27 @@ def _cancel_failed_groups(
     session: Session, region: Region, delivery_date: date, wave: Wave
 ) -> tuple[int, int]:
     """Deals below their minimum group size (distinct members) are cancelled; what was paid is refunded."""
-    joined, active = _active_lines_of_wave(wave)
-    members = (
-        select(func.count(func.distinct(orders_t.c.member_id)))
-        .select_from(joined)
-        .where(active, lines_t.c.deal_id == deals_t.c.id)
-        .scalar_subquery()
-    )
-    failed = list(
+    minimums = dict(
         session.execute(
-            select(deals_t.c.id).where(
+            select(deals_t.c.id, deals_t.c.min_group_members).where(
                 _wave_deals(region, delivery_date),
                 deals_t.c.status == DealStatus.OPEN.value,
                 deals_t.c.min_group_members.is_not(None),
-                members < deals_t.c.min_group_members,
             )
-        ).scalars()
+        ).all()
     )
+    if not minimums:
+        return 0, 0
+    joined, active = _active_lines_of_wave(wave)
+    members = dict(
+        session.execute(
+            select(lines_t.c.deal_id, func.count(func.distinct(orders_t.c.member_id)))
+            .select_from(joined)
+            .where(active, lines_t.c.deal_id.in_(list(minimums)))
+            .group_by(lines_t.c.deal_id)
+        ).all()
+    )
+    failed = sorted(d for d, least in minimums.items() if members.get(d, 0) < least)
     if not failed:
         return 0, 0
     _insert_refunds(
@@ -303,32 +310,34 @@ def aggregate_wave(session: Session, wave: Wave) -> tuple[int, int]:
     session.execute(delete(pick_t).where(pick_t.c.wave_id == wave.id))
     leaders_t, products_t = cast(Table, Leader.__table__), cast(Table, Product.__table__)
     joined, active = _active_lines_of_wave(wave)
-    per_leader = (
+    # Sum the big join (lines × orders) first, then dress the small result with station and product.
+    sums = (
         select(
-            literal(wave.id),
-            literal(PickLevel.LEADER.value),
-            leaders_t.c.station_id,
             orders_t.c.leader_id,
             lines_t.c.product_id,
-            products_t.c.zone,
-            products_t.c.bin_code,
-            func.sum(lines_t.c.quantity),
-            func.sum(lines_t.c.quantity * products_t.c.weight_g),
-            func.sum(lines_t.c.quantity * products_t.c.volume_ml),
-            func.count(),
+            func.sum(lines_t.c.quantity).label("qty"),
+            func.count().label("n"),
         )
-        .select_from(
-            joined.join(products_t, products_t.c.id == lines_t.c.product_id).join(
-                leaders_t, leaders_t.c.id == orders_t.c.leader_id
-            )
-        )
+        .select_from(joined)
         .where(active)
-        .group_by(
-            leaders_t.c.station_id,
-            orders_t.c.leader_id,
-            lines_t.c.product_id,
-            products_t.c.zone,
-            products_t.c.bin_code,
+        .group_by(orders_t.c.leader_id, lines_t.c.product_id)
+        .subquery()
+    )
+    per_leader = select(
+        literal(wave.id),
+        literal(PickLevel.LEADER.value),
+        leaders_t.c.station_id,
+        sums.c.leader_id,
+        sums.c.product_id,
+        products_t.c.zone,
+        products_t.c.bin_code,
+        sums.c.qty,
+        sums.c.qty * products_t.c.weight_g,
+        sums.c.qty * products_t.c.volume_ml,
+        sums.c.n,
+    ).select_from(
+        sums.join(products_t, products_t.c.id == sums.c.product_id).join(
+            leaders_t, leaders_t.c.id == sums.c.leader_id
         )
     )
     session.execute(insert(pick_t).from_select(PICK_COLUMNS, per_leader))

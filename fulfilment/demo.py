@@ -314,6 +314,7 @@ def build_demo(
                 "total_cents": total,
             }
         )
+    _price_as_placed(order_rows, line_rows, {product_ids[c[0]]: (c[5], c[6]) for c in CATALOGUE})
     order_ids: list[int] = []
     for chunk in range(0, len(order_rows), 20_000):
         order_ids += session.scalars(
@@ -346,6 +347,29 @@ def build_demo(
     return DemoSummary(
         region_code, delivery, stations, leaders, len(member_rows), len(order_rows), len(line_rows)
     )
+
+
+def _price_as_placed(
+    order_rows: list[dict[str, Any]],
+    line_rows: list[dict[str, Any]],
+    pricing: dict[int, tuple[int, list[tuple[int, int]]]],
+) -> None:
+    """Each line pays the tier price shown when it was placed, as order intake does: walk the
+    orders in time order and price each line at the deal's running total before it."""
+    by_order: dict[int, list[dict[str, Any]]] = {}
+    for line in line_rows:
+        by_order.setdefault(line["order_id"], []).append(line)
+    sold: dict[int, int] = {}
+    for index in sorted(range(len(order_rows)), key=lambda i: order_rows[i]["placed_at"]):
+        total = 0
+        for line in by_order[index]:
+            pid = line["product_id"]
+            base, tiers = pricing[pid]
+            before = sold.get(pid, 0)
+            line["unit_price_cents"] = min([base] + [p for q, p in tiers if before >= q])
+            sold[pid] = before + line["quantity"]
+            total += line["unit_price_cents"] * line["quantity"]
+        order_rows[index]["total_cents"] = total
 
 
 def _add_deals(session: Session, region: Region, day: date, product_ids: dict[str, int]) -> None:

@@ -129,8 +129,8 @@ def test_final_tier_price_records_the_difference_as_refund_owed(session):
     late = put(session, world, "M3", qty=2)  # total was 4 → 900
     cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
     assert session.get(Deal, world.deals["APPLE"].id).final_price_cents == 700
-    owed = {r.order_id: (r.reason, r.amount_cents) for r in session.scalars(select(Refund))}
-    assert [owed[o.id] for o in (early, mid, late)] == [
+    owed = {r.order_line_id: (r.reason, r.amount_cents) for r in session.scalars(select(Refund))}
+    assert [owed[o.lines[0].id] for o in (early, mid, late)] == [
         (RefundReason.TIER_PRICE, 600),
         (RefundReason.TIER_PRICE, 600),
         (RefundReason.TIER_PRICE, 400),

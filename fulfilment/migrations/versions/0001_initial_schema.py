@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 03:32:08.463495
+Create Date: 2026-11-24 03:42:43.451879
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,6 +29,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index('ix_audit_log_entity', ['entity', 'entity_id'], unique=False)
+
+    op.create_table('pick_line',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('wave_id', sa.Integer(), nullable=False),
+    sa.Column('level', sa.Enum('warehouse', 'station', 'leader', name='picklevel', native_enum=False, length=32), nullable=False),
+    sa.Column('station_id', sa.Integer(), nullable=True),
+    sa.Column('leader_id', sa.Integer(), nullable=True),
+    sa.Column('product_id', sa.Integer(), nullable=False),
+    sa.Column('zone', sa.Enum('ambient', 'chilled', 'frozen', name='tempzone', native_enum=False, length=32), nullable=False),
+    sa.Column('bin_code', sa.String(length=32), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('weight_g', sa.Integer(), nullable=False),
+    sa.Column('volume_ml', sa.Integer(), nullable=False),
+    sa.Column('order_lines', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pick_line'))
+    )
+    with op.batch_alter_table('pick_line', schema=None) as batch_op:
+        batch_op.create_index('ix_pick_line_wave_level', ['wave_id', 'level'], unique=False)
 
     op.create_table('product',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -188,28 +206,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_member_leader_id'), ['leader_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_member_region_id'), ['region_id'], unique=False)
 
-    op.create_table('pick_line',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('wave_id', sa.Integer(), nullable=False),
-    sa.Column('level', sa.Enum('warehouse', 'station', 'leader', name='picklevel', native_enum=False, length=32), nullable=False),
-    sa.Column('station_id', sa.Integer(), nullable=True),
-    sa.Column('leader_id', sa.Integer(), nullable=True),
-    sa.Column('product_id', sa.Integer(), nullable=False),
-    sa.Column('zone', sa.Enum('ambient', 'chilled', 'frozen', name='tempzone', native_enum=False, length=32), nullable=False),
-    sa.Column('bin_code', sa.String(length=32), nullable=False),
-    sa.Column('quantity', sa.Integer(), nullable=False),
-    sa.Column('weight_g', sa.Integer(), nullable=False),
-    sa.Column('volume_ml', sa.Integer(), nullable=False),
-    sa.Column('order_lines', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['leader_id'], ['leader.id'], name=op.f('fk_pick_line_leader_id_leader')),
-    sa.ForeignKeyConstraint(['product_id'], ['product.id'], name=op.f('fk_pick_line_product_id_product')),
-    sa.ForeignKeyConstraint(['station_id'], ['grid_station.id'], name=op.f('fk_pick_line_station_id_grid_station')),
-    sa.ForeignKeyConstraint(['wave_id'], ['wave.id'], name=op.f('fk_pick_line_wave_id_wave')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_pick_line'))
-    )
-    with op.batch_alter_table('pick_line', schema=None) as batch_op:
-        batch_op.create_index('ix_pick_line_wave_level', ['wave_id', 'level'], unique=False)
-
     op.create_table('orders',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('region_id', sa.Integer(), nullable=False),
@@ -256,32 +252,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_order_line_order_id'), ['order_id'], unique=False)
 
     op.create_table('refund',
-    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_line_id', sa.Integer(), nullable=False),
-    sa.Column('order_id', sa.Integer(), nullable=False),
-    sa.Column('wave_id', sa.Integer(), nullable=False),
     sa.Column('amount_cents', sa.Integer(), nullable=False),
     sa.Column('reason', sa.Enum('tier_price', 'group_failed', name='refundreason', native_enum=False, length=32), nullable=False),
     sa.CheckConstraint('amount_cents > 0', name=op.f('ck_refund_amount_pos')),
-    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_refund_order_id_orders')),
     sa.ForeignKeyConstraint(['order_line_id'], ['order_line.id'], name=op.f('fk_refund_order_line_id_order_line')),
-    sa.ForeignKeyConstraint(['wave_id'], ['wave.id'], name=op.f('fk_refund_wave_id_wave')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_refund')),
-    sa.UniqueConstraint('order_line_id', name=op.f('uq_refund_order_line_id'))
+    sa.PrimaryKeyConstraint('order_line_id', name=op.f('pk_refund'))
     )
-    with op.batch_alter_table('refund', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_refund_order_id'), ['order_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_refund_wave_id'), ['wave_id'], unique=False)
-
     
 
 
 def downgrade() -> None:
     
-    with op.batch_alter_table('refund', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_refund_wave_id'))
-        batch_op.drop_index(batch_op.f('ix_refund_order_id'))
-
     op.drop_table('refund')
     with op.batch_alter_table('order_line', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_order_line_order_id'))
@@ -294,10 +276,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_orders_leader_id'))
 
     op.drop_table('orders')
-    with op.batch_alter_table('pick_line', schema=None) as batch_op:
-        batch_op.drop_index('ix_pick_line_wave_level')
-
-    op.drop_table('pick_line')
     with op.batch_alter_table('member', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_member_region_id'))
         batch_op.drop_index(batch_op.f('ix_member_leader_id'))
@@ -330,6 +308,10 @@ def downgrade() -> None:
     op.drop_table('deal')
     op.drop_table('region')
     op.drop_table('product')
+    with op.batch_alter_table('pick_line', schema=None) as batch_op:
+        batch_op.drop_index('ix_pick_line_wave_level')
+
+    op.drop_table('pick_line')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_entity')
 
