@@ -221,7 +221,7 @@ def _cancel_failed_groups(
     if not minimums:
         return 0, 0
     joined, active = _active_lines_of_wave(wave)
-    members = dict(
+    members: dict[int, int] = dict(
         session.execute(
             select(lines_t.c.deal_id, func.count(func.distinct(orders_t.c.member_id)))
             .select_from(joined)
