@@ -182,7 +182,10 @@ def demo_command(
         "Demo logins: none needed yet; the pages are read-only (sign-in arrives with the web UI)."
     )
     if serve:
-        current_app.run(host="127.0.0.1", port=5000, debug=False, use_reloader=False)
+        # app.run() refuses to run inside the flask CLI; serve the same app with Werkzeug directly.
+        from werkzeug.serving import run_simple
+
+        run_simple("127.0.0.1", 5000, current_app._get_current_object(), use_reloader=False, threaded=True)
 
 
 def register_commands(group: click.Group) -> None:
