@@ -112,8 +112,31 @@ def cut_off_wave(
         )
 
     # The wave's status is the lock on its orders: no per-order rewrite (see OrderStatus).
-    deals_cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave)
-    _fix_tier_prices(session, region, delivery_date, wave)
+    cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave)
+    confirmed = _fix_tier_prices(session, region, delivery_date, wave)
+    deals_cancelled = len(cancelled)
+    for deal_id, members in cancelled.items():
+        record_change(
+            session,
+            actor=actor,
+            action="deal.cancelled",
+            entity="deal",
+            entity_id=deal_id,
+            before={"status": DealStatus.OPEN.value},
+            after={"status": DealStatus.CANCELLED.value, "members": members},
+            at=now,
+        )
+    for deal_id, price in confirmed.items():
+        record_change(
+            session,
+            actor=actor,
+            action="deal.confirmed",
+            entity="deal",
+            entity_id=deal_id,
+            before={"status": DealStatus.OPEN.value},
+            after={"status": DealStatus.CONFIRMED.value, "final_price_cents": price},
+            at=now,
+        )
     orders_locked, lines_locked = aggregate_wave(session, wave)
 
     summary = CutoffSummary(
@@ -207,8 +230,10 @@ def _insert_refunds(
 
 def _cancel_failed_groups(
     session: Session, region: Region, delivery_date: date, wave: Wave
-) -> tuple[int, int]:
-    """Deals below their minimum group size (distinct members) are cancelled; what was paid is refunded."""
+) -> tuple[dict[int, int], int]:
+    """Deals below their minimum group size (distinct members) are cancelled; what was paid is refunded.
+
+    Returns the cancelled deals with the members each had, and how many orders lost every line."""
     minimums = dict(
         session.execute(
             select(deals_t.c.id, deals_t.c.min_group_members).where(
@@ -219,7 +244,7 @@ def _cancel_failed_groups(
         ).all()
     )
     if not minimums:
-        return 0, 0
+        return {}, 0
     joined, active = _active_lines_of_wave(wave)
     members: dict[int, int] = dict(
         session.execute(
@@ -231,7 +256,7 @@ def _cancel_failed_groups(
     )
     failed = sorted(d for d, least in minimums.items() if members.get(d, 0) < least)
     if not failed:
-        return 0, 0
+        return {}, 0
     _insert_refunds(
         session,
         wave,
@@ -263,10 +288,12 @@ def _cancel_failed_groups(
             .values(status=OrderStatus.CANCELLED_FOR_REFUND.value)
         )
     )
-    return len(failed), orders_cancelled
+    return {d: members.get(d, 0) for d in failed}, orders_cancelled
 
 
-def _fix_tier_prices(session: Session, region: Region, delivery_date: date, wave: Wave) -> None:
+def _fix_tier_prices(
+    session: Session, region: Region, delivery_date: date, wave: Wave
+) -> dict[int, int]:
     """Each surviving deal's price is fixed from its final total; lines paid above it are owed the difference."""
     deals = session.scalars(
         select(Deal)
@@ -278,7 +305,7 @@ def _fix_tier_prices(session: Session, region: Region, delivery_date: date, wave
         .execution_options(populate_existing=True)
     ).all()
     if not deals:
-        return
+        return {}
     finals = [{"b_id": d.id, "b_price": d.price_at(d.sold_qty)} for d in deals]
     session.execute(
         update(deals_t)
@@ -299,6 +326,7 @@ def _fix_tier_prices(session: Session, region: Region, delivery_date: date, wave
             lines_t.c.unit_price_cents > deals_t.c.final_price_cents,
         )
     session.expire_all()
+    return {f["b_id"]: f["b_price"] for f in finals}
 
 
 def aggregate_wave(session: Session, wave: Wave) -> tuple[int, int]:

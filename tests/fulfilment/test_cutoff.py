@@ -278,3 +278,31 @@ def test_pick_list_totals_equal_locked_order_lines(sqlite_template, tmp_path_fac
             )
     finally:
         engine.dispose()
+
+
+def test_cutoff_audits_the_wave_and_every_deal_it_settles(session):
+    """The audit log names who cut off the wave, and each deal confirmed or cancelled, with prices."""
+    from fulfilment.models import AuditEntry
+
+    world = make_world(session, min_group=2, tiers=[(2, 800)])
+    put(session, world, "M1", sku="MILK")
+    put(session, world, "M2", sku="MILK")
+    put(session, world, "M3", sku="APPLE")
+    cut_off_wave(
+        session,
+        region=world.region,
+        delivery_date=DELIVERY,
+        now=world.after_cutoff(),
+        actor="ops:li",
+    )
+    entries = session.scalars(select(AuditEntry).where(AuditEntry.actor == "ops:li")).all()
+    by_action = {}
+    for e in entries:
+        by_action.setdefault(e.action, []).append(e)
+    assert len(by_action["wave.cut_off"]) == 1
+    assert {e.entity_id for e in by_action["deal.cancelled"]} == {
+        world.deals["APPLE"].id,
+        world.deals["PRAWN"].id,
+    }
+    [milk] = by_action["deal.confirmed"]
+    assert milk.entity_id == world.deals["MILK"].id and milk.after["final_price_cents"] == 800
