@@ -91,7 +91,9 @@ def _latest_due(region: Region, now: datetime) -> date:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--region", "region_code", help="Region code (default: the only region).")
 @click.option("--skip-bad", is_flag=True, help="Import the good orders and report each bad row.")
-@click.option("--actor", default="import", show_default=True)
+@click.option(
+    "--actor", default="system", show_default=True, help="Who imports, for the audit log."
+)
 @with_appcontext
 def import_orders_command(file: Path, region_code: str | None, skip_bad: bool, actor: str) -> None:
     """Import orders from a shop platform's CSV export (UTF-8 or GBK)."""
@@ -185,7 +187,9 @@ def demo_command(
         # app.run() refuses to run inside the flask CLI; serve the same app with Werkzeug directly.
         from werkzeug.serving import run_simple
 
-        run_simple("127.0.0.1", 5000, current_app._get_current_object(), use_reloader=False, threaded=True)
+        run_simple(
+            "127.0.0.1", 5000, current_app._get_current_object(), use_reloader=False, threaded=True
+        )
 
 
 def register_commands(group: click.Group) -> None:
