@@ -99,6 +99,7 @@ def run(backend: str, url: str, orders: int, leaders: int) -> dict:
         "groups": groups,
         "locked": locked,
         "peak_mb": peak_mb,
+        "build_mb": build_mb,
     }
 
 
