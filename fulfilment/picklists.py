@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -71,7 +72,10 @@ def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave
     return wave
 
 
-def _rows(session: Session, wave: Wave, level: PickLevel, *extra):
+def _picks(
+    session: Session, wave: Wave, level: PickLevel, *conditions
+) -> list[tuple[PickRow, Any]]:
+    """The wave's pick lines of one level in walking order, each with its station and leader ids."""
     query = (
         select(
             Product.sku,
@@ -81,33 +85,31 @@ def _rows(session: Session, wave: Wave, level: PickLevel, *extra):
             PickLine.quantity,
             PickLine.weight_g,
             PickLine.volume_ml,
-            *extra,
+            PickLine.station_id,
+            PickLine.leader_id,
         )
         .join(Product, Product.id == PickLine.product_id)
-        .where(PickLine.wave_id == wave.id, PickLine.level == level)
-        .order_by(*extra, PickLine.zone, PickLine.bin_code, Product.sku)
+        .where(PickLine.wave_id == wave.id, PickLine.level == level, *conditions)
+        .order_by(PickLine.zone, PickLine.bin_code, Product.sku)
     )
-    if extra:
-        query = query.join(GridStation, GridStation.id == PickLine.station_id)
-    return session.execute(query).all()
+    return [
+        (PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml), r)
+        for r in session.execute(query)
+    ]
 
 
 def list_warehouse_picks(session: Session, wave: Wave) -> list[PickRow]:
     """SKU totals for the wave, by temperature zone and in bin order (the picking walk)."""
-    return [
-        PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
-        for r in _rows(session, wave, PickLevel.WAREHOUSE)
-    ]
+    return [row for row, _ in _picks(session, wave, PickLevel.WAREHOUSE)]
 
 
 def list_station_picks(session: Session, wave: Wave) -> dict[str, list[PickRow]]:
-    """Per grid station: what leaves the warehouse for it."""
+    """Per grid station, in station-code order: what leaves the warehouse for it."""
+    codes = dict(session.execute(select(GridStation.id, GridStation.code)).all())
     out: dict[str, list[PickRow]] = defaultdict(list)
-    for r in _rows(session, wave, PickLevel.STATION, GridStation.code):
-        out[r.code].append(
-            PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
-        )
-    return dict(out)
+    for row, ids in _picks(session, wave, PickLevel.STATION):
+        out[codes[ids.station_id]].append(row)
+    return dict(sorted(out.items()))
 
 
 def list_sorting_lists(
@@ -130,28 +132,8 @@ def list_sorting_lists(
     }
     if not lists:
         return []
-    for r in session.execute(
-        select(
-            PickLine.leader_id,
-            Product.sku,
-            Product.name,
-            PickLine.zone,
-            PickLine.bin_code,
-            PickLine.quantity,
-            PickLine.weight_g,
-            PickLine.volume_ml,
-        )
-        .join(Product, Product.id == PickLine.product_id)
-        .where(
-            PickLine.wave_id == wave.id,
-            PickLine.level == PickLevel.LEADER,
-            PickLine.leader_id.in_(list(lists)),
-        )
-        .order_by(PickLine.zone, PickLine.bin_code)
-    ):
-        lists[r.leader_id].rows.append(
-            PickRow(r.sku, r.name, r.zone.value, r.bin_code, r.quantity, r.weight_g, r.volume_ml)
-        )
+    for row, ids in _picks(session, wave, PickLevel.LEADER, PickLine.leader_id.in_(list(lists))):
+        lists[ids.leader_id].rows.append(row)
     for m in session.execute(
         select(
             Order.leader_id,
