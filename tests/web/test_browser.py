@@ -1,0 +1,90 @@
+"""The demo pages in a real browser: Debian's Chromium driven by Playwright, against a local server."""
+
+import os
+import shutil
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from werkzeug.serving import make_server
+
+from fulfilment.cutoff import cut_off_wave
+from fulfilment.db import session_scope
+from fulfilment.demo import build_demo
+from fulfilment.sites import get_region
+from web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def _browser_or_skip():
+    reason = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "the playwright package is not installed (pip install -e '.[test]')"
+    if reason is None and not os.path.exists(CHROMIUM):
+        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"browser tests are required under CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return sync_playwright
+
+
+@pytest.fixture
+def live_demo(tmp_path, sqlite_template):
+    """The app with a cut-off demo wave, served on a free local port in a thread."""
+    path = tmp_path / "browser.sqlite"
+    shutil.copy(sqlite_template, path)
+    app = create_app(
+        {
+            "GROUPBUY_ENV": "test",
+            "GROUPBUY_DATABASE_URL": f"sqlite:///{path}",
+            "GROUPBUY_INSTANCE_DIR": str(tmp_path),
+        }
+    )
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        summary = build_demo(s, seed=5, leaders=12, orders=150, now=NOW)
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        cut_off_wave(s, region=get_region(s, "SH"), delivery_date=summary.delivery_date, now=NOW)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    app.extensions["groupbuy"]["engine"].dispose()
+
+
+def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_path):
+    """From the home page a user reaches the warehouse pick list and a station's sorting lists,
+    which show pickup codes with masked names and phones."""
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        page.goto(live_demo + "/")
+        assert "上海 Shanghai" in page.content()
+        page.get_by_role("link", name="warehouse 仓库").first.click()
+        page.wait_for_url("**/waves/*")
+        rows = page.locator("table tr")
+        assert rows.count() > 5  # header + one row per SKU picked
+        page.get_by_role("link", name="Stations 网格站").click()
+        page.get_by_role("link", name="sorting lists →").first.click()
+        page.wait_for_url("**/leaders?station=*")
+        text = page.locator("main").inner_text()
+        assert "提货码" in text
+        assert page.locator("td", has_text="****").count() > 0
+        page.screenshot(path=str(tmp_path / "sorting.png"), full_page=True)
+        browser.close()
