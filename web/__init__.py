@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
@@ -14,23 +15,15 @@ from fulfilment.errors import FulfilmentError
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` overrides settings read from GROUPBUY_* environment variables."""
     config = dict(config or {})
-    environ = None
-    if (
-        "GROUPBUY_ENV" in config
-        or "GROUPBUY_DATABASE_URL" in config
-        or "GROUPBUY_SECRET_KEY" in config
-    ):
-        import os
-
-        environ = {**os.environ, **{k: v for k, v in config.items() if k.startswith("GROUPBUY_")}}
-    settings = load_settings(environ)
+    overrides = {k: str(v) for k, v in config.items() if k.startswith("GROUPBUY_")}
+    settings = load_settings({**os.environ, **overrides})
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         SECRET_KEY=settings.secret_key, GROUPBUY_SETTINGS=settings, JSON_AS_ASCII=False
     )
     app.config.update({k: v for k, v in config.items() if not k.startswith("GROUPBUY_")})
 
-    engine = app.config.get("ENGINE") or make_engine(settings.database_url)
+    engine = make_engine(settings.database_url)
     app.extensions["groupbuy"] = {"engine": engine, "sessions": make_session_factory(engine)}
 
     @app.before_request
