@@ -38,11 +38,13 @@ class SearchConfig:
     # larger instances: a cheaper construction keeps the first plan within seconds
     large_first_solution: str = "PATH_CHEAPEST_ARC"
     large_threshold: int = 400
+    # anything else, as text-format RoutingSearchParameters merged last (e.g. operator switches)
+    extra: str = ""
     log_search: bool = False
 
     def __hash__(self) -> int:
         return hash((self.first_solution, self.metaheuristic, self.gls_lambda,
-                     self.iterated_local_search, tuple(sorted(self.operators.items()))))
+                     self.iterated_local_search, self.extra, tuple(sorted(self.operators.items()))))
 
 
 # Ruin (SISR) and recreate, simulated-annealing acceptance: measured in /work/tuning/RESULTS.md
@@ -88,6 +90,8 @@ def search_parameters(config: SearchConfig, *, time_limit_s: float, num_nodes: i
     gci = params.global_cheapest_insertion_first_solution_parameters
     gci.neighbors_ratio = config.neighbors_ratio
     gci.min_neighbors = config.min_neighbors
+    if config.extra:
+        text_format.Merge(config.extra, params)
     params.time_limit.CopyFrom(_duration(time_limit_s))
     if solution_limit is not None:
         params.solution_limit = solution_limit
