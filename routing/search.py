@@ -38,13 +38,20 @@ class SearchConfig:
     # larger instances: a cheaper construction keeps the first plan within seconds
     large_first_solution: str = "PATH_CHEAPEST_ARC"
     large_threshold: int = 400
+    # large problems: whole solve for `decompose_first` of the time, then groups of close routes
+    # re-solved for `decompose_sub_s` each (routing/decompose.py); None switches it off
+    decompose_threshold: int | None = None
+    decompose_first: float = 0.4
+    decompose_routes: int = 6
+    decompose_sub_s: float = 3.0
     # anything else, as text-format RoutingSearchParameters merged last (e.g. operator switches)
     extra: str = ""
     log_search: bool = False
 
     def __hash__(self) -> int:
         return hash((self.first_solution, self.metaheuristic, self.gls_lambda,
-                     self.iterated_local_search, self.extra, tuple(sorted(self.operators.items()))))
+                     self.iterated_local_search, self.extra, self.decompose_threshold,
+                     tuple(sorted(self.operators.items()))))
 
 
 # Ruin (SISR) and recreate, simulated-annealing acceptance: measured in /work/tuning/RESULTS.md

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
+from .decompose import can_decompose, improve_by_route_groups
 from .matrix import MatrixCache, build_matrices
 from .model import (
     UNREACHABLE,
@@ -77,6 +78,15 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     """
     t0 = time.perf_counter()
     config = search or DEFAULT_SEARCH
+    if (config.decompose_threshold is not None and len(problem.stops) >= config.decompose_threshold
+            and not locked and not initial_routes and solution_limit is None
+            and can_decompose(problem)):
+        whole = plan_routes(problem, time_limit_s=time_limit_s * config.decompose_first,
+                            seed=seed, search=replace(config, decompose_threshold=None),
+                            cache=cache)
+        better = improve_by_route_groups(problem, whole, deadline=t0 + time_limit_s, seed=seed,
+                                         config=config, cache=cache)
+        return replace(better, solve_s=time.perf_counter() - t0)
     dist_rows, time_rows = build_matrices(problem, cache)
     m = _build(problem, dist_rows, time_rows)
     n_vehicles = len(problem.vehicles)

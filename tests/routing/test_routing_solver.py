@@ -254,3 +254,28 @@ def test_locations_use_the_default_matrix_builder():
     one_way = math.ceil(1111.95 * 1.3)
     assert abs(plan.cost.distance_m - 2 * one_way) <= 2
     assert plan.routes[0].duration_s == pytest.approx(2 * one_way / 10, abs=2)
+
+
+def test_route_group_decomposition_keeps_every_stop_and_a_true_cost():
+    """With decomposition switched on (whole solve, then groups of close routes re-solved), every
+    stop is still served once and the reported distance is the matrix distance of the routes."""
+    from dataclasses import replace as _replace
+
+    from routing import DEFAULT_SEARCH
+    rng = random.Random(21)
+    stops = [(f"s{i}", (rng.randint(-80, 80), rng.randint(-80, 80)), Load(rng.randint(1, 9), 0, 0))
+             for i in range(60)]
+    p = planar_problem((0, 0), stops, [van(f"v{i}", Load(40, 100, 100)) for i in range(12)])
+    config = _replace(DEFAULT_SEARCH, decompose_threshold=10, decompose_first=0.3,
+                      decompose_routes=3, decompose_sub_s=0.3)
+    plan = plan_routes(p, time_limit_s=2.0, search=config)
+    served = sorted(s for r in plan.routes for s in r.stop_ids)
+    assert served == sorted(s.id for s in p.stops)
+    row = {s.id: 1 + i for i, s in enumerate(p.stops)}
+    total = 0
+    for route in plan.routes:
+        path = [0] + [row[s] for s in route.stop_ids] + [0]
+        assert route.distance_m == sum(int(p.distance_m[a, b]) for a, b in zip(path, path[1:], strict=False))
+        assert route.load_at_start.weight_g <= 40
+        total += route.distance_m
+    assert plan.cost.distance_m == total == plan.cost.total
