@@ -72,9 +72,9 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     """Routes for every vehicle, and every stop that could not be served with its reason.
 
     `locked` keeps a stop on one vehicle (stop id -> vehicle id); `initial_routes` (vehicle id ->
-    stop ids in order, e.g. from a previous plan) is where the search starts. `seed` is recorded
-    for reproducibility: OR-Tools' routing search is deterministic given the same work, so a
-    different seed only matters where a strategy is chosen from it (the multi-core portfolio).
+    stop ids in order, e.g. from a previous plan) is where the search starts. `seed` seeds the
+    solver's random generator (ruin-and-recreate); with a time limit, results still depend on how
+    much work fits in it.
     """
     t0 = time.perf_counter()
     config = search or DEFAULT_SEARCH
@@ -99,6 +99,7 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     ends = [depot_of[v.end] for v in problem.vehicles]
     manager = pywrapcp.RoutingIndexManager(n_nodes, n_vehicles, starts, ends)
     routing = pywrapcp.RoutingModel(manager)
+    routing.solver().ReSeed(seed)  # ruin-and-recreate draws from the solver's generator
 
     dist_cb = routing.RegisterTransitMatrix(m.dist.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(dist_cb)
