@@ -140,14 +140,15 @@ def run(args: argparse.Namespace) -> int:
         inst = load(path)
         entry: dict = {"instance": inst.name, "bks": inst.bks, "bks_vehicles": inst.bks_routes}
         pv = None if args.no_pyvrp else _start_pyvrp(inst, args.seconds, args.seed)
-        entry["ours"] = _ours(inst, args.seconds, args.seed, 1)
+        if not args.cores_only:
+            entry["ours"] = _ours(inst, args.seconds, args.seed, 1)
         if pv is not None:
             entry["pyvrp"] = _finish_pyvrp(*pv, args.seconds)
         if args.cores > 1:
             entry["ours_cores"] = _ours(inst, args.seconds, args.seed, args.cores)
         entry["load1"] = os.getloadavg()[0]
         results[inst.name] = entry
-        line = (f"{inst.name:<14}{_fmt(inst.bks, '>10.1f')} | ours {_row(inst.name, inst.bks, entry['ours'])}"
+        line = (f"{inst.name:<14}{_fmt(inst.bks, '>10.1f')} | ours {_row(inst.name, inst.bks, entry.get('ours'))}"
                 f"  [load {entry['load1']:.1f}]")
         print(line, flush=True)
         if "pyvrp" in entry:
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pyvrp", action="store_true")
     parser.add_argument("--cores", type=int, default=1,
                         help="also run our planner on this many cores, in its own column")
+    parser.add_argument("--cores-only", action="store_true",
+                        help="with --cores N: skip the one-core run (e.g. with --no-pyvrp)")
     parser.add_argument("--scaling", action="store_true",
                         help="time to first plan for 100 and 1,000 lat/lon stops, then exit")
     args = parser.parse_args(argv)
