@@ -54,8 +54,8 @@ class SearchConfig:
                      tuple(sorted(self.operators.items()))))
 
 
-# Ruin (SISR) and recreate, simulated-annealing acceptance: measured in /work/tuning/RESULTS.md
-# (the search helper's table) well ahead of guided local search on Solomon.
+# Ruin (SISR) and recreate, simulated-annealing acceptance: measured against the alternatives
+# (docs/routing.md, "Choosing the search"): well ahead of guided local search on Solomon.
 ILS_SISR_SA = """
 perturbation_strategy: RUIN_AND_RECREATE
 ruin_recreate_parameters {
