@@ -115,26 +115,17 @@ def cut_off_wave(
     cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave)
     confirmed = _fix_tier_prices(session, region, delivery_date, wave)
     deals_cancelled = len(cancelled)
-    for deal_id, members in cancelled.items():
+    settled = [(d, DealStatus.CANCELLED, {"members": m}) for d, m in cancelled.items()]
+    settled += [(d, DealStatus.CONFIRMED, {"final_price_cents": p}) for d, p in confirmed.items()]
+    for deal_id, status, detail in settled:
         record_change(
             session,
             actor=actor,
-            action="deal.cancelled",
+            action=f"deal.{status.value}",
             entity="deal",
             entity_id=deal_id,
             before={"status": DealStatus.OPEN.value},
-            after={"status": DealStatus.CANCELLED.value, "members": members},
-            at=now,
-        )
-    for deal_id, price in confirmed.items():
-        record_change(
-            session,
-            actor=actor,
-            action="deal.confirmed",
-            entity="deal",
-            entity_id=deal_id,
-            before={"status": DealStatus.OPEN.value},
-            after={"status": DealStatus.CONFIRMED.value, "final_price_cents": price},
+            after={"status": status.value, **detail},
             at=now,
         )
     orders_locked, lines_locked = aggregate_wave(session, wave)
