@@ -198,7 +198,7 @@ def place_order(
                 f"on {wave.delivery_date.isoformat()}",
             )
 
-    order = _insert_order(
+    order, created = _insert_order(
         session,
         region=region,
         leader=leader,
@@ -210,8 +210,8 @@ def place_order(
         idempotency_key=idempotency_key,
         source=source,
     )
-    if order.id is None:  # lost an idempotency race: the other request's order stands
-        return _existing_after_race(session, idempotency_key)
+    if not created:  # lost an idempotency race: the other request's order stands
+        return order
 
     total = 0
     for deal in sorted(deals.values(), key=lambda d: d.id):
@@ -267,8 +267,10 @@ def _insert_order(
     received_at: datetime,
     idempotency_key: str | None,
     source: str,
-) -> Order:
-    """Insert the order row in a savepoint; retry a pickup-code collision, give way on a key race."""
+) -> tuple[Order, bool]:
+    """Insert the order row in a savepoint; retry a pickup-code collision, give way on a key race.
+
+    Returns the order and whether this call created it (False: another request's order won)."""
     for _attempt in range(5):
         order = Order(
             region_id=region.id,
@@ -287,18 +289,12 @@ def _insert_order(
             with session.begin_nested():
                 session.add(order)
                 session.flush()
-            return order
+            return order, True
         except IntegrityError:
-            if idempotency_key is not None and find_order_by_key(session, idempotency_key):
-                return Order()  # no id: the caller returns the order that won
+            winner = find_order_by_key(session, idempotency_key) if idempotency_key else None
+            if winner is not None:
+                return winner, False
     raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
-
-
-def _existing_after_race(session: Session, key: str | None) -> Order:
-    order = find_order_by_key(session, key) if key else None
-    if order is None:  # pragma: no cover - only reachable through _insert_order's race branch
-        raise NotFound(f"order {key} vanished")
-    return order
 
 
 def _take_stock(session: Session, deal: Deal, qty: int) -> int | None:
@@ -330,11 +326,10 @@ def cancel_order(session: Session, *, order_id: int, actor: str = "system") -> O
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"order {order_id} does not exist")
-    wave = session.scalars(
-        select(Wave).where(Wave.id == order.wave_id).with_for_update(read=True)
-        if is_postgres(session)
-        else select(Wave).where(Wave.id == order.wave_id)
-    ).one()
+    query = select(Wave).where(Wave.id == order.wave_id)
+    if is_postgres(session):  # serialise with the cutoff, as intake does
+        query = query.with_for_update(read=True)
+    wave = session.scalars(query).one()
     if wave.status != WaveStatus.OPEN or order.status != OrderStatus.PLACED:
         raise WaveClosed(
             f"order {order_id} is {order.status.value} in a {wave.status.value} wave; "

@@ -213,3 +213,41 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
         next_wave = s.scalars(select(Wave).where(Wave.id != wave.id)).one()
         assert next_wave.delivery_date == DELIVERY + timedelta(days=1)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_same_idempotency_key_racing_gives_one_order(pg_url):
+    """Twenty retries of one request arrive at once: one order, stock taken once, all get its id."""
+    engine = make_engine(pg_url, pool_size=20, max_overflow=0)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_world(s, stock_cap=100)
+        region_id, at = world.region.id, world.before_cutoff()
+    start = threading.Barrier(20)
+
+    def attempt(_n: int) -> int:
+        start.wait()
+        with session_scope(sessions) as s:
+            order = place_order(
+                s,
+                region=s.get(Region, region_id),
+                leader_code="L1",
+                member=MemberRef("M1"),
+                lines=[LineRequest("APPLE", 3)],
+                placed_at=at,
+                idempotency_key="retry-1",
+            )
+            return order.id
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        ids = list(pool.map(attempt, range(20)))
+    with session_scope(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+        assert set(ids) == {s.scalars(select(Order.id)).one()}
+        assert (
+            s.scalar(
+                select(Deal.sold_qty).where(Deal.product_id == 1, Deal.delivery_date == DELIVERY)
+            )
+            == 3
+        )
+    engine.dispose()
