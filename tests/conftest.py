@@ -1,8 +1,10 @@
 """Shared fixtures: databases on SQLite and (when configured) PostgreSQL, and the Flask app.
 
-PostgreSQL tests use the server named by GROUPBUY_TEST_POSTGRES_URL, in a schema of their own
-that is dropped at the end. Without that variable they skip with the reason; under CI=true an
-unreachable server fails the run instead.
+PostgreSQL tests use the server named by GROUPBUY_TEST_POSTGRES_URL (by default the local one,
+postgresql+psycopg://postgres@127.0.0.1:5432/test), in a schema of their own that is dropped at the
+end. Redis tests use GROUPBUY_TEST_REDIS_URL (by default redis://127.0.0.1:6379/0). When a server
+does not answer, its tests skip with the reason; under CI=true they fail instead. The run ends
+with one line naming what was skipped and why.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from fulfilment.db import make_engine, make_session_factory
 from fulfilment.migrate import upgrade
 from fulfilment.models import Base
 
-POSTGRES_URL = os.environ.get("GROUPBUY_TEST_POSTGRES_URL", "")
+POSTGRES_URL = os.environ.get(
+    "GROUPBUY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("GROUPBUY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -27,6 +32,43 @@ def _postgres_unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"PostgreSQL is required under CI=true: {reason}", pytrace=False)
     pytest.skip(f"PostgreSQL tests need a server: {reason}")
+
+
+def _redis_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"Redis is required under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"Redis tests need a server: {reason}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a Redis server that answers; tests keep to keys of their own (a uuid prefix)."""
+    try:
+        import redis
+    except ImportError:
+        _redis_unavailable("the redis package is not installed (pip install -e '.[test]')")
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as err:
+        _redis_unavailable(
+            f"cannot reach {REDIS_URL}: {err} (start one: redis-server --daemonize yes "
+            f'--bind 127.0.0.1 --port 6379 --save "")'
+        )
+    return REDIS_URL
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One line naming what was skipped and why, so a skip never passes unnoticed."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    parts = "; ".join(f"{n} × {reason}" for reason, n in sorted(reasons.items()))
+    terminalreporter.write_line(f"SKIPPED {len(skipped)} tests: {parts}", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +79,7 @@ def postgres_schema_url():
             "set GROUPBUY_TEST_POSTGRES_URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test"
         )
     schema = f"gb_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(POSTGRES_URL)
+    admin = make_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
     try:
         with admin.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
