@@ -57,18 +57,21 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """One line naming what was skipped and why, so a skip never passes unnoticed."""
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outside pytest's own summary: printed last
+def pytest_terminal_summary(terminalreporter):
+    """One line naming what was skipped and why, after pytest's own summary of the run."""
+    result = yield
     skipped = terminalreporter.stats.get("skipped", [])
     if not skipped:
-        return
+        return result
     reasons: dict[str, int] = {}
     for report in skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
+        reason = reason.removeprefix("Skipped: ").splitlines()[0][:160]
         reasons[reason] = reasons.get(reason, 0) + 1
     parts = "; ".join(f"{n} × {reason}" for reason, n in sorted(reasons.items()))
     terminalreporter.write_line(f"SKIPPED {len(skipped)} tests: {parts}", yellow=True, bold=True)
+    return result
 
 
 @pytest.fixture(scope="session")
