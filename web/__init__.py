@@ -1,4 +1,8 @@
-"""The Flask app: factory, one database session per request, error mapping."""
+"""The Flask app: factory, one database session per request, error mapping.
+
+The request's transaction commits when the view has returned and before the response is built
+(Indico's way): a commit that fails becomes the app's own error page or problem JSON.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,24 @@ import os
 from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from fulfilment.config import load_settings
 from fulfilment.db import make_engine, make_session_factory
 from fulfilment.errors import FulfilmentError
+
+
+class GroupbuyFlask(Flask):
+    def dispatch_request(self):  # type: ignore[override]
+        rv = super().dispatch_request()
+        _commit_request_session()  # a failure raises here, into the app's error handlers
+        return rv
+
+
+def _commit_request_session() -> None:
+    session = g.get("session")
+    if session is not None and not g.get("rollback", False):
+        session.commit()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -17,7 +35,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     overrides = {k: str(v) for k, v in config.items() if k.startswith("GROUPBUY_")}
     settings = load_settings({**os.environ, **overrides})
-    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app = GroupbuyFlask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         SECRET_KEY=settings.secret_key, GROUPBUY_SETTINGS=settings, JSON_AS_ASCII=False
     )
@@ -32,16 +50,23 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.teardown_request
     def _close_session(exc: BaseException | None) -> None:
+        # Committed in dispatch_request already; whatever is left here is rolled back.
         session = g.pop("session", None)
-        if session is None:
-            return
-        try:
-            if exc is None and not getattr(g, "rollback", False):
-                session.commit()
-            else:
+        if session is not None:
+            try:
                 session.rollback()
-        finally:
-            session.close()
+            finally:
+                session.close()
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(err: SQLAlchemyError):
+        g.rollback = True
+        if g.get("session") is not None:
+            g.session.rollback()
+        app.logger.exception("database error: the request's changes were rolled back")
+        return _error_response(
+            500, "DatabaseError", "The change could not be saved. Nothing was changed; try again."
+        )
 
     @app.errorhandler(FulfilmentError)
     def _fulfilment_error(err: FulfilmentError):
@@ -53,6 +78,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if request.path.startswith("/api/"):
             return jsonify(body), err.http_status
         return render_template("error.html", error=body), err.http_status
+
+    def _error_response(status: int, title: str, detail: str):
+        if request.path.startswith("/api/"):
+            problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+            response = jsonify(problem)
+            response.status_code = status
+            response.mimetype = "application/problem+json"
+            return response
+        return render_template("error.html", error={"error": title, "message": detail}), status
 
     from . import views
     from .commands import register_commands

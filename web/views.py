@@ -15,6 +15,20 @@ bp = Blueprint("pages", __name__)
 SORTING_PAGE = 40
 
 
+def int_arg(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole-number query parameter; anything else is a 400 naming the parameter."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, description=f"query parameter {name!r} must be a whole number, not {raw!r}")
+    if minimum is not None and value < minimum:
+        abort(400, description=f"query parameter {name!r} must be at least {minimum}")
+    return value
+
+
 def _wave(wave_id: int) -> Wave:
     wave = g.session.get(Wave, wave_id)
     if wave is None:
@@ -66,7 +80,7 @@ def wave_leaders(wave_id: int):
     station = request.args.get("station") or None
     leader = request.args.get("leader") or None
     lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
-    page = max(int(request.args.get("page", 1)), 1)
+    page = int_arg("page", 1, minimum=1)
     shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
     return render_template(
         "wave_leaders.html",
