@@ -39,7 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings.secret_key, GROUPBUY_SETTINGS=settings, JSON_AS_ASCII=False
     )
-    app.config.update({k: v for k, v in config.items() if not k.startswith("GROUPBUY_")})
+    app.config.update(config)  # GROUPBUY_* overrides stay readable to extensions (limits, HTTPS)
 
     engine = make_engine(settings.database_url)
     app.extensions["groupbuy"] = {"engine": engine, "sessions": make_session_factory(engine)}
@@ -90,7 +90,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from . import views
     from .commands import register_commands
+    from .portal_setup import init_portal
 
+    init_portal(app)  # sign-in, CSRF, limits, languages, the portal's pages
     app.register_blueprint(views.bp)
     register_commands(app.cli)
     return app

@@ -106,9 +106,7 @@ def test_migration_0002_carries_refunds_over(tmp_path):
         rows = conn.execute(
             text("SELECT id, order_line_id, amount_cents, reason, state, created_at FROM refund")
         ).all()
-    assert [tuple(r) for r in rows] == [
-        (1, 1, 300, "tier_price", "owed", "2026-03-09 15:01:00")
-    ]
+    assert [tuple(r) for r in rows] == [(1, 1, 300, "tier_price", "owed", "2026-03-09 15:01:00")]
     from alembic import command
 
     from fulfilment.migrate import alembic_config

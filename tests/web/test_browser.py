@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.serving import make_server
 
+from fulfilment.accounts import Role, create_user
 from fulfilment.cutoff import cut_off_wave
 from fulfilment.db import session_scope
 from fulfilment.demo import build_demo
@@ -49,6 +50,9 @@ def live_demo(tmp_path, sqlite_template):
         summary = build_demo(s, seed=5, leaders=12, orders=150, now=NOW)
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
         cut_off_wave(s, region=get_region(s, "SH"), delivery_date=summary.delivery_date, now=NOW)
+        create_user(
+            s, username="wh", password="warehouse-pass", role=Role.WAREHOUSE, region_code="SH"
+        )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -58,8 +62,8 @@ def live_demo(tmp_path, sqlite_template):
 
 
 def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_path):
-    """From the home page a user reaches the warehouse pick list and a station's sorting lists,
-    which show pickup codes with masked names and phones."""
+    """Signed in, warehouse staff reach the warehouse pick list and a station's sorting lists,
+    which show bag numbers with masked names and phones, and no pickup code."""
     sync_playwright = _browser_or_skip()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -73,18 +77,21 @@ def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_pat
                 "--no-first-run",
             ],
         )
-        page = browser.new_page()
+        page = browser.new_page(locale="en-US")
         page.goto(live_demo + "/")
+        page.fill("#username", "wh")
+        page.fill("#password", "warehouse-pass")
+        page.click("button[type=submit]")
         assert "上海 Shanghai" in page.content()
-        page.get_by_role("link", name="warehouse 仓库").first.click()
+        page.get_by_role("link", name="Warehouse", exact=True).first.click()
         page.wait_for_url("**/waves/*")
         rows = page.locator("table tr")
         assert rows.count() > 5  # header + one row per SKU picked
-        page.get_by_role("link", name="Stations 网格站").click()
+        page.get_by_role("link", name="Stations").click()
         page.get_by_role("link", name="sorting lists →").first.click()
         page.wait_for_url("**/leaders?station=*")
         text = page.locator("main").inner_text()
-        assert "提货码" in text
+        assert "Bag" in text
         assert page.locator("td", has_text="****").count() > 0
         page.screenshot(path=str(tmp_path / "sorting.png"), full_page=True)
         browser.close()
