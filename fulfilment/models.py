@@ -445,7 +445,3 @@ def _never_delete(mapper, connection, target):
 
 for _cls in (AuditEntry, Order, OrderLine, Refund, Wave, CutoffRun, Deal, Member, Leader):
     event.listen(_cls, "before_delete", _never_delete)
-
-# The tables of the areas built on the foundation (accounts, arrivals and pickups) join the same
-# metadata, so that migrations and the schema test see every table.
-from . import accounts, arrivals, pickups  # noqa: E402,F401

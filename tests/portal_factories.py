@@ -26,12 +26,22 @@ USERS = {
 }
 
 
+@dataclass(frozen=True)
+class OrderInfo:
+    """An order as plain data (the test outlives the session that made it)."""
+
+    id: int
+    pickup_code: str
+    member_id: int
+    line_ids: tuple[int, ...]
+
+
 @dataclass
 class PortalWorld:
     world: World
     wave: Wave
     other_wave: Wave  # in the second region
-    orders: dict[str, Order] = field(default_factory=dict)  # by member external id
+    orders: dict[str, OrderInfo] = field(default_factory=dict)  # by member id (M1b: M1's 2nd)
     users: dict[str, User] = field(default_factory=dict)
 
 
@@ -102,6 +112,10 @@ def make_portal_world(session: Session, *, member_name: str = "张小明") -> Po
     wave, _ = cut_off_wave(
         session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
     )
+    infos = {}
+    for key, order in orders.items():
+        o = session.get(Order, order.id)
+        infos[key] = OrderInfo(o.id, o.pickup_code, o.member_id, tuple(ln.id for ln in o.lines))
     other = _second_region(session)
     users = {}
     for username, (role, scope) in USERS.items():
@@ -115,7 +129,7 @@ def make_portal_world(session: Session, *, member_name: str = "张小明") -> Po
             locale="en" if username == "admin" else None,
         )
     session.flush()
-    return PortalWorld(world, wave, other, orders, users)
+    return PortalWorld(world, wave, other, infos, users)
 
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

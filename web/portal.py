@@ -95,6 +95,9 @@ def arrival():
         return render_template("leader/arrival.html", day=day, step="none")
     done = find_arrival(g.session, wave=day.wave, leader=leader)
     if done is not None:
+        if request.method == "POST":  # confirming again changes nothing
+            flash(_("This delivery was already confirmed."))
+            return redirect(url_for(".arrival"))
         return _show_arrival(day, done)
     if request.method == "GET":
         return render_template("leader/arrival.html", day=day, step="count")
@@ -163,14 +166,16 @@ def _assignments_and_reports(day, leader, short):
         if short[pid] > 0:
             plan = {}
             prefix = f"assign-{pid}-"
-            for key, value in request.form.items():
-                if key.startswith(prefix) and value.strip():
-                    if not value.strip().isdigit():
+            fields = [(k, v) for k, v in request.form.items() if k.startswith(prefix)]
+            for key, value in fields:
+                if value.strip():
+                    if not value.strip().isdigit() or not key.removeprefix(prefix).isdigit():
                         raise InvalidInput(
                             row.sku, "assign", _("Short units must be whole numbers.")
                         )
                     plan[int(key.removeprefix(prefix))] = int(value)
-            assignments[pid] = plan
+            if fields:  # none in the form: the default (latest-placed lines first)
+                assignments[pid] = plan
         kind = request.form.get(f"kind-{pid}")
         note = request.form.get(f"note-{pid}", "").strip()
         upload = request.files.get(f"photo-{pid}")
