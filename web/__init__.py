@@ -64,8 +64,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if g.get("session") is not None:
             g.session.rollback()
         app.logger.exception("database error: the request's changes were rolled back")
+        from flask_babel import gettext as _
+
         return _error_response(
-            500, "DatabaseError", "The change could not be saved. Nothing was changed; try again."
+            500,
+            _("Not saved"),
+            _("The change could not be saved. Nothing was changed; try again."),
         )
 
     @app.errorhandler(FulfilmentError)
