@@ -143,6 +143,8 @@ def csrf_token(client, path: str = "/login") -> str:
 
 
 def login(client, username: str, password: str = PASSWORD):
+    """Sign in through the form. The client asks for English pages unless a test says otherwise."""
+    client.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
     token = csrf_token(client, "/login")
     return client.post(
         "/login", data={"username": username, "password": password, "csrf_token": token}
