@@ -20,6 +20,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from fulfilment.arrivals import (
     DiscrepancyKind,
@@ -33,7 +34,7 @@ from fulfilment.arrivals import (
     list_candidate_lines,
     save_photo,
 )
-from fulfilment.errors import InvalidInput
+from fulfilment.errors import InvalidInput, NotFound
 from fulfilment.models import Leader, Member, Refund, RefundReason
 from fulfilment.pickups import (
     PickupRefused,
@@ -51,6 +52,13 @@ from .security import point_required
 
 bp = Blueprint("leader", __name__, url_prefix="/leader")
 photos_bp = Blueprint("photos", __name__)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(err: NotFound):
+    """Another point's order or member looks exactly like one that does not exist."""
+    g.rollback = True
+    return current_app.handle_http_exception(HTTPNotFound())
 
 
 def _leader() -> Leader:
