@@ -111,6 +111,21 @@ class Discrepancy(Base):
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("photo.id"))
 
 
+class ArrivalCorrection(Base):
+    """A later count of one SKU after the confirmation (a carton found broken at noon): a new
+    row, never an overwrite of the confirmed count; the latest one is the SKU's count."""
+
+    __tablename__ = "arrival_correction"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    arrival_id: Mapped[int] = mapped_column(ForeignKey("arrival.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
+    counted_qty: Mapped[int]
+    note: Mapped[str] = mapped_column(String(500), default="")
+    corrected_at: Mapped[datetime]
+    corrected_by: Mapped[int] = mapped_column(ForeignKey("user.id"))
+
+
 class Shortage(Base):
     """Short units of a SKU put on one member's order line, with the refund owed for them."""
 
@@ -118,6 +133,7 @@ class Shortage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     arrival_id: Mapped[int] = mapped_column(ForeignKey("arrival.id"), index=True)
+    correction_id: Mapped[int | None] = mapped_column(ForeignKey("arrival_correction.id"))
     order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
     refund_id: Mapped[int] = mapped_column(ForeignKey("refund.id"))
@@ -304,32 +320,9 @@ def confirm_arrival(
                     photo_id=report.photo_id if report else None,
                 )
             )
-        for line_id, units in plans.get(pid, {}).items():
-            refund = Refund(
-                order_line_id=line_id,
-                amount_cents=units * prices[line_id],
-                reason=RefundReason.SHORTAGE,
-                state=RefundState.OWED,
-                created_at=now,
-            )
-            session.add(refund)
-            session.flush()
-            session.add(
-                Shortage(
-                    arrival_id=arrival.id,
-                    order_line_id=line_id,
-                    quantity=units,
-                    refund_id=refund.id,
-                )
-            )
-            refunds_out.append(
-                {
-                    "sku": row.sku,
-                    "order_line": line_id,
-                    "units": units,
-                    "cents": refund.amount_cents,
-                }
-            )
+        refunds_out += _owe_shortages(
+            session, arrival=arrival, sku=row.sku, plan=plans.get(pid, {}), prices=prices, now=now
+        )
     session.flush()
     record_change(
         session,
@@ -347,6 +340,142 @@ def confirm_arrival(
         at=now,
     )
     return arrival, True
+
+
+def _owe_shortages(
+    session: Session,
+    *,
+    arrival: Arrival,
+    sku: str,
+    plan: Mapping[int, int],
+    prices: Mapping[int, int],
+    now: datetime,
+    correction_id: int | None = None,
+) -> list[dict]:
+    """Each assigned short unit becomes a refund owed (reason shortage) on its line."""
+    out = []
+    for line_id, units in plan.items():
+        refund = Refund(
+            order_line_id=line_id,
+            amount_cents=units * prices[line_id],
+            reason=RefundReason.SHORTAGE,
+            state=RefundState.OWED,
+            created_at=now,
+        )
+        session.add(refund)
+        session.flush()
+        session.add(
+            Shortage(
+                arrival_id=arrival.id,
+                correction_id=correction_id,
+                order_line_id=line_id,
+                quantity=units,
+                refund_id=refund.id,
+            )
+        )
+        out.append(
+            {"sku": sku, "order_line": line_id, "units": units, "cents": refund.amount_cents}
+        )
+    return out
+
+
+def current_counts(session: Session, arrival: Arrival) -> dict[int, int]:
+    """Each SKU's count: the latest correction, else the confirmed count."""
+    counts = {ln.product_id: ln.counted_qty for ln in arrival.lines}
+    for c in session.scalars(
+        select(ArrivalCorrection)
+        .where(ArrivalCorrection.arrival_id == arrival.id)
+        .order_by(ArrivalCorrection.id)
+    ):
+        counts[c.product_id] = c.counted_qty
+    return counts
+
+
+def correct_arrival(
+    session: Session,
+    *,
+    arrival: Arrival,
+    product_id: int,
+    counted: int,
+    user_id: int,
+    actor: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> ArrivalCorrection | None:
+    """Record a later, lower count of one SKU: a new correction row and audit entry (the
+    confirmation is never overwritten); the further short units go on the latest-placed lines
+    that still hold units, as refunds owed. The same count again changes nothing (None).
+
+    A higher count is refused: refunds already owed are not taken back here.
+    """
+    now = now or utcnow()
+    wave = session.get(Wave, arrival.wave_id)
+    leader = session.get(Leader, arrival.leader_id)
+    assert wave is not None and leader is not None
+    product = session.get(Product, product_id)
+    record = f"arrival {leader.code} {wave.delivery_date.isoformat()}"
+    counts = current_counts(session, arrival)
+    if product is None or product_id not in counts:
+        raise InvalidInput(record, "product", f"product {product_id} was not in this delivery")
+    if not isinstance(counted, int) or isinstance(counted, bool) or counted < 0:
+        raise InvalidInput(
+            record, f"counted[{product.sku}]", f"{counted!r} is not a whole number ≥ 0"
+        )
+    before = counts[product_id]
+    if counted == before:
+        return None
+    if counted > before:
+        raise InvalidInput(
+            record,
+            f"counted[{product.sku}]",
+            f"{counted} is more than the {before} counted before; a correction only reports "
+            "further units missing",
+        )
+    correction = ArrivalCorrection(
+        arrival_id=arrival.id,
+        product_id=product_id,
+        counted_qty=counted,
+        note=note[:500],
+        corrected_at=now,
+        corrected_by=user_id,
+    )
+    session.add(correction)
+    session.flush()
+    candidates = list_candidate_lines(session, wave=wave, leader=leader, product_id=product_id)
+    already = short_units(session, [c.order_line_id for c in candidates])
+    room = [
+        CandidateLine(
+            c.order_line_id,
+            c.order_id,
+            c.member_id,
+            c.quantity - already.get(c.order_line_id, 0),
+            c.placed_at,
+        )
+        for c in candidates
+        if c.quantity > already.get(c.order_line_id, 0)
+    ]
+    plan = default_assignment(room, before - counted)
+    prices = _prices_after_tier(session, list(plan))
+    owed = _owe_shortages(
+        session,
+        arrival=arrival,
+        sku=product.sku,
+        plan=plan,
+        prices=prices,
+        now=now,
+        correction_id=correction.id,
+    )
+    record_change(
+        session,
+        actor=actor,
+        action="arrival.corrected",
+        entity="arrival",
+        entity_id=arrival.id,
+        before={"sku": product.sku, "counted": before},
+        after={"sku": product.sku, "counted": counted, "note": note[:500], "shortages": owed},
+        at=now,
+    )
+    return correction
 
 
 def _check_assignment(
@@ -415,12 +544,15 @@ def list_arrival_report(session: Session, arrival: Arrival) -> list[dict]:
         )
     }
     disc = {d.product_id: d for d in arrival.discrepancies}
+    now_counted = current_counts(session, arrival)
     return [
         {
+            "product_id": ln.product_id,
             "sku": products[ln.product_id].sku,
             "name": products[ln.product_id].name,
             "expected": ln.expected_qty,
-            "counted": ln.counted_qty,
+            "confirmed": ln.counted_qty,
+            "counted": now_counted[ln.product_id],
             "discrepancy": disc.get(ln.product_id),
         }
         for ln in arrival.lines

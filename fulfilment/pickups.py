@@ -343,9 +343,12 @@ def list_uncollected(session: Session, *, leader: Leader, today: date) -> list[W
         .order_by(Wave.delivery_date, Order.placed_at, Order.id)
     ).all()
     bags: dict[int, dict[int, int]] = {}
+    delivered: dict[int, bool] = {}
     out = []
     for order, member, wave in rows:
-        if not is_delivered(session, wave=wave, leader=leader, today=today):
+        if wave.id not in delivered:
+            delivered[wave.id] = is_delivered(session, wave=wave, leader=leader, today=today)
+        if not delivered[wave.id]:
             continue
         if wave.id not in bags:
             bags[wave.id] = bag_numbers(session, wave_id=wave.id, leader_id=leader.id)

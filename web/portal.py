@@ -27,6 +27,7 @@ from fulfilment.arrivals import (
     DiscrepancyReport,
     PhotoRejected,
     confirm_arrival,
+    correct_arrival,
     default_assignment,
     find_arrival,
     get_photo,
@@ -135,6 +136,36 @@ def arrival():
     return redirect(url_for(".arrival"))
 
 
+@bp.post("/arrival/correct")
+@point_required
+def correct():
+    """A later, lower count of one SKU after the confirmation: a new entry, never an overwrite."""
+    leader = _leader()
+    day = point_day(g.session, leader=leader)
+    done = find_arrival(g.session, wave=day.wave, leader=leader) if day.wave else None
+    if done is None:
+        abort(404)
+    product, counted = request.form.get("product", ""), request.form.get("counted", "").strip()
+    if not product.isdigit() or not counted.isdigit():
+        g.rollback = True
+        return _show_arrival(day, done, error=_("Enter the units counted as a whole number."))
+    try:
+        correction = correct_arrival(
+            g.session,
+            arrival=done,
+            product_id=int(product),
+            counted=int(counted),
+            user_id=current_user.id,
+            actor=current_user.actor,
+            note=request.form.get("note", "").strip(),
+        )
+    except InvalidInput as err:
+        g.rollback = True
+        return _show_arrival(day, done, error=err.message, status=422)
+    flash(_("Correction recorded.") if correction else _("That is the count already recorded."))
+    return redirect(url_for(".arrival"))
+
+
 def _review(day, counts, short, *, error: str | None = None, status: int = 200):
     leader = day.leader
     bags = bag_numbers(g.session, wave_id=day.wave.id, leader_id=leader.id)
@@ -218,7 +249,7 @@ def _photo_message(err: PhotoRejected) -> str:
     return _("The photo must be a JPEG, PNG or WebP image.")
 
 
-def _show_arrival(day, done):
+def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
     shortages = (
         g.session.execute(
             select(Refund).where(
@@ -237,7 +268,8 @@ def _show_arrival(day, done):
         report=list_arrival_report(g.session, done),
         refunds_cents=sum(r.amount_cents for r in shortages),
         short_units=sum(s.quantity for s in _shortages(done)),
-    )
+        error=error,
+    ), status
 
 
 def _shortages(done):

@@ -286,3 +286,41 @@ def test_csrf_token_on_every_portal_form(leader1):
         page = leader1.get(path).text
         assert page.count("<form") == page.count('name="csrf_token"'), path
         assert csrf_token(leader1, path)
+
+
+def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
+    """After confirming, a lower count of MILK is a correction row and an audit entry; the
+    confirmed count stays; the extra short unit becomes a refund on a line that still had one;
+    the same count again changes nothing and a higher one is refused."""
+    from fulfilment.arrivals import ArrivalCorrection, ArrivalLine
+
+    apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
+    counts = {f"count-{apple}": "6", f"count-{milk}": "2", f"count-{prawn}": "1"}
+    assert post(leader1, "/leader/arrival", {**counts, "step": "confirm"}).status_code == 302
+    tok = "/leader/arrival"
+    done = post(
+        leader1,
+        "/leader/arrival/correct",
+        {"product": milk, "counted": "1", "note": "碎了"},
+        token_from=tok,
+    )
+    assert done.status_code == 302
+    same = post(
+        leader1, "/leader/arrival/correct", {"product": milk, "counted": "1"}, token_from=tok
+    )
+    assert same.status_code == 302
+    higher = post(
+        leader1, "/leader/arrival/correct", {"product": milk, "counted": "3"}, token_from=tok
+    )
+    assert higher.status_code == 422
+    with _db(app) as s:
+        assert s.scalar(select(ArrivalLine.counted_qty).where(ArrivalLine.product_id == milk)) == 2
+        assert s.scalars(select(ArrivalCorrection.counted_qty)).all() == [1]
+        lines = s.scalars(
+            select(Refund.order_line_id).where(Refund.reason == "shortage").order_by(Refund.id)
+        ).all()
+        # the first short unit on M1's latest MILK line (2 units), the second one too (room left)
+        assert lines == [portal.orders["M1b"].line_ids[0]] * 2
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "arrival")).all()
+        assert actions == ["arrival.confirmed", "arrival.corrected"]
+    assert "confirmed 2" in leader1.get("/leader/arrival").text

@@ -1,4 +1,4 @@
-"""accounts, sign-in sessions, arrival confirmations, discrepancies, photos, pickups; refunds owed
+"""accounts, sign-in sessions, arrival confirmations and corrections, discrepancies, photos, pickups; refunds owed
 become several per order line, each with its own id, reason, amount, time and state
 
 Revision ID: 0002
@@ -191,13 +191,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_pickup_line_order_line_id'), ['order_line_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_pickup_line_pickup_id'), ['pickup_id'], unique=False)
 
+    op.create_table('arrival_correction',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrival_id', sa.Integer(), nullable=False),
+    sa.Column('product_id', sa.Integer(), nullable=False),
+    sa.Column('counted_qty', sa.Integer(), nullable=False),
+    sa.Column('note', sa.String(length=500), nullable=False),
+    sa.Column('corrected_at', sa.DateTime(), nullable=False),
+    sa.Column('corrected_by', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['arrival_id'], ['arrival.id'], name=op.f('fk_arrival_correction_arrival_id_arrival')),
+    sa.ForeignKeyConstraint(['corrected_by'], ['user.id'], name=op.f('fk_arrival_correction_corrected_by_user')),
+    sa.ForeignKeyConstraint(['product_id'], ['product.id'], name=op.f('fk_arrival_correction_product_id_product')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_arrival_correction'))
+    )
+    with op.batch_alter_table('arrival_correction', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_arrival_correction_arrival_id'), ['arrival_id'], unique=False)
+
     op.create_table('shortage',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('arrival_id', sa.Integer(), nullable=False),
+    sa.Column('correction_id', sa.Integer(), nullable=True),
     sa.Column('order_line_id', sa.Integer(), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
     sa.Column('refund_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['arrival_id'], ['arrival.id'], name=op.f('fk_shortage_arrival_id_arrival')),
+    sa.ForeignKeyConstraint(['correction_id'], ['arrival_correction.id'], name=op.f('fk_shortage_correction_id_arrival_correction')),
     sa.ForeignKeyConstraint(['order_line_id'], ['order_line.id'], name=op.f('fk_shortage_order_line_id_order_line')),
     sa.ForeignKeyConstraint(['refund_id'], ['refund.id'], name=op.f('fk_shortage_refund_id_refund')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_shortage'))
@@ -214,6 +232,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_shortage_arrival_id'))
 
     op.drop_table('shortage')
+    with op.batch_alter_table('arrival_correction', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_arrival_correction_arrival_id'))
+
+    op.drop_table('arrival_correction')
     with op.batch_alter_table('pickup_line', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pickup_line_pickup_id'))
         batch_op.drop_index(batch_op.f('ix_pickup_line_order_line_id'))
