@@ -192,8 +192,10 @@ def describe(session: Session, *, leader: Leader, orders: list[Order]) -> list[P
             (ln.product.sku, ln.product.name, ln.quantity, ln.quantity - short.get(ln.id, 0))
         )
     out = []
+    bags: dict[int, int] = {}
     for o in orders:
-        bags = bag_numbers(session, wave_id=o.wave_id, leader_id=leader.id)
+        if o.id not in bags:
+            bags.update(bag_numbers(session, wave_id=o.wave_id, leader_id=leader.id))
         member = session.get(Member, o.member_id)
         assert member is not None
         out.append(

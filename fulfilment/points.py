@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import picklists
@@ -25,6 +25,7 @@ from .models import (
     PickLevel,
     PickLine,
     Product,
+    Region,
     TempZone,
     Wave,
     WaveStatus,
@@ -98,10 +99,10 @@ def current_wave(session: Session, leader: Leader, *, now: datetime | None = Non
     return session.scalar(base.order_by(Wave.delivery_date.desc()).limit(1))
 
 
-def leader_region(session: Session, leader: Leader):
-    from .models import Region
-
-    return session.get(Region, leader.region_id)
+def leader_region(session: Session, leader: Leader) -> Region:
+    region = session.get(Region, leader.region_id)
+    assert region is not None  # a foreign key
+    return region
 
 
 def list_expected(session: Session, *, wave: Wave, leader: Leader) -> list[ExpectedRow]:
@@ -225,12 +226,3 @@ def get_point_member(session: Session, *, leader: Leader, member_id: int) -> Mem
 
 def local_today(session: Session, leader: Leader, now: datetime | None = None) -> date:
     return local_time(leader_region(session, leader), now or utcnow()).date()
-
-
-def count_orders(session: Session, *, wave: Wave, leader: Leader) -> int:
-    return (
-        session.scalar(
-            select(func.count()).where(Order.wave_id == wave.id, Order.leader_id == leader.id)
-        )
-        or 0
-    )

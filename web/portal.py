@@ -289,7 +289,7 @@ def photo(photo_id: int):
         return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     try:
         item = get_photo(g.session, photo_id=photo_id)
-    except Exception:  # noqa: BLE001 - not found and not yours look the same
+    except NotFound:
         abort(404)
     leader = g.session.get(Leader, item.leader_id)
     if leader is None or not current_user.user.sees_leader(leader):

@@ -9,7 +9,6 @@ from functools import wraps
 from typing import Any
 
 from flask import Flask, abort, g, render_template, request
-from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -18,7 +17,6 @@ from fulfilment.accounts import Role, User, find_session
 csrf = CSRFProtect()
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
-login_manager.login_message = _l("Please sign in to see this page.")
 login_manager.session_protection = "basic"
 
 # Paths a client without a browser session calls with its own credentials (the order API).
@@ -55,6 +53,29 @@ class Account(UserMixin):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.user, name)
+
+
+@login_manager.unauthorized_handler
+def _sign_in_first():
+    """Pages send the browser to the login page; JSON paths answer 401 problem details."""
+    from flask import flash, jsonify, redirect, url_for
+    from flask_babel import gettext as _
+
+    if request.path.startswith("/api/"):
+        response = jsonify(
+            {
+                "type": "about:blank",
+                "title": "Unauthorized",
+                "status": 401,
+                "detail": "sign in first",
+            }
+        )
+        response.status_code = 401
+        response.mimetype = "application/problem+json"
+        return response
+    flash(_("Please sign in to see this page."))
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("auth.login", next=target))
 
 
 @login_manager.user_loader

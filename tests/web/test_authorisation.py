@@ -34,7 +34,7 @@ def expected(role: str, route: str) -> int:
     if route in ("/logout", "/healthz"):
         return 200
     if role == "anonymous":
-        return 302
+        return 401 if route.startswith("/api/") else 302
     if route == "/":
         return 302 if role in POINT else 200
     if route.startswith("/leader/orders/"):
