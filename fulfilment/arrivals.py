@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from .audit import record_change
@@ -292,8 +293,15 @@ def confirm_arrival(
             raise InvalidInput(record, f"discrepancy[{pid}]", "this SKU is not expected")
 
     arrival = Arrival(wave_id=wave.id, leader_id=leader.id, confirmed_at=now, confirmed_by=user_id)
-    session.add(arrival)
-    session.flush()  # the unique (wave, point) key stops a second confirmation racing this one
+    try:
+        with session.begin_nested():  # the unique (wave, point) key decides a race
+            session.add(arrival)
+            session.flush()
+    except IntegrityError:
+        winner = find_arrival(session, wave=wave, leader=leader)
+        if winner is None:  # pragma: no cover - the key failed for another reason
+            raise
+        return winner, False
     prices = _prices_after_tier(session, [lid for plan in plans.values() for lid in plan])
     refunds_out = []
     for pid, row in expected.items():
