@@ -114,3 +114,20 @@ def test_concurrent_confirmations_record_one_arrival(pg_url):
         shortage = select(func.count()).where(Refund.reason == RefundReason.SHORTAGE)
         assert s.scalar(shortage) == 1
     engine.dispose()
+
+
+def test_a_points_expected_goods_equal_its_sorting_list(session):
+    """What Today and the arrival form expect at a point is exactly the point's sorting list
+    from the cutoff's aggregation (same SKUs, units and bags)."""
+    from fulfilment.picklists import list_sorting_lists
+    from fulfilment.points import list_expected
+
+    world = make_portal_world(session)
+    wave = session.get(Wave, world.wave.id)
+    for leader in world.world.leaders:
+        [sorting] = list_sorting_lists(session, wave, leader_code=leader.code)
+        expected = list_expected(session, wave=wave, leader=leader)
+        assert [(r.sku, r.quantity, r.zone.value) for r in expected] == [
+            (r.sku, r.quantity, r.zone) for r in sorting.rows
+        ]
+        assert sum(r.bags for r in expected) == len(sorting.members)
