@@ -36,7 +36,7 @@ from fulfilment.arrivals import (
     save_photo,
 )
 from fulfilment.errors import InvalidInput, NotFound
-from fulfilment.models import Leader, Member, Refund, RefundReason
+from fulfilment.models import Leader, Member, Refund, RefundReason, Wave, WaveStatus
 from fulfilment.pickups import (
     PickupRefused,
     Refusal,
@@ -85,6 +85,18 @@ def today():
 # --- arrival confirmation -------------------------------------------------------------------
 
 
+def _posted_wave(leader: Leader) -> Wave | None:
+    """The wave a posted form was filled in for (it may no longer be the current one after
+    midnight); another region's or an open wave is not found."""
+    raw = request.form.get("wave", "") if request.method == "POST" else ""
+    if not raw:
+        return None
+    wave = g.session.get(Wave, int(raw)) if raw.isdigit() else None
+    if wave is None or wave.region_id != leader.region_id or wave.status != WaveStatus.CUT_OFF:
+        abort(404)
+    return wave
+
+
 def _counts_from_form(expected) -> dict[int, int]:
     counts = {}
     for row in expected:
@@ -99,7 +111,7 @@ def _counts_from_form(expected) -> dict[int, int]:
 @point_required
 def arrival():
     leader = _leader()
-    day = point_day(g.session, leader=leader)
+    day = point_day(g.session, leader=leader, wave=_posted_wave(leader))
     if day.wave is None:
         return render_template("leader/arrival.html", day=day, step="none")
     done = find_arrival(g.session, wave=day.wave, leader=leader)
@@ -141,7 +153,7 @@ def arrival():
 def correct():
     """A later, lower count of one SKU after the confirmation: a new entry, never an overwrite."""
     leader = _leader()
-    day = point_day(g.session, leader=leader)
+    day = point_day(g.session, leader=leader, wave=_posted_wave(leader))
     done = find_arrival(g.session, wave=day.wave, leader=leader) if day.wave else None
     if done is None:
         abort(404)

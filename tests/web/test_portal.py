@@ -324,3 +324,18 @@ def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
         actions = s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "arrival")).all()
         assert actions == ["arrival.confirmed", "arrival.corrected"]
     assert "confirmed 2" in leader1.get("/leader/arrival").text
+
+
+def test_arrival_for_another_regions_wave_is_404(app, leader1, portal):
+    """A posted arrival names its wave; another region's wave is not found and nothing is written."""
+    from fulfilment.arrivals import Arrival
+
+    apple = _pid(app, "APPLE")
+    answer = post(
+        leader1,
+        "/leader/arrival",
+        {f"count-{apple}": "6", "step": "confirm", "wave": str(portal.other_wave.id)},
+    )
+    assert answer.status_code == 404
+    with _db(app) as s:
+        assert s.scalars(select(Arrival)).all() == []
