@@ -63,7 +63,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         g.rollback = True
         if g.get("session") is not None:
             g.session.rollback()
-        app.logger.exception("database error: the request's changes were rolled back")
+        # The type and the statement, never the parameters (they can hold names and phones).
+        statement = getattr(err, "statement", None) or ""
+        app.logger.error(
+            "database error %s, rolled back: %s", type(err).__name__, statement.split("\n")[0]
+        )
         from flask_babel import gettext as _
 
         return _error_response(
