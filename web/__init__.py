@@ -70,7 +70,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         )
         from flask_babel import gettext as _
 
-        return _error_response(
+        from .error_pages import error_response
+
+        return error_response(
             500,
             _("Not saved"),
             _("The change could not be saved. Nothing was changed; try again."),
@@ -86,15 +88,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if request.path.startswith("/api/"):
             return jsonify(body), err.http_status
         return render_template("error.html", error=body), err.http_status
-
-    def _error_response(status: int, title: str, detail: str):
-        if request.path.startswith("/api/"):
-            problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-            response = jsonify(problem)
-            response.status_code = status
-            response.mimetype = "application/problem+json"
-            return response
-        return render_template("error.html", error={"error": title, "message": detail}), status
 
     from . import views
     from .commands import register_commands

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
 
 def init_portal(app: Flask) -> None:
     from . import auth, portal
+    from .error_pages import error_response
     from .i18n import init_i18n
     from .limits import init_limits
     from .security import init_security
@@ -40,11 +41,4 @@ def init_portal(app: Flask) -> None:
         status = err.code or 500
         title = titles.get(status, err.name)
         detail = details.get(status, err.description or "")
-        if request.path.startswith("/api/"):
-            response = jsonify(
-                {"type": "about:blank", "title": title, "status": status, "detail": detail}
-            )
-            response.status_code = status
-            response.mimetype = "application/problem+json"
-            return response
-        return render_template("error.html", error={"error": title, "message": detail}), status
+        return error_response(status, title, detail)

@@ -58,21 +58,13 @@ class Account(UserMixin):
 @login_manager.unauthorized_handler
 def _sign_in_first():
     """Pages send the browser to the login page; JSON paths answer 401 problem details."""
-    from flask import flash, jsonify, redirect, url_for
+    from flask import flash, redirect, url_for
     from flask_babel import gettext as _
 
+    from .error_pages import error_response
+
     if request.path.startswith("/api/"):
-        response = jsonify(
-            {
-                "type": "about:blank",
-                "title": "Unauthorized",
-                "status": 401,
-                "detail": "sign in first",
-            }
-        )
-        response.status_code = 401
-        response.mimetype = "application/problem+json"
-        return response
+        return error_response(401, "Unauthorized", "sign in first")
     flash(_("Please sign in to see this page."))
     target = request.full_path if request.query_string else request.path
     return redirect(url_for("auth.login", next=target))

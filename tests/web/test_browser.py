@@ -1,11 +1,11 @@
 """The demo pages in a real browser: Debian's Chromium driven by Playwright, against a local server."""
 
-import os
 import shutil
 import threading
 from datetime import UTC, datetime
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 from werkzeug.serving import make_server
 
 from fulfilment.accounts import Role, create_user
@@ -15,23 +15,7 @@ from fulfilment.demo import build_demo
 from fulfilment.sites import get_region
 from web import create_app
 
-CHROMIUM = "/usr/bin/chromium"
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-
-
-def _browser_or_skip():
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "the playwright package is not installed (pip install -e '.[test]')"
-    if reason is None and not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests are required under CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return sync_playwright
 
 
 @pytest.fixture
@@ -64,18 +48,11 @@ def live_demo(tmp_path, sqlite_template):
 def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_path):
     """Signed in, warehouse staff reach the warehouse pick list and a station's sorting lists,
     which show bag numbers with masked names and phones, and no pickup code."""
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=CHROMIUM_ARGS,
         )
         page = browser.new_page(locale="en-US")
         page.goto(live_demo + "/")

@@ -11,39 +11,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 from portal_factories import PASSWORD, make_portal_world
 from sqlalchemy import func, select
 
 from fulfilment.db import make_engine, make_session_factory, session_scope
 from fulfilment.models import Product, Refund
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _browser_or_skip():
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "the playwright package is not installed (pip install -e '.[test]')"
-    if reason is None and not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests are required under CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return sync_playwright
-
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _free_port() -> int:
@@ -107,9 +82,9 @@ def test_a_leaders_morning_on_a_phone_in_chinese(served, tmp_path):
     base, world, skus, engine = served
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    sync_playwright = _browser_or_skip()
+    sync_playwright = browser_or_skip()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         phone = browser.new_context(
             viewport={"width": 360, "height": 740}, locale="zh-CN", device_scale_factor=2
         )
