@@ -143,7 +143,8 @@ def arrival():
         )
     except InvalidInput as err:
         g.rollback = True
-        return _review(day, counts, short, error=err.message, status=422)
+        _discard_photos()
+        return _review(day, counts, short, error=_input_message(err), status=422)
     flash(_("Arrival confirmed.") if created else _("This delivery was already confirmed."))
     return redirect(url_for(".arrival"))
 
@@ -173,7 +174,7 @@ def correct():
         )
     except InvalidInput as err:
         g.rollback = True
-        return _show_arrival(day, done, error=err.message, status=422)
+        return _show_arrival(day, done, error=_input_message(err), status=422)
     flash(_("Correction recorded.") if correction else _("That is the count already recorded."))
     return redirect(url_for(".arrival"))
 
@@ -245,6 +246,7 @@ def _assignments_and_reports(day, leader, short):
             except PhotoRejected as err:
                 raise InvalidInput(row.sku, "photo", _photo_message(err)) from None
             photo_id = photo.id
+            g.setdefault("saved_photos", []).append(photo.stored_name)
         try:
             chosen = DiscrepancyKind(kind) if kind else None
         except ValueError:
@@ -253,6 +255,30 @@ def _assignments_and_reports(day, leader, short):
             chosen = DiscrepancyKind.SHORTAGE if short[pid] > 0 else DiscrepancyKind.SURPLUS
         reports.append(DiscrepancyReport(pid, chosen, note, photo_id))
     return assignments, reports
+
+
+def _input_message(err: InvalidInput) -> str:
+    """The user's language for what the services report in English, by the field at fault."""
+    field = err.field.split("[", 1)[0]
+    sku = err.field[len(field) + 1 : -1] if "[" in err.field else ""
+    if field == "assign":
+        return _(
+            "The short units of %(sku)s must add up to the units missing and fit each order.",
+            sku=sku or err.record,
+        )
+    if field == "counted" and "more than" in err.message:
+        return _("A correction can only report further units missing.")
+    if field == "counted":
+        return _("Enter the units counted as a whole number.")
+    if field in ("photo", "kind"):
+        return err.message  # already in the user's language (set by this module)
+    return _("Check the form: %(field)s", field=err.field)
+
+
+def _discard_photos() -> None:
+    """Files saved for a confirmation that was then refused are removed with it."""
+    for name in g.pop("saved_photos", []):
+        (photo_folder() / name).unlink(missing_ok=True)
 
 
 def _photo_message(err: PhotoRejected) -> str:

@@ -111,7 +111,7 @@ def test_assignment_that_does_not_add_up_is_refused_and_writes_nothing(app, lead
     bad = post(
         leader1, "/leader/arrival", {**counts, "step": "confirm", f"assign-{apple}-{m3_line}": "2"}
     )
-    assert bad.status_code == 422 and "2 units assigned, 1 are short" in bad.text
+    assert bad.status_code == 422 and "The short units of APPLE must add up" in bad.text
     with _db(app) as s:
         assert s.scalars(select(Refund).where(Refund.reason == "shortage")).all() == []
 
@@ -339,3 +339,28 @@ def test_arrival_for_another_regions_wave_is_404(app, leader1, portal):
     assert answer.status_code == 404
     with _db(app) as s:
         assert s.scalars(select(Arrival)).all() == []
+
+
+def test_a_refused_confirmation_keeps_no_photo(app, leader1, portal):
+    """A valid photo sent with an assignment that does not add up is not kept: no row, no file."""
+    from pathlib import Path
+
+    apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
+    counts = {f"count-{apple}": "5", f"count-{milk}": "3", f"count-{prawn}": "1"}
+    m3_line = portal.orders["M3"].line_ids[0]
+    refused = post(
+        leader1,
+        "/leader/arrival",
+        {
+            **counts,
+            "step": "confirm",
+            f"assign-{apple}-{m3_line}": "2",
+            f"photo-{apple}": (io.BytesIO(_png()), "a.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    with _db(app) as s:
+        assert s.scalars(select(Photo)).all() == []
+    folder = Path(app.instance_path) / "photos"
+    assert not folder.exists() or list(folder.iterdir()) == []
