@@ -24,29 +24,19 @@ DEFAULT_HANDLING_S = 30 * 60
 @dataclass(frozen=True, slots=True)
 class TwoEchelonPlan:
     trunk: Plan
-    last_mile: dict[str, Plan]  # station id -> its plan
-    ready_s: dict[str, int | None]  # station id -> earliest last-mile departure (None: unsupplied)
+    last_mile: dict[str, Plan]         # station id -> its plan
+    ready_s: dict[str, int | None]     # station id -> earliest last-mile departure (None: unsupplied)
 
 
-def plan_two_echelons(
-    trunk: Problem,
-    last_mile: Mapping[str, Problem],
-    *,
-    time_limit_s: float,
-    handling_s: int = DEFAULT_HANDLING_S,
-    workers: int = 2,
-    seed: int = 0,
-    trunk_time_limit_s: float | None = None,
-) -> TwoEchelonPlan:
+def plan_two_echelons(trunk: Problem, last_mile: Mapping[str, Problem], *, time_limit_s: float,
+                      handling_s: int = DEFAULT_HANDLING_S, workers: int = 2,
+                      seed: int = 0, trunk_time_limit_s: float | None = None) -> TwoEchelonPlan:
     """Plan the trunk, then every station's last mile from the time its goods are ready."""
     station_ids = {s.id for s in trunk.stops}
     unknown = set(last_mile) - station_ids
     if unknown:
-        raise RoutingInputError(
-            f"last-mile problem for unknown station(s) {sorted(unknown)}",
-            record="trunk",
-            field="stops",
-        )
+        raise RoutingInputError(f"last-mile problem for unknown station(s) {sorted(unknown)}",
+                                record="trunk", field="stops")
     if not trunk.split_oversized:
         trunk = replace(trunk, split_oversized=True)
     trunk_plan = plan_routes(trunk, time_limit_s=trunk_time_limit_s or time_limit_s, seed=seed)
@@ -73,21 +63,14 @@ def plan_two_echelons(
 
 def _starting_at(problem: Problem, ready_s: int) -> Problem:
     vehicles = tuple(
-        replace(
-            v,
-            shift_start_s=max(v.shift_start_s, ready_s),
-            shift_end_s=max(v.shift_end_s, max(v.shift_start_s, ready_s)),
-        )
-        for v in problem.vehicles
-    )
+        replace(v, shift_start_s=max(v.shift_start_s, ready_s),
+                shift_end_s=max(v.shift_end_s, max(v.shift_start_s, ready_s)))
+        for v in problem.vehicles)
     return replace(problem, vehicles=vehicles)
 
 
 def _unsupplied(problem: Problem) -> Plan:
-    unassigned = tuple(
-        Unassigned(
-            problem.stops[d.stop_index].id, d.zone, UnassignedReason.STATION_NOT_SUPPLIED, d.load
-        )
-        for d in expand_drops(problem)
-    )
+    unassigned = tuple(Unassigned(problem.stops[d.stop_index].id, d.zone,
+                                  UnassignedReason.STATION_NOT_SUPPLIED, d.load)
+                       for d in expand_drops(problem))
     return Plan((), unassigned, PlanCost(0, 0, 0, 0, 0), "STATION_NOT_SUPPLIED", None, 0.0)

@@ -19,15 +19,8 @@ from .model import Plan, Problem
 from .search import PORTFOLIO, SearchConfig
 from .solver import plan_routes
 
-__all__ = [
-    "SolveCancelled",
-    "SolveDeadlineExceeded",
-    "SolveFailed",
-    "SolveHandle",
-    "plan_routes_on_cores",
-    "solve_in_subprocess",
-    "solve_many",
-]
+__all__ = ["SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle",
+           "plan_routes_on_cores", "solve_in_subprocess", "solve_many"]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
 
@@ -82,9 +75,7 @@ class SolveHandle:
         if not self._poll(None if until is None else max(0.0, until - time.monotonic())):
             if self._deadline is not None and time.monotonic() >= self._deadline - 1e-3:
                 self.cancel()
-                raise SolveDeadlineExceeded(
-                    f"no plan within {self._deadline - self._started:.1f} s"
-                )
+                raise SolveDeadlineExceeded(f"no plan within {self._deadline - self._started:.1f} s")
             raise TimeoutError("plan not ready yet")
         assert self._outcome is not None
         kind, value = self._outcome
@@ -115,10 +106,7 @@ class SolveHandle:
             ready = False
         if not ready:
             if not self._process.is_alive() and self._process.exitcode is not None:
-                self._outcome = (
-                    "error",
-                    f"solver process died (exit code {self._process.exitcode})",
-                )
+                self._outcome = ("error", f"solver process died (exit code {self._process.exitcode})")
                 return True
             return False
         try:
@@ -136,52 +124,33 @@ class SolveHandle:
             self.cancel()
 
 
-def solve_in_subprocess(
-    problem: Problem,
-    *,
-    time_limit_s: float,
-    deadline_s: float | None = None,
-    seed: int = 0,
-    **kwargs: Any,
-) -> SolveHandle:
+def solve_in_subprocess(problem: Problem, *, time_limit_s: float, deadline_s: float | None = None,
+                        seed: int = 0, **kwargs: Any) -> SolveHandle:
     """Start `plan_routes` in a child process; `deadline_s` (wall, from now) bounds the wait.
 
     A sensible deadline is the time limit plus the start-up and matrix building, e.g. +10 s.
     """
-    return SolveHandle(
-        problem, deadline_s=deadline_s, time_limit_s=time_limit_s, seed=seed, **kwargs
-    )
+    return SolveHandle(problem, deadline_s=deadline_s, time_limit_s=time_limit_s, seed=seed,
+                       **kwargs)
 
 
 def _better(a: Plan, b: Plan) -> bool:
     return (len(a.unassigned), a.cost.total) < (len(b.unassigned), b.cost.total)
 
 
-def plan_routes_on_cores(
-    problem: Problem,
-    *,
-    time_limit_s: float,
-    cores: int = 2,
-    seed: int = 0,
-    portfolio: Sequence[SearchConfig] = PORTFOLIO,
-    **kwargs: Any,
-) -> Plan:
+def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 2, seed: int = 0,
+                         portfolio: Sequence[SearchConfig] = PORTFOLIO, **kwargs: Any) -> Plan:
     """Run `cores` strategies of the portfolio side by side, one process each; best plan wins.
 
     The returned plan's time to first solution is the earliest of the runs.
     """
     configs = [portfolio[(seed + i) % len(portfolio)] for i in range(cores)]
     if cores <= 1:
-        return plan_routes(
-            problem, time_limit_s=time_limit_s, seed=seed, search=configs[0], **kwargs
-        )
+        return plan_routes(problem, time_limit_s=time_limit_s, seed=seed, search=configs[0],
+                           **kwargs)
     with ProcessPoolExecutor(max_workers=cores, mp_context=_SPAWN) as pool:
-        futures = [
-            pool.submit(
-                plan_routes, problem, time_limit_s=time_limit_s, seed=seed + i, search=c, **kwargs
-            )
-            for i, c in enumerate(configs)
-        ]
+        futures = [pool.submit(plan_routes, problem, time_limit_s=time_limit_s, seed=seed + i,
+                               search=c, **kwargs) for i, c in enumerate(configs)]
         plans = [f.result() for f in futures]
     best = plans[0]
     for plan in plans[1:]:
@@ -191,17 +160,12 @@ def plan_routes_on_cores(
     return replace(best, time_to_first_solution_s=min(firsts) if firsts else None)
 
 
-def solve_many(
-    problems: Mapping[str, Problem], *, time_limit_s: float, workers: int = 2, seed: int = 0
-) -> dict[str, Plan]:
+def solve_many(problems: Mapping[str, Problem], *, time_limit_s: float, workers: int = 2,
+               seed: int = 0) -> dict[str, Plan]:
     """Independent problems (e.g. the last mile of each station) in a pool of worker processes."""
     if workers <= 1 or len(problems) <= 1:
-        return {
-            k: plan_routes(p, time_limit_s=time_limit_s, seed=seed) for k, p in problems.items()
-        }
+        return {k: plan_routes(p, time_limit_s=time_limit_s, seed=seed) for k, p in problems.items()}
     with ProcessPoolExecutor(max_workers=min(workers, len(problems)), mp_context=_SPAWN) as pool:
-        futures = {
-            k: pool.submit(plan_routes, p, time_limit_s=time_limit_s, seed=seed)
-            for k, p in problems.items()
-        }
+        futures = {k: pool.submit(plan_routes, p, time_limit_s=time_limit_s, seed=seed)
+                   for k, p in problems.items()}
         return {k: f.result() for k, f in futures.items()}

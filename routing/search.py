@@ -49,17 +49,9 @@ class SearchConfig:
     log_search: bool = False
 
     def __hash__(self) -> int:
-        return hash(
-            (
-                self.first_solution,
-                self.metaheuristic,
-                self.gls_lambda,
-                self.iterated_local_search,
-                self.extra,
-                self.decompose_threshold,
-                tuple(sorted(self.operators.items())),
-            )
-        )
+        return hash((self.first_solution, self.metaheuristic, self.gls_lambda,
+                     self.iterated_local_search, self.extra, self.decompose_threshold,
+                     tuple(sorted(self.operators.items()))))
 
 
 # Ruin (SISR) and recreate, simulated-annealing acceptance: measured against the alternatives
@@ -81,13 +73,8 @@ GLS_SEARCH = SearchConfig()
 # Measured (docs/routing.md): ILS from parallel cheapest insertion; at 200 stops and more, a whole
 # solve for 30 % of the time and then groups of 4 close routes re-solved 1.5 s each
 # (X-n401 at 60 s: 1.7 % against 2.3 % without; X-n1001: 6.8 % against ~10 %).
-DEFAULT_SEARCH = SearchConfig(
-    iterated_local_search=ILS_SISR_SA,
-    decompose_threshold=200,
-    decompose_first=0.3,
-    decompose_routes=4,
-    decompose_sub_s=1.5,
-)
+DEFAULT_SEARCH = SearchConfig(iterated_local_search=ILS_SISR_SA, decompose_threshold=200,
+                              decompose_first=0.3, decompose_routes=4, decompose_sub_s=1.5)
 
 # Run side by side on separate cores (best plan wins); the first entry is DEFAULT_SEARCH.
 PORTFOLIO: tuple[SearchConfig, ...] = (
@@ -96,14 +83,11 @@ PORTFOLIO: tuple[SearchConfig, ...] = (
 )
 
 
-def search_parameters(
-    config: SearchConfig, *, time_limit_s: float, num_nodes: int, solution_limit: int | None = None
-):
+def search_parameters(config: SearchConfig, *, time_limit_s: float, num_nodes: int,
+                      solution_limit: int | None = None):
     """The RoutingSearchParameters for `config` on a model with `num_nodes` nodes."""
     params = pywrapcp.DefaultRoutingSearchParameters()
-    first = (
-        config.first_solution if num_nodes < config.large_threshold else config.large_first_solution
-    )
+    first = config.first_solution if num_nodes < config.large_threshold else config.large_first_solution
     params.first_solution_strategy = getattr(_FS, first)
     params.guided_local_search_lambda_coefficient = config.gls_lambda
     if config.iterated_local_search is not None:

@@ -54,27 +54,21 @@ class _Model:
 
     problem: Problem
     drops: list[Drop]
-    candidates: list[int]  # drop numbers given to the solver
+    candidates: list[int]          # drop numbers given to the solver
     rejected: dict[int, UnassignedReason]
-    node_row: np.ndarray  # solver node -> matrix row
-    dist: np.ndarray  # over solver nodes
-    times: dict[str, np.ndarray]  # per profile, over solver nodes, travel only
-    service: np.ndarray  # per solver node
+    node_row: np.ndarray           # solver node -> matrix row
+    dist: np.ndarray               # over solver nodes
+    times: dict[str, np.ndarray]   # per profile, over solver nodes, travel only
+    service: np.ndarray            # per solver node
     penalty: int
-    same_stop: np.ndarray  # [i, j]: both nodes are drops of one stop
+    same_stop: np.ndarray          # [i, j]: both nodes are drops of one stop
 
 
-def plan_routes(
-    problem: Problem,
-    *,
-    time_limit_s: float,
-    seed: int = 0,
-    search: SearchConfig | None = None,
-    solution_limit: int | None = None,
-    locked: Mapping[str, str] | None = None,
-    initial_routes: Mapping[str, Sequence[str]] | None = None,
-    cache: MatrixCache | None = None,
-) -> Plan:
+def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
+                search: SearchConfig | None = None, solution_limit: int | None = None,
+                locked: Mapping[str, str] | None = None,
+                initial_routes: Mapping[str, Sequence[str]] | None = None,
+                cache: MatrixCache | None = None) -> Plan:
     """Routes for every vehicle, and every stop that could not be served with its reason.
 
     `locked` keeps a stop on one vehicle (stop id -> vehicle id); `initial_routes` (vehicle id ->
@@ -84,24 +78,14 @@ def plan_routes(
     """
     t0 = time.perf_counter()
     config = search or DEFAULT_SEARCH
-    if (
-        config.decompose_threshold is not None
-        and len(problem.stops) >= config.decompose_threshold
-        and not locked
-        and not initial_routes
-        and solution_limit is None
-        and can_decompose(problem)
-    ):
-        whole = plan_routes(
-            problem,
-            time_limit_s=time_limit_s * config.decompose_first,
-            seed=seed,
-            search=replace(config, decompose_threshold=None),
-            cache=cache,
-        )
-        better = improve_by_route_groups(
-            problem, whole, deadline=t0 + time_limit_s, seed=seed, config=config, cache=cache
-        )
+    if (config.decompose_threshold is not None and len(problem.stops) >= config.decompose_threshold
+            and not locked and not initial_routes and solution_limit is None
+            and can_decompose(problem)):
+        whole = plan_routes(problem, time_limit_s=time_limit_s * config.decompose_first,
+                            seed=seed, search=replace(config, decompose_threshold=None),
+                            cache=cache)
+        better = improve_by_route_groups(problem, whole, deadline=t0 + time_limit_s, seed=seed,
+                                         config=config, cache=cache)
         return replace(better, solve_s=time.perf_counter() - t0)
     dist_rows, time_rows = build_matrices(problem, cache)
     m = _build(problem, dist_rows, time_rows)
@@ -129,9 +113,8 @@ def plan_routes(
 
     # the limit covers the whole call: matrices and model building come out of it
     search_s = max(0.05, time_limit_s - (time.perf_counter() - t0))
-    params = search_parameters(
-        config, time_limit_s=search_s, num_nodes=n_nodes, solution_limit=solution_limit
-    )
+    params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
+                               solution_limit=solution_limit)
     first: list[float] = []
     first_complete: list[float] = []
 
@@ -165,17 +148,9 @@ def plan_routes(
         status = "ROUTING_SUCCESS"
     if solution is None:
         return _empty_plan(m, status, t0)
-    return _read_plan(
-        routing,
-        manager,
-        solution,
-        time_dim,
-        m,
-        status,
-        first[0] if first else None,
-        time.perf_counter() - t0,
-        first_complete[0] if first_complete else None,
-    )
+    return _read_plan(routing, manager, solution, time_dim, m, status,
+                      first[0] if first else None, time.perf_counter() - t0,
+                      first_complete[0] if first_complete else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,9 +208,8 @@ def _build(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndar
             candidates.append(k)
         else:
             rejected[k] = reason
-    rows = np.array(
-        list(range(n_depots)) + [n_depots + drops[k].stop_index for k in candidates], dtype=np.int64
-    )
+    rows = np.array(list(range(n_depots)) + [n_depots + drops[k].stop_index for k in candidates],
+                    dtype=np.int64)
     ix = np.ix_(rows, rows)
     dist = dist_rows[ix].copy()
     unreachable = dist >= UNREACHABLE
@@ -246,19 +220,16 @@ def _build(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndar
         tt = t[ix].copy()
         tt[unreachable] = UNREACHABLE
         times[profile] = tt
-    service = np.array(
-        [0] * n_depots + [problem.stops[drops[k].stop_index].service_s for k in candidates],
-        dtype=np.int64,
-    )
+    service = np.array([0] * n_depots + [problem.stops[drops[k].stop_index].service_s
+                                         for k in candidates], dtype=np.int64)
     reachable = dist[~unreachable]
     max_arc = int(reachable.max()) if reachable.size else 0
     max_fixed = max((v.fixed_cost for v in problem.vehicles), default=0)
     horizon = max((v.shift_end_s for v in problem.vehicles), default=0)
     late = problem.lateness_cost_per_s * horizon if problem.soft_windows else 0
     penalty = 10 * (2 * max_arc + int(max_fixed) + late) + 1000
-    return _Model(
-        problem, drops, candidates, rejected, rows, dist, times, service, penalty, same_stop
-    )
+    return _Model(problem, drops, candidates, rejected, rows, dist, times, service, penalty,
+                  same_stop)
 
 
 def _time_can_bind(m: _Model) -> bool:
@@ -266,9 +237,8 @@ def _time_can_bind(m: _Model) -> bool:
     the time dimension is then left out, which makes the search much faster on large instances,
     and times are read back by adding up the route's transits."""
     problem = m.problem
-    if problem.soft_windows or any(
-        v.break_ or v.max_duration_s is not None for v in problem.vehicles
-    ):
+    if problem.soft_windows or any(v.break_ or v.max_duration_s is not None
+                                   for v in problem.vehicles):
         return True
     if any(problem.stops[m.drops[k].stop_index].windows for k in m.candidates):
         return True
@@ -322,13 +292,8 @@ def _add_time(routing, manager, m: _Model):
             dim.SetSpanUpperBoundForVehicle(int(vehicle.max_duration_s), v)
         if vehicle.break_ is not None:
             brk = vehicle.break_
-            interval = solver.FixedDurationIntervalVar(
-                brk.earliest_start_s,
-                brk.latest_start_s,
-                brk.duration_s,
-                False,
-                f"break {vehicle.id}",
-            )
+            interval = solver.FixedDurationIntervalVar(brk.earliest_start_s, brk.latest_start_s,
+                                                       brk.duration_s, False, f"break {vehicle.id}")
             dim.SetBreakIntervalsOfVehicle([interval], v, visit)
     # come back as early as possible, then leave as late as that allows: no idle time on the road
     for v in range(len(problem.vehicles)):
@@ -355,9 +320,8 @@ def _add_drops(routing, manager, m: _Model, locked: Mapping[str, str]) -> dict[s
     vehicle_no = {v.id: i for i, v in enumerate(problem.vehicles)}
     for stop_id, vid in locked.items():
         if vid not in vehicle_no:
-            raise RoutingInputError(
-                f"locked to unknown vehicle {vid!r}", record=stop_id, field="locked"
-            )
+            raise RoutingInputError(f"locked to unknown vehicle {vid!r}", record=stop_id,
+                                    field="locked")
     n_depots = len(problem.depots)
     by_zone = {z: [i for i, v in enumerate(problem.vehicles) if z in v.zones] for z in TempZone}
     drops_of_stop: dict[str, list[int]] = {}
@@ -376,13 +340,8 @@ def _add_drops(routing, manager, m: _Model, locked: Mapping[str, str]) -> dict[s
     return drops_of_stop
 
 
-def _read_routes(
-    routing,
-    manager,
-    m: _Model,
-    drops_of_stop: dict[str, list[int]],
-    initial: Mapping[str, Sequence[str]],
-):
+def _read_routes(routing, manager, m: _Model, drops_of_stop: dict[str, list[int]],
+                 initial: Mapping[str, Sequence[str]]):
     vehicle_no = {v.id: i for i, v in enumerate(m.problem.vehicles)}
     routes: list[list[int]] = [[] for _ in m.problem.vehicles]
     used: set[int] = set()
@@ -401,17 +360,8 @@ def _read_routes(
 # Reading the solution back
 
 
-def _read_plan(
-    routing,
-    manager,
-    solution,
-    time_dim,
-    m: _Model,
-    status: str,
-    first_s: float | None,
-    solve_s: float,
-    first_complete_s: float | None,
-) -> Plan:
+def _read_plan(routing, manager, solution, time_dim, m: _Model, status: str,
+               first_s: float | None, solve_s: float, first_complete_s: float | None) -> Plan:
     problem = m.problem
     n_depots = len(problem.depots)
     routes: list[Route] = []
@@ -450,42 +400,20 @@ def _read_plan(
         final: list[Visit] = []
         for visit in visits:
             on_board = on_board - visit.delivered
-            final.append(
-                Visit(
-                    visit.stop_id,
-                    visit.zones,
-                    visit.delivered,
-                    visit.arrival_s,
-                    visit.departure_s,
-                    on_board,
-                    visit.lateness_s,
-                )
-            )
+            final.append(Visit(visit.stop_id, visit.zones, visit.delivered, visit.arrival_s,
+                               visit.departure_s, on_board, visit.lateness_s))
         late = sum(vs.lateness_s for vs in final)
         total_dist += dist
         total_fixed += vehicle.fixed_cost
         total_late += late
-        routes.append(
-            Route(vehicle.id, start_s, end_s, tuple(final), dist, end_s - start_s, load_at_start)
-        )
+        routes.append(Route(vehicle.id, start_s, end_s, tuple(final), dist, end_s - start_s,
+                            load_at_start))
     unassigned = _unassigned(m, served)
-    cost = PlanCost(
-        distance_m=total_dist,
-        vehicles_used=len(routes),
-        fixed_cost=total_fixed,
-        lateness_s=total_late,
-        total=total_dist + total_fixed + total_late * problem.lateness_cost_per_s,
-    )
-    return Plan(
-        tuple(routes),
-        unassigned,
-        cost,
-        status,
-        first_s,
-        solve_s,
-        first_complete_s,
-        solution.ObjectiveValue(),
-    )
+    cost = PlanCost(distance_m=total_dist, vehicles_used=len(routes), fixed_cost=total_fixed,
+                    lateness_s=total_late,
+                    total=total_dist + total_fixed + total_late * problem.lateness_cost_per_s)
+    return Plan(tuple(routes), unassigned, cost, status, first_s, solve_s, first_complete_s,
+                solution.ObjectiveValue())
 
 
 def _merge_visits(m: _Model, nodes: list[tuple[int, int]]) -> list[Visit]:
@@ -501,21 +429,11 @@ def _merge_visits(m: _Model, nodes: list[tuple[int, int]]) -> list[Visit]:
             last = out[-1]
             zones = last.zones if drop.zone in last.zones else last.zones + (drop.zone,)
             # the shared service starts at the last drop's time (earlier ones may show slack)
-            out[-1] = Visit(
-                stop.id,
-                zones,
-                last.delivered + drop.load,
-                t,
-                departure,
-                Load(),
-                max(last.lateness_s, _lateness(problem, stop, t)),
-            )
+            out[-1] = Visit(stop.id, zones, last.delivered + drop.load, t, departure, Load(),
+                            max(last.lateness_s, _lateness(problem, stop, t)))
             continue
-        out.append(
-            Visit(
-                stop.id, (drop.zone,), drop.load, t, departure, Load(), _lateness(problem, stop, t)
-            )
-        )
+        out.append(Visit(stop.id, (drop.zone,), drop.load, t, departure, Load(),
+                         _lateness(problem, stop, t)))
     return out
 
 
