@@ -46,6 +46,7 @@ from .models import (
     Product,
     Refund,
     RefundReason,
+    RefundState,
     Region,
     Wave,
     WaveStatus,
@@ -112,8 +113,8 @@ def cut_off_wave(
         )
 
     # The wave's status is the lock on its orders: no per-order rewrite (see OrderStatus).
-    cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave)
-    confirmed = _fix_tier_prices(session, region, delivery_date, wave)
+    cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave, now)
+    confirmed = _fix_tier_prices(session, region, delivery_date, wave, now)
     deals_cancelled = len(cancelled)
     settled = [(d, DealStatus.CANCELLED, {"members": m}) for d, m in cancelled.items()]
     settled += [(d, DealStatus.CONFIRMED, {"final_price_cents": p}) for d, p in confirmed.items()]
@@ -204,23 +205,33 @@ def _insert_refunds(
     deal_ids: list[int],
     amount,
     reason: RefundReason,
+    now: datetime,
     extra_condition=None,
 ) -> None:
+    """One refund owed per active line of the deals, all at `now` (a line may carry several)."""
     joined, active = _active_lines_of_wave(wave)
     query = (
-        select(lines_t.c.id, amount, literal(reason.value))
+        select(
+            lines_t.c.id,
+            amount,
+            literal(reason.value),
+            literal(RefundState.OWED.value),
+            literal(now, refunds_t.c.created_at.type),
+        )
         .select_from(joined.join(deals_t, deals_t.c.id == lines_t.c.deal_id))
         .where(active, lines_t.c.deal_id.in_(deal_ids))
     )
     if extra_condition is not None:
         query = query.where(extra_condition)
     session.execute(
-        insert(refunds_t).from_select(["order_line_id", "amount_cents", "reason"], query)
+        insert(refunds_t).from_select(
+            ["order_line_id", "amount_cents", "reason", "state", "created_at"], query
+        )
     )
 
 
 def _cancel_failed_groups(
-    session: Session, region: Region, delivery_date: date, wave: Wave
+    session: Session, region: Region, delivery_date: date, wave: Wave, now: datetime
 ) -> tuple[dict[int, int], int]:
     """Deals below their minimum group size (distinct members) are cancelled; what was paid is refunded.
 
@@ -254,6 +265,7 @@ def _cancel_failed_groups(
         failed,
         lines_t.c.unit_price_cents * lines_t.c.quantity,
         RefundReason.GROUP_FAILED,
+        now,
     )
     session.execute(
         update(lines_t)
@@ -283,7 +295,7 @@ def _cancel_failed_groups(
 
 
 def _fix_tier_prices(
-    session: Session, region: Region, delivery_date: date, wave: Wave
+    session: Session, region: Region, delivery_date: date, wave: Wave, now: datetime
 ) -> dict[int, int]:
     """Each surviving deal's price is fixed from its final total; lines paid above it are owed the difference."""
     deals = session.scalars(
@@ -314,6 +326,7 @@ def _fix_tier_prices(
             lowered,
             (lines_t.c.unit_price_cents - deals_t.c.final_price_cents) * lines_t.c.quantity,
             RefundReason.TIER_PRICE,
+            now,
             lines_t.c.unit_price_cents > deals_t.c.final_price_cents,
         )
     session.expire_all()

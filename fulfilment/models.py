@@ -92,6 +92,12 @@ class OrderStatus(StrEnum):
 class RefundReason(StrEnum):
     TIER_PRICE = "tier_price"  # the deal's final tier price is below the price paid (退差价)
     GROUP_FAILED = "group_failed"  # the deal fell short of its minimum group size (未成团)
+    SHORTAGE = "shortage"  # units that did not arrive at the pickup point (到货短缺)
+
+
+class RefundState(StrEnum):
+    OWED = "owed"  # recorded, not yet handed to the payment side
+    EXPORTED = "exported"  # written to a refunds export (`groupbuy refunds export`)
 
 
 class LineStatus(StrEnum):
@@ -364,18 +370,23 @@ class OrderLine(Base):
 
 
 class Refund(Base):
-    """Money owed back on one order line, recorded at cutoff; exported, never paid out here.
+    """Money owed back on one order line; a line can carry several (tier price, then shortage).
 
-    Kept lean (the line is the key, one foreign key) because a cutoff writes one per line
-    whose deal's final tier price fell below the price paid: most lines on a busy day.
+    Exported, never paid out here: `groupbuy refunds export` writes the owed ones as CSV and
+    marks them exported. A cutoff writes one per line whose deal's final tier price fell below
+    the price paid (most lines on a busy day), so the row stays lean.
     """
 
     __tablename__ = "refund"
     __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_pos"),)
 
-    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
     amount_cents: Mapped[int]
     reason: Mapped[RefundReason] = mapped_column(_enum(RefundReason))
+    state: Mapped[RefundState] = mapped_column(_enum(RefundState), default=RefundState.OWED)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    exported_at: Mapped[datetime | None]
 
 
 class PickLine(Base):

@@ -41,7 +41,10 @@ class PickRow:
 
 @dataclass(frozen=True, slots=True)
 class MemberLine:
-    pickup_code: str
+    """One member's line on a sorting list. The bag is named by the order's short number and
+    the masked member name: the pickup code is the member's secret and is never printed."""
+
+    bag_no: int  # the order's short number at its point (see bag_numbers)
     member: str  # masked
     phone: str  # masked
     sku: str
@@ -70,6 +73,25 @@ def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave
     if wave is None:
         raise NotFound(f"no wave for region {region_code} on {delivery_date.isoformat()}")
     return wave
+
+
+def bag_numbers(session: Session, *, wave_id: int, leader_ids: list[int]) -> dict[int, int]:
+    """A short number per order for its bag: its rank among its point's orders in the wave.
+
+    Stable once the wave is cut off (orders are never deleted and a cut-off wave never changes);
+    with the masked member name it names a bag without the pickup code. {order id: number}.
+    """
+    out: dict[int, int] = {}
+    last, n = None, 0
+    for leader_id, order_id in session.execute(
+        select(Order.leader_id, Order.id)
+        .where(Order.wave_id == wave_id, Order.leader_id.in_(leader_ids))
+        .order_by(Order.leader_id, Order.id)
+    ):
+        n = n + 1 if leader_id == last else 1
+        last = leader_id
+        out[order_id] = n
+    return out
 
 
 def _picks(
@@ -115,7 +137,7 @@ def list_station_picks(session: Session, wave: Wave) -> dict[str, list[PickRow]]
 def list_sorting_lists(
     session: Session, wave: Wave, *, station_code: str | None = None, leader_code: str | None = None
 ) -> list[SortingList]:
-    """Per leader: totals by SKU, and each member's lines by pickup code (names and phones masked)."""
+    """Per leader: totals by SKU, and each member's lines by bag number (names and phones masked)."""
     query = (
         select(Leader, GridStation.code)
         .join(GridStation, GridStation.id == Leader.station_id)
@@ -134,10 +156,11 @@ def list_sorting_lists(
         return []
     for row, ids in _picks(session, wave, PickLevel.LEADER, PickLine.leader_id.in_(list(lists))):
         lists[ids.leader_id].rows.append(row)
+    bags = bag_numbers(session, wave_id=wave.id, leader_ids=list(lists))
     for m in session.execute(
         select(
             Order.leader_id,
-            Order.pickup_code,
+            Order.id,
             Member.name,
             Member.phone,
             Product.sku,
@@ -153,10 +176,17 @@ def list_sorting_lists(
             OrderLine.status == LineStatus.ACTIVE,
             Order.leader_id.in_(list(lists)),
         )
-        .order_by(Order.pickup_code, Product.sku)
+        .order_by(Order.leader_id, Order.id, Product.sku)
     ):
-        leader_id, code, member_name, phone, sku, product_name, quantity = m
+        leader_id, order_id, member_name, phone, sku, product_name, quantity = m
         lists[leader_id].members.append(
-            MemberLine(code, mask_name(member_name), mask_phone(phone), sku, product_name, quantity)
+            MemberLine(
+                bags[order_id],
+                mask_name(member_name),
+                mask_phone(phone),
+                sku,
+                product_name,
+                quantity,
+            )
         )
     return [s for s in lists.values() if s.rows]

@@ -21,6 +21,7 @@ from fulfilment.models import Region
 from fulfilment.sites import get_region
 
 log = logging.getLogger("groupbuy")
+RESETTABLE_ENVS = ("demo", "dev", "test")  # `demo --reset` drops every table: never in production
 
 
 def _sessions():
@@ -143,11 +144,18 @@ def demo_command(
     """Build a demo city with a day of orders, cut off its wave, and (--serve) serve it."""
     from sqlalchemy import select
 
+    from fulfilment.accounts import add_demo_accounts
     from fulfilment.demo import build_demo
     from fulfilment.models import Base
 
     engine = _engine()
     if reset:
+        env = current_app.config["GROUPBUY_SETTINGS"].env
+        if env not in RESETTABLE_ENVS:
+            _fail(
+                f"refusing to drop every table with GROUPBUY_ENV={env}: --reset runs only when "
+                f"GROUPBUY_ENV is one of {', '.join(RESETTABLE_ENVS)}"
+            )
         Base.metadata.drop_all(engine)
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
@@ -155,9 +163,10 @@ def demo_command(
     with session_scope(_sessions()) as session:
         if session.scalar(select(Region.id).limit(1)) is not None:
             click.echo("demo data already present (use --reset to rebuild)")
-            summary = None
+            summary, logins = None, []
         else:
             summary = build_demo(session, seed=seed, leaders=leaders, orders=orders)
+            logins = add_demo_accounts(session, region_code=summary.region_code)
     if summary is not None:
         click.echo(
             f"built region {summary.region_code}: {summary.stations} grid stations, "
@@ -179,10 +188,15 @@ def demo_command(
                 f"below group size cancelled"
             )
     click.echo("")
-    click.echo("Open http://127.0.0.1:5000/")
-    click.echo(
-        "Demo logins: none needed yet; the pages are read-only (sign-in arrives with the web UI)."
-    )
+    click.echo("Open http://127.0.0.1:5000/login")
+    if logins:
+        click.echo("Demo logins (shown once; passwords are random):")
+        for login in logins:
+            click.echo(
+                f"  {login.username:<12} {login.password:<14} {login.role.value} {login.scope}"
+            )
+    else:
+        click.echo("Demo logins were printed when the demo was built (or use create-user).")
     if serve:
         # app.run() refuses to run inside the flask CLI; serve the same app with Werkzeug directly.
         from werkzeug.serving import run_simple
@@ -193,5 +207,7 @@ def demo_command(
 
 
 def register_commands(group: click.Group) -> None:
-    for command in (db, cutoff_command, import_orders_command, demo_command):
+    from .portal_commands import PORTAL_COMMANDS
+
+    for command in (db, cutoff_command, import_orders_command, demo_command, *PORTAL_COMMANDS):
         group.add_command(command)

@@ -1,24 +1,45 @@
-"""Read-only pages for the demo: regions and waves, and a wave's three pick lists."""
+"""Read-only pages for warehouse, dispatcher and admin: regions and waves, a wave's pick lists.
+
+Each needs sign-in; a user sees only its region's waves (admin: all), anything else is 404.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, abort, g, jsonify, render_template, request
+from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from fulfilment.cycle import local_time
 from fulfilment.models import Order, Region, Wave
 from fulfilment.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
 
+from .security import AT_POINT, region_or_404, staff_required
+
 bp = Blueprint("pages", __name__)
 SORTING_PAGE = 40
+
+
+def int_arg(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole-number query parameter; anything else is a 400 naming the parameter."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, description=f"query parameter {name!r} must be a whole number, not {raw!r}")
+    if minimum is not None and value < minimum:
+        abort(400, description=f"query parameter {name!r} must be at least {minimum}")
+    return value
 
 
 def _wave(wave_id: int) -> Wave:
     wave = g.session.get(Wave, wave_id)
     if wave is None:
         abort(404)
+    region_or_404(wave.region_id)
     return wave
 
 
@@ -29,8 +50,15 @@ def healthz():
 
 
 @bp.get("/")
+@login_required
 def index():
-    regions = g.session.scalars(select(Region).order_by(Region.code)).all()
+    if current_user.role in AT_POINT:
+        return redirect(url_for("leader.today"))
+    regions = [
+        r
+        for r in g.session.scalars(select(Region).order_by(Region.code))
+        if current_user.sees_region(r.id)
+    ]
     counts = dict(
         g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).all()
     )
@@ -46,6 +74,7 @@ def index():
 
 
 @bp.get("/waves/<int:wave_id>")
+@staff_required
 def wave_warehouse(wave_id: int):
     wave = _wave(wave_id)
     rows = list_warehouse_picks(g.session, wave)
@@ -53,6 +82,7 @@ def wave_warehouse(wave_id: int):
 
 
 @bp.get("/waves/<int:wave_id>/stations")
+@staff_required
 def wave_stations(wave_id: int):
     wave = _wave(wave_id)
     return render_template(
@@ -61,12 +91,13 @@ def wave_stations(wave_id: int):
 
 
 @bp.get("/waves/<int:wave_id>/leaders")
+@staff_required
 def wave_leaders(wave_id: int):
     wave = _wave(wave_id)
     station = request.args.get("station") or None
     leader = request.args.get("leader") or None
     lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
-    page = max(int(request.args.get("page", 1)), 1)
+    page = int_arg("page", 1, minimum=1)
     shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
     return render_template(
         "wave_leaders.html",
@@ -80,6 +111,7 @@ def wave_leaders(wave_id: int):
 
 
 @bp.get("/api/waves/<int:wave_id>/picks/<level>")
+@staff_required
 def api_picks(wave_id: int, level: str):
     wave = _wave(wave_id)
     if level == "warehouse":

@@ -1,36 +1,21 @@
 """The demo pages in a real browser: Debian's Chromium driven by Playwright, against a local server."""
 
-import os
 import shutil
 import threading
 from datetime import UTC, datetime
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 from werkzeug.serving import make_server
 
+from fulfilment.accounts import Role, create_user
 from fulfilment.cutoff import cut_off_wave
 from fulfilment.db import session_scope
 from fulfilment.demo import build_demo
 from fulfilment.sites import get_region
 from web import create_app
 
-CHROMIUM = "/usr/bin/chromium"
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-
-
-def _browser_or_skip():
-    reason = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "the playwright package is not installed (pip install -e '.[test]')"
-    if reason is None and not os.path.exists(CHROMIUM):
-        reason = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does it)"
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests are required under CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return sync_playwright
 
 
 @pytest.fixture
@@ -49,6 +34,9 @@ def live_demo(tmp_path, sqlite_template):
         summary = build_demo(s, seed=5, leaders=12, orders=150, now=NOW)
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
         cut_off_wave(s, region=get_region(s, "SH"), delivery_date=summary.delivery_date, now=NOW)
+        create_user(
+            s, username="wh", password="warehouse-pass", role=Role.WAREHOUSE, region_code="SH"
+        )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -58,33 +46,29 @@ def live_demo(tmp_path, sqlite_template):
 
 
 def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_path):
-    """From the home page a user reaches the warehouse pick list and a station's sorting lists,
-    which show pickup codes with masked names and phones."""
-    sync_playwright = _browser_or_skip()
+    """Signed in, warehouse staff reach the warehouse pick list and a station's sorting lists,
+    which show bag numbers with masked names and phones, and no pickup code."""
+    sync_playwright = browser_or_skip()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=CHROMIUM_ARGS,
         )
-        page = browser.new_page()
+        page = browser.new_page(locale="en-US")
         page.goto(live_demo + "/")
+        page.fill("#username", "wh")
+        page.fill("#password", "warehouse-pass")
+        page.click("button[type=submit]")
         assert "上海 Shanghai" in page.content()
-        page.get_by_role("link", name="warehouse 仓库").first.click()
+        page.get_by_role("link", name="Warehouse", exact=True).first.click()
         page.wait_for_url("**/waves/*")
         rows = page.locator("table tr")
         assert rows.count() > 5  # header + one row per SKU picked
-        page.get_by_role("link", name="Stations 网格站").click()
+        page.get_by_role("link", name="Stations").click()
         page.get_by_role("link", name="sorting lists →").first.click()
         page.wait_for_url("**/leaders?station=*")
         text = page.locator("main").inner_text()
-        assert "提货码" in text
+        assert "Bag" in text
         assert page.locator("td", has_text="****").count() > 0
         page.screenshot(path=str(tmp_path / "sorting.png"), full_page=True)
         browser.close()

@@ -3,8 +3,10 @@
 import re
 from datetime import UTC, datetime
 
+from portal_factories import PASSWORD, login
 from sqlalchemy import select
 
+from fulfilment.accounts import Role, create_user
 from fulfilment.db import session_scope
 from fulfilment.demo import build_demo
 from fulfilment.models import Member, Wave, WaveStatus
@@ -38,6 +40,8 @@ def test_cutoff_command_then_pick_list_pages(app, client, runner):
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
         wave = s.scalars(select(Wave).where(Wave.status == WaveStatus.CUT_OFF)).one()
         phones = [m.phone for m in s.scalars(select(Member))]
+        create_user(s, username="wh", password=PASSWORD, role=Role.WAREHOUSE, region_code="SH")
+    login(client, "wh")
     index = client.get("/")
     assert index.status_code == 200 and f"/waves/{wave.id}" in index.text
     warehouse = client.get(f"/waves/{wave.id}")
@@ -51,8 +55,11 @@ def test_cutoff_command_then_pick_list_pages(app, client, runner):
     assert sum(r["quantity"] for r in api) > 0
 
 
-def test_unknown_wave_is_404(client):
-    """A wave id that does not exist is a plain 404."""
+def test_unknown_wave_is_404(app, client):
+    """A wave id that does not exist is a plain 404 (for a signed-in admin)."""
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        create_user(s, username="root", password=PASSWORD, role=Role.ADMIN)
+    login(client, "root")
     assert client.get("/waves/999").status_code == 404
 
 
@@ -107,5 +114,10 @@ def test_db_upgrade_command_creates_the_schema(tmp_path):
     assert result.exit_code == 0, result.output
     engine = app.extensions["groupbuy"]["engine"]
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
-    assert current_revision(engine) == "0001"
+    from alembic.script import ScriptDirectory
+
+    from fulfilment.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert current_revision(engine) == head
     engine.dispose()

@@ -1,0 +1,234 @@
+"""What a pickup point (自提点) sees: its current wave, the goods expected, its members' orders.
+
+Reads only; the changes a point makes are in `arrivals` (到货确认) and `pickups` (核销).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from . import picklists
+from .cycle import local_time
+from .errors import NotFound
+from .models import (
+    Leader,
+    LineStatus,
+    Member,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Region,
+    TempZone,
+    Wave,
+    WaveStatus,
+    utcnow,
+)
+from .privacy import mask_name, mask_phone
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedRow:
+    product_id: int
+    sku: str
+    name: str
+    zone: TempZone
+    quantity: int
+    weight_g: int
+    bags: int  # order lines the quantity is packed for
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneTotal:
+    zone: TempZone
+    skus: int
+    units: int
+    weight_g: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    order_id: int
+    bag_no: int
+    member_id: int
+    member: str  # masked name
+    phone: str  # masked phone
+    lines: tuple[tuple[str, str, int], ...]  # (sku, product name, quantity)
+    total_cents: int
+    state: str  # placed / collected / cancelled / cancelled_for_refund
+    placed_at: datetime
+
+
+@dataclass
+class PointDay:
+    """A point's delivery for one wave: the goods by zone, the sorting list and the orders."""
+
+    leader: Leader
+    wave: Wave | None
+    eta: datetime | None = None
+    expected: list[ExpectedRow] = field(default_factory=list)
+    zones: list[ZoneTotal] = field(default_factory=list)
+    orders: list[OrderRow] = field(default_factory=list)
+
+
+def published_eta(session: Session, *, wave: Wave, leader: Leader) -> datetime | None:
+    """The ETA at this point from the wave's published route plan, or None.
+
+    Hook for the stored route plans (the scheduler issue): until they exist every point shows its
+    receiving window instead. Replace the body with a read of the published plan's stop.
+    """
+    return None
+
+
+def current_wave(session: Session, leader: Leader, *, now: datetime | None = None) -> Wave | None:
+    """The cut-off wave a point is working on: the first delivering today or later, else the last."""
+    today = local_time(leader_region(session, leader), now or utcnow()).date()
+    base = select(Wave).where(Wave.region_id == leader.region_id, Wave.status == WaveStatus.CUT_OFF)
+    upcoming = session.scalar(
+        base.where(Wave.delivery_date >= today).order_by(Wave.delivery_date).limit(1)
+    )
+    if upcoming is not None:
+        return upcoming
+    return session.scalar(base.order_by(Wave.delivery_date.desc()).limit(1))
+
+
+def leader_region(session: Session, leader: Leader) -> Region:
+    region = session.get(Region, leader.region_id)
+    assert region is not None  # a foreign key
+    return region
+
+
+def list_expected(session: Session, *, wave: Wave, leader: Leader) -> list[ExpectedRow]:
+    """The point's sorting list for the wave (按团长分拣): SKU totals by zone, in picking order.
+
+    The same sums as the wave's leader-level pick lines (active lines of placed orders), read
+    through the point's own orders: a few dozen rows by index instead of the wave's level.
+    """
+    rows = session.execute(
+        select(
+            Product.id,
+            Product.sku,
+            Product.name,
+            Product.zone,
+            func.sum(OrderLine.quantity),
+            func.sum(OrderLine.quantity * Product.weight_g),
+            func.count(),
+        )
+        .select_from(Order)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(
+            Order.leader_id == leader.id,
+            Order.wave_id == wave.id,
+            Order.status == OrderStatus.PLACED,
+            OrderLine.status == LineStatus.ACTIVE,
+        )
+        .group_by(Product.id, Product.sku, Product.name, Product.zone, Product.bin_code)
+        .order_by(Product.zone, Product.bin_code, Product.sku)
+    )
+    return [ExpectedRow(*r) for r in rows]
+
+
+def zone_totals(rows: list[ExpectedRow]) -> list[ZoneTotal]:
+    acc: dict[TempZone, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in rows:
+        acc[r.zone][0] += 1
+        acc[r.zone][1] += r.quantity
+        acc[r.zone][2] += r.weight_g
+    return [ZoneTotal(z, *acc[z]) for z in TempZone if z in acc]
+
+
+def bag_numbers(session: Session, *, wave_id: int, leader_id: int) -> dict[int, int]:
+    """The short bag numbers of one point's orders in a wave (see picklists.bag_numbers)."""
+    return picklists.bag_numbers(session, wave_id=wave_id, leader_ids=[leader_id])
+
+
+def list_point_orders(session: Session, *, wave: Wave, leader: Leader) -> list[OrderRow]:
+    """Every order of the point in the wave with its state; names and phones masked."""
+    from .pickups import Pickup
+
+    bags = bag_numbers(session, wave_id=wave.id, leader_id=leader.id)
+    collected = set(
+        session.scalars(
+            select(Pickup.order_id)
+            .join(Order, Order.id == Pickup.order_id)
+            .where(Order.wave_id == wave.id, Order.leader_id == leader.id)
+        )
+    )
+    orders = session.execute(
+        select(Order, Member)
+        .join(Member, Member.id == Order.member_id)
+        .where(Order.wave_id == wave.id, Order.leader_id == leader.id)
+        .order_by(Order.id)
+    ).all()
+    lines: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+    for order_id, sku, name, qty in session.execute(
+        select(OrderLine.order_id, Product.sku, Product.name, OrderLine.quantity)
+        .join(Product, Product.id == OrderLine.product_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(
+            Order.wave_id == wave.id,
+            Order.leader_id == leader.id,
+            OrderLine.status == LineStatus.ACTIVE,
+        )
+        .order_by(OrderLine.id)
+    ):
+        lines[order_id].append((sku, name, qty))
+    out = []
+    for order, member in orders:
+        state = order.status.value
+        if order.status == OrderStatus.PLACED and order.id in collected:
+            state = "collected"
+        out.append(
+            OrderRow(
+                order.id,
+                bags[order.id],
+                member.id,
+                mask_name(member.name),
+                mask_phone(member.phone),
+                tuple(lines[order.id]),
+                order.total_cents,
+                state,
+                order.placed_at,
+            )
+        )
+    return out
+
+
+def point_day(
+    session: Session, *, leader: Leader, wave: Wave | None = None, now: datetime | None = None
+) -> PointDay:
+    """The Today page's content for one point."""
+    wave = wave or current_wave(session, leader, now=now)
+    day = PointDay(leader=leader, wave=wave)
+    if wave is None:
+        return day
+    day.eta = published_eta(session, wave=wave, leader=leader)
+    day.expected = list_expected(session, wave=wave, leader=leader)
+    day.zones = zone_totals(day.expected)
+    day.orders = list_point_orders(session, wave=wave, leader=leader)
+    return day
+
+
+def get_point_order(session: Session, *, leader: Leader, order_id: int) -> Order:
+    """One of the point's orders; another point's order is not found (never forbidden)."""
+    order = session.get(Order, order_id)
+    if order is None or order.leader_id != leader.id:
+        raise NotFound(f"order {order_id} does not exist")
+    return order
+
+
+def get_point_member(session: Session, *, leader: Leader, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None or member.leader_id != leader.id:
+        raise NotFound(f"member {member_id} does not exist")
+    return member
+
+
+def local_today(session: Session, leader: Leader, now: datetime | None = None) -> date:
+    return local_time(leader_region(session, leader), now or utcnow()).date()

@@ -1,0 +1,133 @@
+"""Arrival confirmation as a service: shortages become refunds at the price paid after the
+final tier price; confirmations racing on PostgreSQL record one arrival and one set of refunds."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from factories import DELIVERY, make_world
+from portal_factories import make_portal_world
+from sqlalchemy import func, select
+
+from fulfilment.accounts import Role, User, create_user
+from fulfilment.arrivals import Arrival, confirm_arrival
+from fulfilment.cutoff import cut_off_wave
+from fulfilment.db import make_engine, make_session_factory, session_scope
+from fulfilment.errors import InvalidInput
+from fulfilment.models import Leader, Product, Refund, RefundReason, Wave
+from fulfilment.orders import LineRequest, MemberRef, place_order
+
+
+def test_shortage_refund_uses_the_price_after_the_final_tier(session):
+    """A line paid 1000 whose deal ended at the 700 tier is owed 700 per short unit (the tier
+    refund already returned the other 300)."""
+    world = make_world(session, tiers=[(3, 700)])
+    for n in range(3):
+        place_order(
+            session,
+            region=world.region,
+            leader_code="L1",
+            member=MemberRef(f"M{n}"),
+            lines=[LineRequest("APPLE", 1)],
+            placed_at=world.before_cutoff(60 - n),
+        )
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    user = create_user(session, username="l1", password="x" * 8, role=Role.LEADER, leader_code="L1")
+    apple = world.products["APPLE"].id
+    arrival, created = confirm_arrival(
+        session,
+        wave=wave,
+        leader=world.leaders[0],
+        counted={apple: 2},
+        user_id=user.id,
+        actor=user.actor,
+    )
+    assert created
+    owed = session.scalars(select(Refund).where(Refund.reason == RefundReason.SHORTAGE)).all()
+    assert [r.amount_cents for r in owed] == [700]
+
+
+def test_every_expected_sku_must_be_counted(session):
+    """A count missing for an expected SKU is refused naming it, and nothing is written."""
+    world = make_world(session)
+    place_order(
+        session,
+        region=world.region,
+        leader_code="L1",
+        member=MemberRef("M1"),
+        lines=[LineRequest("APPLE", 1), LineRequest("MILK", 1)],
+        placed_at=world.before_cutoff(),
+    )
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    user = create_user(session, username="l1", password="x" * 8, role=Role.LEADER, leader_code="L1")
+    with pytest.raises(InvalidInput) as err:
+        confirm_arrival(
+            session,
+            wave=wave,
+            leader=world.leaders[0],
+            counted={world.products["APPLE"].id: 1},
+            user_id=user.id,
+            actor=user.actor,
+        )
+    assert err.value.field == "counted[MILK]"
+    assert session.scalar(select(func.count()).select_from(Arrival)) == 0
+
+
+@pytest.mark.postgres
+def test_concurrent_confirmations_record_one_arrival(pg_url):
+    """Ten confirmations of one point's delivery at once: one arrival, one set of refunds; the
+    others get the winner's arrival back (created False), none an error."""
+    engine = make_engine(pg_url, pool_size=10, max_overflow=0)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_portal_world(s)
+    start = threading.Barrier(10)
+
+    def attempt(_n: int) -> bool:
+        start.wait()
+        with session_scope(sessions) as s:
+            leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+            user = s.scalar(select(User).where(User.username == "leader1"))
+            wave = s.get(Wave, world.wave.id)
+            milk = s.scalar(select(Product.id).where(Product.sku == "MILK"))
+            apple = s.scalar(select(Product.id).where(Product.sku == "APPLE"))
+            prawn = s.scalar(select(Product.id).where(Product.sku == "PRAWN"))
+            _, created = confirm_arrival(
+                s,
+                wave=wave,
+                leader=leader,
+                counted={apple: 6, milk: 2, prawn: 1},
+                user_id=user.id,
+                actor=user.actor,
+            )
+            return created
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(attempt, range(10)))
+    assert results.count(True) == 1
+    with session_scope(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(Arrival)) == 1
+        shortage = select(func.count()).where(Refund.reason == RefundReason.SHORTAGE)
+        assert s.scalar(shortage) == 1
+    engine.dispose()
+
+
+def test_a_points_expected_goods_equal_its_sorting_list(session):
+    """What Today and the arrival form expect at a point is exactly the point's sorting list
+    from the cutoff's aggregation (same SKUs, units and bags)."""
+    from fulfilment.picklists import list_sorting_lists
+    from fulfilment.points import list_expected
+
+    world = make_portal_world(session)
+    wave = session.get(Wave, world.wave.id)
+    for leader in world.world.leaders:
+        [sorting] = list_sorting_lists(session, wave, leader_code=leader.code)
+        expected = list_expected(session, wave=wave, leader=leader)
+        assert [(r.sku, r.quantity, r.zone.value) for r in expected] == [
+            (r.sku, r.quantity, r.zone) for r in sorting.rows
+        ]
+        assert sum(r.bags for r in expected) == len(sorting.members)

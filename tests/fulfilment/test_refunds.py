@@ -1,0 +1,120 @@
+"""Refunds owed: several per order line, with reason, amount, time and state; the CSV export;
+and the migration that carries the foundation's one-per-line refunds over."""
+
+import csv
+import io
+
+from factories import DELIVERY, make_world
+from sqlalchemy import select, text
+
+from fulfilment.cutoff import cut_off_wave
+from fulfilment.db import make_engine
+from fulfilment.migrate import upgrade
+from fulfilment.models import OrderLine, Refund, RefundReason, RefundState
+from fulfilment.orders import LineRequest, MemberRef, place_order
+from fulfilment.refunds import CSV_COLUMNS, export_refunds
+
+
+def _tiered_wave(session):
+    world = make_world(session, tiers=[(3, 900)])
+    for n in range(3):
+        place_order(
+            session,
+            region=world.region,
+            leader_code="L1",
+            member=MemberRef(f"M{n}", "张三", "13812345678"),
+            lines=[LineRequest("APPLE", 1)],
+            placed_at=world.before_cutoff(60 - n),
+        )
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    return world, wave
+
+
+def test_cutoff_refunds_are_owed_with_their_time(session):
+    """Tier-price refunds written by the cutoff carry an id, state owed and the cutoff's time."""
+    world, _ = _tiered_wave(session)
+    refunds = session.scalars(select(Refund).order_by(Refund.id)).all()
+    assert [(r.reason, r.amount_cents, r.state) for r in refunds] == [
+        (RefundReason.TIER_PRICE, 100, RefundState.OWED)
+    ] * 3
+    assert {r.created_at for r in refunds} == {world.after_cutoff()}
+    assert len({r.id for r in refunds}) == 3
+
+
+def test_a_line_can_carry_several_refunds(session):
+    """A shortage refund on a line that already has a tier-price refund is a second row."""
+    _tiered_wave(session)
+    line = session.scalars(select(OrderLine).order_by(OrderLine.id)).first()
+    session.add(Refund(order_line_id=line.id, amount_cents=900, reason=RefundReason.SHORTAGE))
+    session.flush()
+    reasons = session.scalars(
+        select(Refund.reason).where(Refund.order_line_id == line.id).order_by(Refund.id)
+    ).all()
+    assert reasons == [RefundReason.TIER_PRICE, RefundReason.SHORTAGE]
+
+
+def test_export_writes_owed_refunds_once_and_marks_them_exported(session):
+    """The export lists each owed refund as a CSV row and marks it exported; a second export
+    finds nothing new, and --all lists them again."""
+    _, wave = _tiered_wave(session)
+    out = io.StringIO()
+    assert export_refunds(session, wave_id=wave.id, out=out) == 3
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert [(r["reason"], r["amount_cents"], r["amount_yuan"], r["state"]) for r in rows] == [
+        ("tier_price", "100", "1.00", "owed")
+    ] * 3
+    assert "张" not in out.getvalue() and "13812345678" not in out.getvalue()
+    assert {r.state for r in session.scalars(select(Refund))} == {RefundState.EXPORTED}
+    again = io.StringIO()
+    assert export_refunds(session, wave_id=wave.id, out=again) == 0
+    assert export_refunds(session, wave_id=wave.id, out=io.StringIO(), include_exported=True) == 3
+
+
+def test_migration_0002_carries_refunds_over(tmp_path):
+    """A database with the foundation's refunds (keyed by line) keeps them after `db upgrade`,
+    each owed, timed at its wave's cutoff; downgrading restores one row per line."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        for sql in (
+            "INSERT INTO region (id, code, name, tz, cutoff_time, delivery_offset_days, lat, lon,"
+            " radius_km) VALUES (1, 'SH', 'S', 'Asia/Shanghai', '23:00:00', 1, 31.2, 121.4, 80)",
+            "INSERT INTO wave (id, region_id, delivery_date, status, cutoff_due_at, cut_off_at)"
+            " VALUES (1, 1, '2026-03-10', 'cut_off', '2026-03-09 15:00:00',"
+            " '2026-03-09 15:01:00')",
+            "INSERT INTO warehouse VALUES (1, 1, 'W', 'W', 31.2, 121.4)",
+            "INSERT INTO grid_station VALUES (1, 1, 1, 'G', 'G', 31.2, 121.4)",
+            "INSERT INTO leader (id, region_id, station_id, code, name, phone, pickup_name,"
+            " address, lat, lon, window_open, window_close, active) VALUES (1, 1, 1, 'L1', 'n',"
+            " '1', 'p', '', 31.2, 121.4, '07:00:00', '11:00:00', 1)",
+            "INSERT INTO member VALUES (1, 1, 1, 'M1', 'n', '1')",
+            "INSERT INTO product VALUES (1, 'A', 'A', 1, 1, 'ambient', 'A-1')",
+            "INSERT INTO deal (id, region_id, product_id, delivery_date, base_price_cents,"
+            " sold_qty, status) VALUES (1, 1, 1, '2026-03-10', 1000, 1, 'confirmed')",
+            "INSERT INTO orders (id, region_id, leader_id, member_id, wave_id, placed_at,"
+            " received_at, status, late, pickup_code, source, total_cents) VALUES (1, 1, 1, 1, 1,"
+            " '2026-03-09 10:00:00', '2026-03-09 10:00:00', 'placed', 0, '12345678', 'api', 1000)",
+            "INSERT INTO order_line VALUES (1, 1, 1, 1, 1, 1000, 'active')",
+            "INSERT INTO refund VALUES (1, 300, 'tier_price')",
+        ):
+            conn.execute(text(sql))
+    upgrade(engine, "0002")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, order_line_id, amount_cents, reason, state, created_at FROM refund")
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, 1, 300, "tier_price", "owed", "2026-03-09 15:01:00")]
+    from alembic import command
+
+    from fulfilment.migrate import alembic_config
+
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT * FROM refund")).all() == [(1, 300, "tier_price")]
+    engine.dispose()

@@ -1,0 +1,176 @@
+"""Who may open what: every route walked with every role (200, 302 to the login, or 404 outside
+the user's scope, never 403), and the mends around requests (commit failure, bad parameters)."""
+
+import pytest
+from portal_factories import csrf_token, login, make_portal_world
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from fulfilment.db import session_scope
+
+ROLES = [
+    "anonymous",
+    "leader1",
+    "staff1",
+    "leader2",
+    "warehouse1",
+    "dispatcher1",
+    "warehouse_bj",
+    "admin",
+]
+POINT = {"leader1", "staff1", "leader2"}
+SH_STAFF = {"warehouse1", "dispatcher1", "admin"}
+
+
+@pytest.fixture
+def portal(app):
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        return make_portal_world(s)
+
+
+def expected(role: str, route: str) -> int:
+    if route in ("/login",):
+        return 302 if role != "anonymous" else 200
+    if route in ("/logout", "/healthz"):
+        return 200
+    if role == "anonymous":
+        return 401 if route.startswith("/api/") else 302
+    if route == "/":
+        return 302 if role in POINT else 200
+    if route.startswith("/leader/orders/"):
+        own = {"L1": {"leader1", "staff1"}, "L2": {"leader2"}}[route.rsplit("#", 1)[1]]
+        return 200 if role in own else 404
+    if route.startswith("/leader/"):
+        return 200 if role in POINT else 404
+    if "BJ" in route:
+        return 200 if role in ("warehouse_bj", "admin") else 404
+    return 200 if role in SH_STAFF else 404
+
+
+def routes(portal) -> list[str]:
+    w, bj = portal.wave.id, portal.other_wave.id
+    return [
+        "/",
+        "/login",
+        "/logout",
+        "/healthz",
+        f"/waves/{w}",
+        f"/waves/{w}/stations",
+        f"/waves/{w}/leaders",
+        f"/api/waves/{w}/picks/warehouse",
+        f"/api/waves/{w}/picks/leaders",
+        f"/waves/{bj}#BJ",
+        f"/api/waves/{bj}/picks/stations#BJ",
+        "/leader/today",
+        "/leader/arrival",
+        "/leader/pickups",
+        "/leader/uncollected",
+        f"/leader/orders/{portal.orders['M2'].id}#L1",
+        f"/leader/orders/{portal.orders['M9'].id}#L2",
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_route_with_every_role(app, portal, role):
+    """Each role gets exactly the designed answer on every page: its own scope 200, signed out 302
+    to the login page, anything outside its scope 404 (a wave of another region, another point's
+    order, the staff pages for a leader, the leader pages for staff)."""
+    client = app.test_client()
+    if role != "anonymous":
+        assert login(client, role).status_code == 302
+    got = {r: client.get(r.split("#")[0]).status_code for r in routes(portal)}
+    want = {r: expected(role, r) for r in routes(portal)}
+    assert got == want
+    for r, code in got.items():
+        if code == 302:
+            location = client.get(r.split("#")[0]).headers["Location"]
+            assert location == "/" or location.startswith(("/login", "/leader/today")), (
+                r,
+                location,
+            )
+
+
+@pytest.mark.parametrize("role", ["anonymous", "warehouse1", "admin", "leader2"])
+def test_changes_outside_scope_are_refused(app, portal, role):
+    """Posting to the portal's forms: signed out → the login page; staff → 404; another point's
+    leader cannot collect L1's order (it is not found at its point) and nothing changes."""
+    from sqlalchemy import func, select
+
+    from fulfilment.pickups import Pickup
+
+    client = app.test_client()
+    if role != "anonymous":
+        login(client, role)
+    token = csrf_token(client, "/login" if role == "anonymous" else "/logout")
+    code = portal.orders["M2"].pickup_code
+    answer = client.post(
+        "/leader/pickups/verify", data={"code": code, "scope": "order", "csrf_token": token}
+    )
+    want = {"anonymous": 302, "warehouse1": 404, "admin": 404, "leader2": 409}[role]
+    assert answer.status_code == want
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(func.count()).select_from(Pickup)) == 0
+
+
+def test_a_failed_commit_is_the_apps_error_page(app, client, portal, monkeypatch):
+    """When the request's commit fails the user gets the app's own error page (and JSON paths
+    problem details), and nothing is saved."""
+    login(client, "leader1")
+
+    def fail(self):
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(Session, "commit", fail)
+    token = csrf_token(client, "/leader/uncollected")
+    page = client.post(
+        "/leader/uncollected/phone",
+        data={"member": str(portal.orders["M1"].member_id), "csrf_token": token},
+        headers={"Accept-Language": "en"},
+    )
+    assert page.status_code == 500
+    assert "could not be saved" in page.text and "13812345678" not in page.text
+    assert page.mimetype == "text/html"
+    monkeypatch.undo()
+    from sqlalchemy import select
+
+    from fulfilment.models import AuditEntry
+
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert (
+            s.scalars(select(AuditEntry).where(AuditEntry.action == "member.phone_viewed")).all()
+            == []
+        )
+
+
+def test_a_failed_commit_on_a_json_path_is_problem_json(app, client, portal, monkeypatch):
+    """The same failure under /api/ answers application/problem+json."""
+    login(client, "admin")
+    monkeypatch.setattr(
+        Session,
+        "commit",
+        lambda self: (_ for _ in ()).throw(OperationalError("COMMIT", {}, Exception("x"))),
+    )
+    answer = client.get(f"/api/waves/{portal.wave.id}/picks/warehouse")
+    assert answer.status_code == 500 and answer.mimetype == "application/problem+json"
+    assert answer.get_json()["status"] == 500
+
+
+def test_malformed_page_parameter_is_400(client, portal):
+    """?page=abc on the sorting lists is a 400 naming the parameter, not a server error."""
+    login(client, "warehouse1")
+    answer = client.get(
+        f"/waves/{portal.wave.id}/leaders?page=abc", headers={"Accept-Language": "en"}
+    )
+    assert answer.status_code == 400 and "page" in answer.text
+    assert client.get(f"/waves/{portal.wave.id}/leaders?page=0").status_code == 400
+    assert client.get(f"/waves/{portal.wave.id}/leaders?page=2").status_code == 200
+
+
+def test_sorting_lists_and_json_never_carry_pickup_codes(client, portal):
+    """Warehouse sorting lists (page and JSON) name bags by number and masked member only."""
+    login(client, "warehouse1")
+    page = client.get(f"/waves/{portal.wave.id}/leaders").text
+    data = client.get(f"/api/waves/{portal.wave.id}/picks/leaders").text
+    for order in portal.orders.values():
+        assert order.pickup_code not in page and order.pickup_code not in data
+    assert "pickup_code" not in data and '"bag_no"' in data

@@ -1,0 +1,23 @@
+"""The app's one rate limiter (Flask-Limiter): in memory by default, on Redis when
+GROUPBUY_REDIS_URL is set, so that every worker process counts against the same limits."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+limiter = Limiter(key_func=get_remote_address)
+
+
+def init_limits(app: Flask) -> None:
+    redis_url = app.config.get("GROUPBUY_REDIS_URL") or os.environ.get("GROUPBUY_REDIS_URL")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", redis_url or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", "groupbuy")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Flask-Limiter keeps the first app's key prefix on the instance; each app (one per process
+    # in production, many in the tests) brings its own.
+    limiter._key_prefix = app.config["RATELIMIT_KEY_PREFIX"]
+    limiter.init_app(app)
