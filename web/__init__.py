@@ -55,8 +55,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return render_template("error.html", error=body), err.http_status
 
     from . import views
+    from .api import init_api
     from .commands import register_commands
+    from .limits import init_limiter
 
     app.register_blueprint(views.bp)
+    init_limiter(app)
+    init_api(app)
     register_commands(app.cli)
     return app
