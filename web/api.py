@@ -479,14 +479,22 @@ def create_order():
     return response
 
 
-@bp.get("/orders/<int:order_id>")
-def get_order(order_id: int):
-    return _json(order_json(get_client_order(g.session, client=_client(), order_id=order_id)))
+def _order_id(text: str) -> int:
+    """An order id from the path; anything that is not one is no order (404, as for others')."""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**31:
+        raise NotFound(f"order {text[:40]!r} not found")
+    return int(text)
 
 
-@bp.post("/orders/<int:order_id>/cancel")
-def cancel(order_id: int):
-    order = cancel_client_order(g.session, client=_client(), order_id=order_id)
+@bp.get("/orders/<order_id>")
+def get_order(order_id: str):
+    order = get_client_order(g.session, client=_client(), order_id=_order_id(order_id))
+    return _json(order_json(order))
+
+
+@bp.post("/orders/<order_id>/cancel")
+def cancel(order_id: str):
+    order = cancel_client_order(g.session, client=_client(), order_id=_order_id(order_id))
     payload = order_json(order)
     _commit()
     return _json(payload)

@@ -41,6 +41,13 @@ DATE_TIME = {"type": "string", "format": "date-time"}
 SCHEMAS: dict[str, Any] = {
     "OrderRequest": {
         "type": "object",
+        "examples": [
+            {
+                "leader": "L00001",
+                "member": {"id": "m-1001", "name": "张三", "phone": "13800138000"},
+                "lines": [{"sku": "VEG-001", "quantity": 2}, {"sku": "DAI-001", "quantity": 1}],
+            }
+        ],
         "additionalProperties": False,
         "required": ["leader", "member", "lines"],
         "properties": {
