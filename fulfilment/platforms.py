@@ -7,10 +7,10 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, String, func, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
 from .audit import record_change
 from .cycle import region_zone
@@ -20,7 +20,10 @@ from .models import (
     Base,
     Deal,
     Leader,
+    LineStatus,
+    Member,
     Order,
+    OrderLine,
     OrderStatus,
     PickLevel,
     PickLine,
@@ -95,7 +98,9 @@ def create_api_client(
 def find_client_by_token(session: Session, token: str) -> ApiClient | None:
     """The active client holding this token, or None."""
     return session.scalars(
-        select(ApiClient).where(ApiClient.token_hash == hash_token(token), ApiClient.active)
+        select(ApiClient)
+        .options(joinedload(ApiClient.region))
+        .where(ApiClient.token_hash == hash_token(token), ApiClient.active)
     ).first()
 
 
@@ -175,30 +180,127 @@ def submit_order(
     return order, True
 
 
-def get_client_order(session: Session, *, client: ApiClient, order_id: int) -> Order:
-    """One of the client's own orders; any other id is NotFound, so ids cannot be probed."""
-    order = session.scalars(
-        select(Order).where(Order.id == order_id, Order.idempotency_scope == client.scope)
-    ).first()
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
-    return order
-
-
 def cancel_client_order(
     session: Session, *, client: ApiClient, order_id: int, now: datetime | None = None
 ) -> Order:
-    """The member cancels through its platform: before the wave's deadline only."""
-    get_client_order(session, client=client, order_id=order_id)
+    """The member cancels through its platform: before the wave's deadline only. Another
+    client's order is NotFound, so ids cannot be probed."""
+    mine = session.scalar(
+        select(Order.id).where(Order.id == order_id, Order.idempotency_scope == client.scope)
+    )
+    if mine is None:
+        raise NotFound(f"order {order_id} not found")
     return cancel_order(session, order_id=order_id, actor=client.actor, now=now)
 
 
-def pickup_eta(session: Session, order: Order) -> datetime | None:
-    """When the published route plan brings the order's wave to its pickup point.
+def pickup_eta(session: Session, *, wave_id: int, leader_id: int) -> datetime | None:
+    """When the wave's published route plan reaches the leader's pickup point (UTC).
 
     A hook for the stored plans of the nightly pipeline: None until a plan is published.
     """
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineView:
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    status: LineStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An order as its platform sees it: wave, pickup point and window, prices, pickup code."""
+
+    id: int
+    status: OrderStatus
+    late: bool
+    placed_at: datetime
+    total_cents: int
+    pickup_code: str
+    member_id: str  # the platform's own id
+    leader_code: str
+    pickup_point: str
+    address: str
+    region_code: str
+    delivery_date: date
+    wave_status: WaveStatus
+    cutoff_due_at: datetime
+    window_opens: datetime  # in the region's zone
+    window_closes: datetime
+    eta: datetime | None
+    lines: list[OrderLineView]
+
+    @property
+    def locked(self) -> bool:
+        return self.status == OrderStatus.PLACED and self.wave_status == WaveStatus.CUT_OFF
+
+
+def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> OrderView:
+    """One of the client's own orders, read in two queries; any other id is NotFound."""
+    row = session.execute(
+        select(
+            Order.id,
+            Order.status,
+            Order.late,
+            Order.placed_at,
+            Order.total_cents,
+            Order.pickup_code,
+            Order.wave_id,
+            Order.leader_id,
+            Member.external_id,
+            Leader.code,
+            Leader.pickup_name,
+            Leader.address,
+            Leader.window_open,
+            Leader.window_close,
+            Wave.delivery_date,
+            Wave.status.label("wave_status"),
+            Wave.cutoff_due_at,
+        )
+        .join(Wave, Wave.id == Order.wave_id)
+        .join(Leader, Leader.id == Order.leader_id)
+        .join(Member, Member.id == Order.member_id)
+        .where(Order.id == order_id, Order.idempotency_scope == client.scope)
+    ).first()
+    if row is None:
+        raise NotFound(f"order {order_id} not found")
+    lines = session.execute(
+        select(
+            Product.sku,
+            Product.name,
+            OrderLine.quantity,
+            OrderLine.unit_price_cents,
+            OrderLine.status,
+        )
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(OrderLine.order_id == order_id)
+        .order_by(OrderLine.id)
+    ).all()
+    zone = region_zone(client.region)
+    day = row.delivery_date
+    return OrderView(
+        id=row.id,
+        status=row.status,
+        late=row.late,
+        placed_at=row.placed_at,
+        total_cents=row.total_cents,
+        pickup_code=row.pickup_code,
+        member_id=row.external_id.split(":", 1)[-1],
+        leader_code=row.code,
+        pickup_point=row.pickup_name,
+        address=row.address,
+        region_code=client.region.code,
+        delivery_date=day,
+        wave_status=row.wave_status,
+        cutoff_due_at=row.cutoff_due_at,
+        window_opens=datetime.combine(day, row.window_open, tzinfo=zone),
+        window_closes=datetime.combine(day, row.window_close, tzinfo=zone),
+        eta=pickup_eta(session, wave_id=row.wave_id, leader_id=row.leader_id),
+        lines=[OrderLineView(*line) for line in lines],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,14 +371,3 @@ def get_wave_summary(
         orders=orders or 0,
         totals=[WaveTotal(sku, name, zone, int(qty)) for sku, name, zone, qty in rows],
     )
-
-
-def pickup_window(order: Order, leader: Leader) -> tuple[datetime, datetime]:
-    """The leader's receiving window on the order's delivery date, in the region's zone."""
-    zone = region_zone(order.wave.region)
-    day = order.wave.delivery_date
-
-    def at(moment: time) -> datetime:
-        return datetime.combine(day, moment, tzinfo=zone)
-
-    return at(leader.window_open), at(leader.window_close)

@@ -25,20 +25,18 @@ from fulfilment.errors import (
     SoldOut,
     WaveClosed,
 )
-from fulfilment.models import Leader, Order
 from fulfilment.orders import MAX_QUANTITY_PER_LINE, LineRequest, MemberRef
 from fulfilment.platforms import (
     MEMBER_ID_MAX,
     ApiClient,
     OrderRequest,
+    OrderView,
     WaveSummary,
     cancel_client_order,
     find_client_by_token,
-    get_client_order,
+    get_order_view,
     get_wave_summary,
     hash_token,
-    pickup_eta,
-    pickup_window,
     submit_order,
 )
 
@@ -391,46 +389,41 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def order_json(order: Order) -> dict[str, Any]:
-    wave = order.wave
-    leader = g.session.get(Leader, order.leader_id)
-    opens, closes = pickup_window(order, leader)
-    eta = pickup_eta(g.session, order)
-    client = _client()
+def order_json(view: OrderView) -> dict[str, Any]:
     return {
-        "id": order.id,
-        "status": order.status.value,
-        "locked": order.is_locked,
-        "late": order.late,
-        "placed_at": _iso(order.placed_at),
-        "leader": leader.code,
-        "member": {"id": order.member.external_id.split(":", 1)[1]},
+        "id": view.id,
+        "status": view.status.value,
+        "locked": view.locked,
+        "late": view.late,
+        "placed_at": _iso(view.placed_at),
+        "leader": view.leader_code,
+        "member": {"id": view.member_id},
         "wave": {
-            "region": client.region.code,
-            "delivery_date": wave.delivery_date.isoformat(),
-            "status": wave.status.value,
-            "cutoff_due_at": _iso(wave.cutoff_due_at),
+            "region": view.region_code,
+            "delivery_date": view.delivery_date.isoformat(),
+            "status": view.wave_status.value,
+            "cutoff_due_at": _iso(view.cutoff_due_at),
         },
         "pickup": {
-            "code": order.pickup_code,
-            "point": leader.pickup_name,
-            "address": leader.address,
-            "window_opens": opens.isoformat(),
-            "window_closes": closes.isoformat(),
-            "eta": None if eta is None else eta.isoformat(),
+            "code": view.pickup_code,
+            "point": view.pickup_point,
+            "address": view.address,
+            "window_opens": view.window_opens.isoformat(),
+            "window_closes": view.window_closes.isoformat(),
+            "eta": _iso(view.eta),
         },
         "lines": [
             {
-                "sku": line.product.sku,
-                "name": line.product.name,
+                "sku": line.sku,
+                "name": line.name,
                 "quantity": line.quantity,
                 "unit_price_cents": line.unit_price_cents,
                 "amount_cents": line.unit_price_cents * line.quantity,
                 "status": line.status.value,
             }
-            for line in order.lines
+            for line in view.lines
         ],
-        "total_cents": order.total_cents,
+        "total_cents": view.total_cents,
         "currency": "CNY",
     }
 
@@ -470,7 +463,7 @@ def create_order():
     body = parse_order_body(_json_body())
     g.order_body = body
     order, created = submit_order(g.session, client=_client(), request=body, idempotency_key=key)
-    payload = order_json(order)
+    payload = order_json(get_order_view(g.session, client=_client(), order_id=order.id))
     _commit()
     response = _json(payload, 201 if created else 200)
     response.headers["Location"] = url_for(".get_order", order_id=order.id)
@@ -488,14 +481,14 @@ def _order_id(text: str) -> int:
 
 @bp.get("/orders/<order_id>")
 def get_order(order_id: str):
-    order = get_client_order(g.session, client=_client(), order_id=_order_id(order_id))
-    return _json(order_json(order))
+    view = get_order_view(g.session, client=_client(), order_id=_order_id(order_id))
+    return _json(order_json(view))
 
 
 @bp.post("/orders/<order_id>/cancel")
 def cancel(order_id: str):
     order = cancel_client_order(g.session, client=_client(), order_id=_order_id(order_id))
-    payload = order_json(order)
+    payload = order_json(get_order_view(g.session, client=_client(), order_id=order.id))
     _commit()
     return _json(payload)
 
