@@ -239,8 +239,8 @@ class OrderView:
 
 
 def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> OrderView:
-    """One of the client's own orders, read in two queries; any other id is NotFound."""
-    row = session.execute(
+    """One of the client's own orders, read in one query; any other id is NotFound."""
+    rows = session.execute(
         select(
             Order.id,
             Order.status,
@@ -259,26 +259,23 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
             Wave.delivery_date,
             Wave.status.label("wave_status"),
             Wave.cutoff_due_at,
-        )
-        .join(Wave, Wave.id == Order.wave_id)
-        .join(Leader, Leader.id == Order.leader_id)
-        .join(Member, Member.id == Order.member_id)
-        .where(Order.id == order_id, Order.idempotency_scope == client.scope)
-    ).first()
-    if row is None:
-        raise NotFound(f"order {order_id} not found")
-    lines = session.execute(
-        select(
             Product.sku,
             Product.name,
             OrderLine.quantity,
             OrderLine.unit_price_cents,
-            OrderLine.status,
+            OrderLine.status.label("line_status"),
         )
+        .join(Wave, Wave.id == Order.wave_id)
+        .join(Leader, Leader.id == Order.leader_id)
+        .join(Member, Member.id == Order.member_id)
+        .join(OrderLine, OrderLine.order_id == Order.id)
         .join(Product, Product.id == OrderLine.product_id)
-        .where(OrderLine.order_id == order_id)
+        .where(Order.id == order_id, Order.idempotency_scope == client.scope)
         .order_by(OrderLine.id)
     ).all()
+    if not rows:
+        raise NotFound(f"order {order_id} not found")
+    row = rows[0]
     zone = region_zone(client.region)
     day = row.delivery_date
     return OrderView(
@@ -299,7 +296,10 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
         window_opens=datetime.combine(day, row.window_open, tzinfo=zone),
         window_closes=datetime.combine(day, row.window_close, tzinfo=zone),
         eta=pickup_eta(session, wave_id=row.wave_id, leader_id=row.leader_id),
-        lines=[OrderLineView(*line) for line in lines],
+        lines=[
+            OrderLineView(r.sku, r.name, r.quantity, r.unit_price_cents, r.line_status)
+            for r in rows
+        ],
     )
 
 
