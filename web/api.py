@@ -48,6 +48,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PROBLEM = "application/problem+json"
 MAX_LINES = 100
 KEY_MAX = 128
+MAX_BODY_BYTES = 256 * 1024  # an order of 100 lines is a few KB
 DEFAULT_RATE_LIMIT = "100/second"
 
 
@@ -373,6 +374,13 @@ def _idempotency_key() -> str:
 
 
 def _json_body() -> Any:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise BadRequest(
+            413,
+            "body-too-large",
+            "The body is too large",
+            [FieldError("", f"more than {MAX_BODY_BYTES} bytes")],
+        )
     data = request.get_data(cache=False)
     try:
         return json.loads(data)

@@ -341,6 +341,7 @@ def openapi_document() -> dict[str, Any]:
                             {"Idempotent-Replayed": {"schema": {"const": "true"}}},
                         ),
                         "400": _problem("Missing or bad Idempotency-Key, or a body not JSON."),
+                        "413": _problem("The body is larger than 256 KB."),
                         "409": _problem(
                             "Sold out (with the units left), or the key was used for another body."
                         ),

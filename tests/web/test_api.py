@@ -215,6 +215,13 @@ def test_unknown_leader_or_sku_is_422_naming_it_and_writes_nothing(api, body, po
     assert api.counts() == before
 
 
+def test_a_body_over_256_kb_is_413_and_writes_nothing(api):
+    """An oversized body is refused before it is parsed."""
+    answer = api.post(b'{"leader": "' + b"x" * 300_000 + b'"}')
+    assert answer.status_code == 413 and answer.mimetype == PROBLEM
+    assert api.counts()[0] == 0
+
+
 def test_missing_or_bad_idempotency_key_is_400(api):
     """The Idempotency-Key header is required (retries must be safe) and must be printable ASCII."""
     missing = api.post(BODY, key=None)
