@@ -20,8 +20,11 @@ Scenarios:
   --create-users makes their accounts with `groupbuy create-user … --password-stdin`.
 
 Prints per rate: requests sent, achieved requests/s, p50/p95/p99 latency, errors (non-2xx,
-timeouts, connection failures), the 1-minute load average; and per scenario the highest rate
-whose p95 ≤ 100 ms with zero errors (targets: 200 POST/s and 100 pages/s).
+timeouts, connection failures), the 1-minute load average, and the CPU milliseconds per answered
+request used by the gunicorn workers (app CPU) and by their PostgreSQL backends (db CPU), read
+from /proc: on a machine shared with other work, these say what a request costs whatever the
+others do. Then per scenario the highest rate whose p95 ≤ 100 ms with zero errors (targets:
+200 POST/s and 100 pages/s).
 """
 
 from __future__ import annotations
@@ -206,6 +209,13 @@ class Step:
     wall_s: float = 0.0
     load1: float = 0.0
     error_kinds: dict[str, int] = field(default_factory=dict)
+    app_cpu_s: float = 0.0  # CPU the gunicorn workers used during the step
+    db_cpu_s: float = 0.0  # CPU their PostgreSQL backends used during the step
+
+    def cpu_ms(self, seconds: float) -> float:
+        """CPU milliseconds per answered request: a figure other users' load does not skew."""
+        answered = self.ok + sum(v for k, v in self.error_kinds.items() if k.startswith("HTTP"))
+        return seconds * 1000 / answered if answered else float("nan")
 
     def pct(self, q: float) -> float:
         if not self.latencies_ms:
@@ -222,6 +232,43 @@ class Step:
         return self.errors == 0 and self.pct(95) <= TARGET_P95_MS
 
 
+class CpuMeter:
+    """CPU time (user + system) of the gunicorn workers and of their PostgreSQL backends."""
+
+    def __init__(self, master_pid: int, admin_url: str, application_name: str) -> None:
+        from fulfilment.db import make_engine
+
+        self.master = master_pid
+        self.admin = make_engine(admin_url)
+        self.application_name = application_name
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _cpu(self, pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone, or not on this machine
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+        children = Path(f"/proc/{self.master}/task/{self.master}/children")
+        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+        with self.admin.connect() as conn:
+            backends = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": self.application_name},
+            ).scalars()
+            db = {pid: self._cpu(pid) for pid in backends}
+        return {pid: self._cpu(pid) for pid in workers}, db
+
+    @staticmethod
+    def used(before: dict[int, float], after: dict[int, float]) -> float:
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+    def close(self) -> None:
+        self.admin.dispose()
+
+
 async def run_step(
     pool: Pool,
     make_request: Callable[[int], tuple[str, str, dict[str, str], bytes]],
@@ -229,9 +276,11 @@ async def run_step(
     scenario: str,
     rate: float,
     seconds: float,
+    meter: CpuMeter | None = None,
 ) -> Step:
     """Send rate × seconds requests at fixed times; latency counts from each scheduled time."""
     step = Step(scenario, rate, seconds)
+    before = meter.snapshot() if meter else None
     total = int(rate * seconds)
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
@@ -266,6 +315,10 @@ async def run_step(
     await asyncio.gather(*tasks)
     step.wall_s = max(loop.time() - start, seconds)
     step.load1 = os.getloadavg()[0]
+    if meter and before:
+        after = meter.snapshot()
+        step.app_cpu_s = meter.used(before[0], after[0])
+        step.db_cpu_s = meter.used(before[1], after[1])
     return step
 
 
@@ -438,18 +491,21 @@ def _demo_facts(url: str) -> tuple[list[str], tuple[int, str]]:
 def _print_table(steps: list[Step]) -> None:
     print(
         f"{'scenario':<9}{'rate/s':>8}{'sent':>7}{'ok':>7}{'errors':>7}{'achieved/s':>11}"
-        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'load1':>7}  notes"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'load1':>7}{'app CPU':>9}{'db CPU':>8}  notes"
     )
     for s in steps:
         notes = ", ".join(f"{k}×{v}" for k, v in sorted(s.error_kinds.items()))
         print(
             f"{s.scenario:<9}{s.rate:>8.0f}{s.sent:>7}{s.ok:>7}{s.errors:>7}{s.achieved:>11.1f}"
-            f"{s.pct(50):>9.1f}{s.pct(95):>9.1f}{s.pct(99):>9.1f}{s.load1:>7.2f}  {notes}",
+            f"{s.pct(50):>9.1f}{s.pct(95):>9.1f}{s.pct(99):>9.1f}{s.load1:>7.2f}"
+            f"{s.cpu_ms(s.app_cpu_s):>9.2f}{s.cpu_ms(s.db_cpu_s):>8.2f}  {notes}",
             flush=True,
         )
 
 
-async def _run(args, port: int, token: str, leaders: list[str], wave) -> list[Step]:
+async def _run(
+    args, port: int, token: str, leaders: list[str], wave, meter: CpuMeter
+) -> list[Step]:
     pool = Pool(port)
     steps: list[Step] = []
     try:
@@ -457,7 +513,9 @@ async def _run(args, port: int, token: str, leaders: list[str], wave) -> list[St
             make = post_requests(token, leaders, seed=1)
             await run_step(pool, make, scenario="warmup", rate=20, seconds=2)
             for rate in args.post_rates:
-                step = await run_step(pool, make, scenario="post", rate=rate, seconds=args.seconds)
+                step = await run_step(
+                    pool, make, scenario="post", rate=rate, seconds=args.seconds, meter=meter
+                )
                 steps.append(step)
                 _print_table([step])
         if args.page_rates:
@@ -470,7 +528,9 @@ async def _run(args, port: int, token: str, leaders: list[str], wave) -> list[St
             make = page_requests(args.page_path, chosen, cookies, wave, seed=3)
             await run_step(pool, make, scenario="warmup", rate=10, seconds=2)
             for rate in args.page_rates:
-                step = await run_step(pool, make, scenario="page", rate=rate, seconds=args.seconds)
+                step = await run_step(
+                    pool, make, scenario="page", rate=rate, seconds=args.seconds, meter=meter
+                )
                 steps.append(step)
                 _print_table([step])
     finally:
@@ -517,6 +577,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     url, drop = _postgres_schema(args.postgres_url)
+    application_name = f"gb-webbench-{uuid.uuid4().hex[:8]}"  # to find the server's backends
+    url = f"{url}&application_name={application_name}"
     instance = Path(os.environ.get("TMPDIR", "/tmp")) / f"gb-webbench-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
@@ -556,7 +618,11 @@ def main(argv: list[str] | None = None) -> None:
         server = _serve(env, port, args)
         print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"open loop, {args.seconds:g} s per rate, latency from each scheduled send time")
-        steps = asyncio.run(_run(args, port, token, leaders, wave))
+        meter = CpuMeter(server.pid, args.postgres_url, application_name)
+        try:
+            steps = asyncio.run(_run(args, port, token, leaders, wave, meter))
+        finally:
+            meter.close()
         print()
         _print_table(steps)
         for scenario, target in (("post", 200), ("page", 100)):

@@ -12,7 +12,7 @@ from typing import cast
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .audit import record_change
@@ -81,13 +81,6 @@ def ensure_wave(
     lock="share" (order intake) or "update" (cutoff) takes the row lock on PostgreSQL, so that
     an order and the cutoff of its wave are serialised; SQLite serialises writers already.
     """
-    query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
-    if lock and is_postgres(session):
-        query = query.with_for_update(read=(lock == "share"))
-    query = query.execution_options(populate_existing=True)
-    wave = session.scalars(query).first()
-    if wave is not None:  # the usual case: one round trip per order
-        return wave
     insert_ignore(
         session,
         Wave.__table__,
@@ -99,7 +92,10 @@ def ensure_wave(
         },
         ["region_id", "delivery_date"],
     )
-    return session.scalars(query).one()
+    query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
+    if lock and is_postgres(session):
+        query = query.with_for_update(read=(lock == "share"))
+    return session.scalars(query.execution_options(populate_existing=True)).one()
 
 
 def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tuple[Wave, bool]:
@@ -226,9 +222,7 @@ def place_order(
     deals = {
         d.product_id: d
         for d in session.scalars(
-            select(Deal)
-            .options(selectinload(Deal.tiers))  # one query for every line's tier prices
-            .where(
+            select(Deal).where(
                 Deal.region_id == region.id,
                 Deal.delivery_date == wave.delivery_date,
                 Deal.product_id.in_([p.id for p in products.values()]),

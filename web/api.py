@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request, url_for
 from flask_limiter.util import get_remote_address
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from fulfilment.errors import (
@@ -84,8 +84,11 @@ def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> Re
     """An RFC 9457 problem details response; any change of the request is rolled back."""
     session = g.get("session")
     if session is not None:
-        session.rollback()
         g.rollback = True
+        try:
+            session.rollback()
+        except DBAPIError:  # a lost connection: the server drops the transaction anyway
+            current_app.logger.warning("api: rollback failed on %s", request.path)
     body = {
         "type": f"/api/v1/problems/{kind}",
         "title": title,
@@ -133,11 +136,10 @@ def _idempotency_conflict(err: IdempotencyConflict):
 
 @bp.errorhandler(InvalidInput)
 def _invalid_input(err: InvalidInput):
-    pointer = {"leader": "/leader", "member": "/member/id", "sku": "", "quantity": ""}.get(
-        err.field, f"/{err.field}"
-    )
     if err.field in ("sku", "quantity"):
         pointer = _line_pointer_from(err)
+    else:
+        pointer = {"leader": "/leader", "member": "/member/id"}.get(err.field, f"/{err.field}")
     return problem(
         422,
         "invalid-field",
@@ -176,9 +178,10 @@ def _http_error(err: HTTPException):
     return response
 
 
-@bp.errorhandler(DBAPIError)
+@bp.errorhandler(OperationalError)
+@bp.errorhandler(InterfaceError)
 def _database_busy(err: DBAPIError):
-    # A serialisation failure, a lock timeout, a lost connection: nothing was written; retry.
+    # A deadlock, a serialisation failure, a lost connection: nothing was written; retry.
     current_app.logger.warning("api: database error %s", type(err.orig).__name__)
     response = problem(503, "unavailable", "Try again", "the database could not finish the request")
     response.headers["Retry-After"] = "1"
@@ -471,8 +474,8 @@ def create_order():
     body = parse_order_body(_json_body())
     g.order_body = body
     order, created = submit_order(g.session, client=_client(), request=body, idempotency_key=key)
+    _commit()  # first: the deals' row locks are held no longer than the order needs them
     payload = order_json(get_order_view(g.session, client=_client(), order_id=order.id))
-    _commit()
     response = _json(payload, 201 if created else 200)
     response.headers["Location"] = url_for(".get_order", order_id=order.id)
     if not created:
@@ -496,8 +499,8 @@ def get_order(order_id: str):
 @bp.post("/orders/<order_id>/cancel")
 def cancel(order_id: str):
     order = cancel_client_order(g.session, client=_client(), order_id=_order_id(order_id))
-    payload = order_json(get_order_view(g.session, client=_client(), order_id=order.id))
     _commit()
+    payload = order_json(get_order_view(g.session, client=_client(), order_id=order.id))
     return _json(payload)
 
 
