@@ -525,6 +525,10 @@ async def _run(
             if args.login_path:
                 for leader in chosen:
                     cookies[leader] = await sign_in(pool, args, leader)
+                    path = args.page_path.format(leader=leader, wave=wave[0], date=wave[1])
+                    probe = await pool.request("GET", path, {"Cookie": cookies[leader]})
+                    if probe.status != 200:  # e.g. sent back to the login form
+                        raise RuntimeError(f"signed in as {leader}, {path} answers {probe.status}")
             make = page_requests(args.page_path, chosen, cookies, wave, seed=3)
             await run_step(pool, make, scenario="warmup", rate=10, seconds=2)
             for rate in args.page_rates:
