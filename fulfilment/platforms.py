@@ -95,6 +95,26 @@ def create_api_client(
     return client, token
 
 
+def revoke_api_client(session: Session, *, name: str, actor: str = "system") -> ApiClient:
+    """The client's token stops working at once; the client and its orders stay."""
+    client = session.scalars(select(ApiClient).where(ApiClient.name == name)).first()
+    if client is None:
+        raise NotFound(f"API client {name!r} does not exist")
+    if client.active:
+        client.active = False
+        session.flush()
+        record_change(
+            session,
+            actor=actor,
+            action="api_client.revoked",
+            entity="api_client",
+            entity_id=client.id,
+            before={"active": True},
+            after={"active": False},
+        )
+    return client
+
+
 def find_client_by_token(session: Session, token: str) -> ApiClient | None:
     """The active client holding this token, or None."""
     return session.scalars(

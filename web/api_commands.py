@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from fulfilment.db import session_scope
 from fulfilment.errors import FulfilmentError
-from fulfilment.platforms import create_api_client
+from fulfilment.platforms import create_api_client, revoke_api_client
 
 api_client = AppGroup("api-client", help="API clients (shop platforms) of the order API.")
 
@@ -33,6 +33,20 @@ def create_command(name: str, region_code: str, actor: str) -> None:
     click.echo(f"API client {name} (id {client_id}) created for region {region_code}.", err=True)
     click.echo("Its Bearer token (shown this once; store it now):", err=True)
     click.echo(token)
+
+
+@api_client.command("revoke")
+@click.argument("name")
+@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+def revoke_command(name: str, actor: str) -> None:
+    """Revoke an API client's token: its requests are refused from now on."""
+    try:
+        with session_scope(current_app.extensions["groupbuy"]["sessions"]) as session:
+            revoke_api_client(session, name=name, actor=actor)
+    except FulfilmentError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    click.echo(f"API client {name} revoked.")
 
 
 def offer_demo_deals(sessions) -> str:

@@ -57,3 +57,14 @@ def test_readme_order_works_right_after_the_demo(app, client, runner):
     )
     assert answer.status_code == 201, answer.text
     assert answer.get_json()["wave"]["status"] == "open"
+
+
+def test_api_client_revoke_stops_its_token_at_once(app, client, runner):
+    """After `api-client revoke` the token is 401; an unknown name is exit code 1."""
+    runner.invoke(args=["demo", "--leaders", "3", "--orders", "10", "--no-cutoff"])
+    token = _token(runner.invoke(args=["api-client", "create", "shop-a", "--region", "SH"]))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/orders/1", headers=headers).status_code == 404
+    assert runner.invoke(args=["api-client", "revoke", "shop-a"]).exit_code == 0
+    assert client.get("/api/v1/orders/1", headers=headers).status_code == 401
+    assert runner.invoke(args=["api-client", "revoke", "nobody"]).exit_code == 1
