@@ -381,3 +381,21 @@ def test_rate_limit_on_redis_is_shared_by_every_worker(db_url, tmp_path, redis_u
     assert codes == [404, 404, 404, 429]
     for app in (one, two):
         app.extensions["groupbuy"]["engine"].dispose()
+
+
+def test_a_failed_commit_is_a_503_problem_and_no_order(api, monkeypatch):
+    """The commit happens before the answer: when it fails the client gets a problem to retry,
+    never a 201 for an order that was not stored."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    def lost_connection(self):
+        raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(Session, "commit", lost_connection)
+    answer = api.post(BODY)
+    monkeypatch.undo()
+    assert answer.status_code == 503 and answer.mimetype == PROBLEM
+    assert answer.headers["Retry-After"] == "1"
+    assert api.counts()[0] == 0
+    assert api.post(BODY).status_code == 201  # the retry places it
