@@ -70,8 +70,8 @@ SCHEMAS: dict[str, Any] = {
                         "pattern": r"\S",
                         "description": "The platform's own member id.",
                     },
-                    "name": {"type": "string", "maxLength": 100},
-                    "phone": {"type": "string", "maxLength": 32},
+                    "name": {"type": ["string", "null"], "maxLength": 100},
+                    "phone": {"type": ["string", "null"], "maxLength": 32},
                 },
             },
             "lines": {
