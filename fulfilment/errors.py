@@ -48,3 +48,25 @@ class WaveClosed(FulfilmentError):
     """The wave is already cut off: the change asked for can no longer be made."""
 
     http_status = 409
+
+
+class CutoffPassed(WaveClosed):
+    """The wave's deadline (`cutoff_due_at`) has passed, whether or not the cutoff job has run."""
+
+
+class AlreadyCancelled(FulfilmentError):
+    """The order was cancelled before: there is nothing left to cancel."""
+
+    http_status = 409
+
+
+class IdempotencyConflict(FulfilmentError):
+    """An idempotency key already used, in the same scope, for a different request."""
+
+    http_status = 409
+
+    def __init__(self, key: str, order_id: int) -> None:
+        self.key, self.order_id = key, order_id
+        super().__init__(
+            f"idempotency key {key!r} was already used for another request (order {order_id})"
+        )

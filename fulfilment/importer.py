@@ -2,7 +2,9 @@
 
 All-or-nothing per file by default; with skip_bad, the good orders go in and every bad row is
 reported with its line number and field. Re-importing a file changes nothing: each order's
-idempotency key is `csv:<order number>`.
+idempotency key is `csv:<order number>`, scoped to the region's imports (`csv:<region code>`), so
+two cities' exports with overlapping order numbers both import; an order number seen before with
+other contents is a row error, never a silent replay of the earlier order.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
+from sqlalchemy import String
 from sqlalchemy.orm import Session
 
 from .cycle import region_zone
-from .errors import FulfilmentError, InvalidInput
-from .models import Region
-from .orders import LineRequest, MemberRef, find_order_by_key, place_order
+from .errors import FulfilmentError, IdempotencyConflict, InvalidInput, SoldOut
+from .models import Leader, Member, Product, Region
+from .orders import LineRequest, MemberRef, find_replay, place_order, request_fingerprint
 
 # Each field, with the header names the platform exports are known to use.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -33,6 +37,24 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "quantity": ("quantity", "数量", "购买数量"),
 }
 REQUIRED = ("order_no", "order_time", "leader_code", "member_id", "sku", "quantity")
+KEY_PREFIX = "csv:"
+# The longest value each field may hold: what its column stores.
+
+
+def _width(column: Any) -> int:
+    return int(cast(String, column.type).length or 0)
+
+
+MAX_LENGTH: dict[str, int] = {
+    "order_no": 128 - len(KEY_PREFIX),
+    "leader_code": _width(Leader.__table__.c.code),
+    "member_id": _width(Member.__table__.c.external_id),
+    "member_name": _width(Member.__table__.c.name),
+    "phone": _width(Member.__table__.c.phone),
+    "sku": _width(Product.__table__.c.sku),
+    "order_time": 40,
+    "quantity": 12,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +96,24 @@ class _PendingOrder:
     member: MemberRef
     lines: list[LineRequest] = field(default_factory=list)
     line_numbers: list[int] = field(default_factory=list)
+
+    def fingerprint(self, region: Region) -> str:
+        """What the order says, so that a re-import is a replay and a changed order a conflict."""
+        return request_fingerprint(
+            {
+                "source": "csv",
+                "region": region.code,
+                "placed_at": self.placed_at.isoformat(),
+                "leader": self.leader_code,
+                "member": [self.member.external_id, self.member.name, self.member.phone],
+                "lines": [[line.sku, line.quantity] for line in self.lines],
+            }
+        )
+
+
+def import_scope(region: Region) -> str:
+    """The idempotency scope of a region's CSV imports."""
+    return f"csv:{region.code}"
 
 
 def decode(data: bytes) -> str:
@@ -123,7 +163,18 @@ def parse_rows(region: Region, text: str) -> tuple[list[_PendingOrder], list[Row
     pending: dict[str, _PendingOrder] = {}
     errors: list[RowError] = []
     broken: set[str] = set()  # orders with a bad row are skipped whole, never imported in part
-    for line_no, row in enumerate(reader, start=2):
+    line_no = 1
+    while True:
+        line_no += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:  # e.g. a field over the csv module's size limit
+            errors.append(
+                RowError(line_no, _oversized_field(text, reader.line_num, columns), str(err))
+            )
+            continue
         if not any(cell.strip() for cell in row):
             continue
 
@@ -135,6 +186,11 @@ def parse_rows(region: Region, text: str) -> tuple[list[_PendingOrder], list[Row
             for key in REQUIRED:
                 if not cell(key):
                     raise InvalidInput("row", key, "empty")
+            for key, limit in MAX_LENGTH.items():
+                if len(cell(key)) > limit:
+                    raise InvalidInput(
+                        "row", key, f"{len(cell(key))} characters, longer than {limit}"
+                    )
             try:
                 placed_at = parse_time(region, cell("order_time"))
             except ValueError:
@@ -191,11 +247,13 @@ def import_orders(
     """Place every order of the file. Raises ImportFailed (nothing written) unless skip_bad."""
     orders, errors = parse_rows(region, decode(data))
     report = ImportReport()
+    scope = import_scope(region)
     for order in orders:
-        key = f"csv:{order.order_no}"
+        key = f"{KEY_PREFIX}{order.order_no}"
+        fingerprint = order.fingerprint(region)
         try:
             with session.begin_nested():  # a bad order leaves nothing behind
-                if find_order_by_key(session, key) is not None:
+                if find_replay(session, key=key, scope=scope, fingerprint=fingerprint):
                     report.orders_already_present += 1
                     continue
                 place_order(
@@ -206,18 +264,28 @@ def import_orders(
                     lines=order.lines,
                     placed_at=order.placed_at,
                     idempotency_key=key,
+                    idempotency_scope=scope,
+                    fingerprint=fingerprint,
                     source="csv",
                     actor=actor,
                 )
         except InvalidInput as err:
             errors.append(RowError(_line_of(order, err), err.field, err.message))
             continue
-        except FulfilmentError as err:
+        except IdempotencyConflict:
             errors.append(
                 RowError(
-                    order.first_line, "quantity" if "sold out" in str(err) else "order_no", str(err)
+                    order.first_line,
+                    "order_no",
+                    f"order {order.order_no} was imported before with other contents",
                 )
             )
+            continue
+        except SoldOut as err:
+            errors.append(RowError(order.first_line, "quantity", str(err)))
+            continue
+        except FulfilmentError as err:
+            errors.append(RowError(order.first_line, "order_no", str(err)))
             continue
         report.orders_imported += 1
         report.lines_imported += len(order.lines)
@@ -237,6 +305,19 @@ def _line_of(order: _PendingOrder, err: InvalidInput) -> int:
         except (ValueError, IndexError):
             pass
     return order.first_line
+
+
+def _oversized_field(text: str, physical_line: int, columns: dict[str, int]) -> str:
+    """The field of the line the csv module refused: the column whose text is too long."""
+    lines = text.splitlines()
+    if not 0 < physical_line <= len(lines):
+        return "row"
+    cells = lines[physical_line - 1].split(",")
+    longest = max(range(len(cells)), key=lambda i: len(cells[i]))
+    if len(cells[longest]) < csv.field_size_limit():
+        return "row"
+    names = {index: key for key, index in columns.items()}
+    return names.get(longest, f"column {longest + 1}")
 
 
 def import_file(

@@ -324,6 +324,8 @@ class Order(Base):
     __tablename__ = "orders"  # "order" is an SQL keyword
     __table_args__ = (
         UniqueConstraint("leader_id", "wave_id", "pickup_code"),
+        # A key is unique within its source (an API client, a region's CSV imports), not globally.
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
         Index("ix_orders_wave_status", "wave_id", "status"),
     )
 
@@ -337,7 +339,11 @@ class Order(Base):
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.PLACED)
     late: Mapped[bool] = mapped_column(default=False)
     pickup_code: Mapped[str] = mapped_column(String(16))
-    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # "api:<client id>" or "csv:<region code>"; the fingerprint is a hash of the request, so that
+    # the same key with another request is a conflict, never a replay of the other order.
+    idempotency_scope: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="api")
     total_cents: Mapped[int]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +18,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .audit import record_change
 from .cycle import cutoff_for_delivery, delivery_date_for
 from .db import insert_ignore, is_postgres
-from .errors import InvalidInput, NotFound, SoldOut, WaveClosed
+from .errors import (
+    AlreadyCancelled,
+    CutoffPassed,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+    SoldOut,
+    WaveClosed,
+)
 from .models import (
     Deal,
     DealStatus,
@@ -50,6 +60,12 @@ class MemberRef:
     external_id: str
     name: str = ""
     phone: str = ""
+
+
+def request_fingerprint(request: object) -> str:
+    """A SHA-256 of the request in canonical JSON: equal requests, equal fingerprints."""
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def new_pickup_code() -> str:
@@ -131,8 +147,28 @@ def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
     return merged
 
 
-def find_order_by_key(session: Session, key: str) -> Order | None:
-    return session.scalars(select(Order).where(Order.idempotency_key == key)).first()
+def find_order_by_key(session: Session, key: str, *, scope: str = "") -> Order | None:
+    return session.scalars(
+        select(Order).where(Order.idempotency_scope == scope, Order.idempotency_key == key)
+    ).first()
+
+
+def find_replay(
+    session: Session, *, key: str, scope: str = "", fingerprint: str | None = None
+) -> Order | None:
+    """The order already placed under this key in this scope, or None.
+
+    The same key with another request (another fingerprint) raises IdempotencyConflict: a
+    retry must never silently get a different order. An order stored without a fingerprint
+    (placed before fingerprints were kept) is taken as the replay.
+    """
+    existing = find_order_by_key(session, key, scope=scope)
+    if existing is None:
+        return None
+    stored = existing.request_fingerprint
+    if fingerprint is not None and stored is not None and stored != fingerprint:
+        raise IdempotencyConflict(key, existing.id)
+    return existing
 
 
 def place_order(
@@ -144,13 +180,16 @@ def place_order(
     lines: Sequence[LineRequest],
     placed_at: datetime,
     idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    fingerprint: str | None = None,
     source: str = "api",
     actor: str = "system",
     received_at: datetime | None = None,
 ) -> Order:
     """Place one order into the wave its `placed_at` falls in (or the next open one, marked late).
 
-    Idempotent on `idempotency_key`: the same key returns the order already placed. Stock caps
+    Idempotent on `idempotency_key` within `idempotency_scope`: the same key with the same
+    `fingerprint` returns the order already placed; with another, IdempotencyConflict. Stock caps
     are taken with one conditional UPDATE per deal, in deal-id order, so that concurrent orders
     for the last units succeed for exactly the units that exist; a shortfall raises SoldOut and
     the caller's rollback leaves nothing behind.
@@ -161,7 +200,9 @@ def place_order(
     if idempotency_key is not None:
         if not 0 < len(idempotency_key) <= 128:
             raise InvalidInput(record, "idempotency_key", "must be 1 to 128 characters")
-        existing = find_order_by_key(session, idempotency_key)
+        existing = find_replay(
+            session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
+        )
         if existing is not None:
             return existing
     wanted = _merge_lines(record, lines)
@@ -208,6 +249,8 @@ def place_order(
         placed_at=placed_at,
         received_at=received_at or utcnow(),
         idempotency_key=idempotency_key,
+        idempotency_scope=idempotency_scope,
+        fingerprint=fingerprint,
         source=source,
     )
     if not created:  # lost an idempotency race: the other request's order stands
@@ -266,6 +309,8 @@ def _insert_order(
     placed_at: datetime,
     received_at: datetime,
     idempotency_key: str | None,
+    idempotency_scope: str,
+    fingerprint: str | None,
     source: str,
 ) -> tuple[Order, bool]:
     """Insert the order row in a savepoint; retry a pickup-code collision, give way on a key race.
@@ -282,6 +327,8 @@ def _insert_order(
             late=late,
             pickup_code=new_pickup_code(),
             idempotency_key=idempotency_key,
+            idempotency_scope=idempotency_scope,
+            request_fingerprint=fingerprint,
             source=source,
             total_cents=0,
         )
@@ -291,7 +338,13 @@ def _insert_order(
                 session.flush()
             return order, True
         except IntegrityError:
-            winner = find_order_by_key(session, idempotency_key) if idempotency_key else None
+            winner = (
+                find_replay(
+                    session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
+                )
+                if idempotency_key
+                else None
+            )
             if winner is not None:
                 return winner, False
     raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
@@ -321,20 +374,37 @@ def _sold_now(session: Session, deal: Deal) -> int:
     return session.execute(select(Deal.sold_qty).where(Deal.id == deal.id)).scalar_one()
 
 
-def cancel_order(session: Session, *, order_id: int, actor: str = "system") -> Order:
-    """A member cancels before the cutoff: the order and its lines are cancelled, stock goes back."""
+def cancel_order(
+    session: Session, *, order_id: int, actor: str = "system", now: datetime | None = None
+) -> Order:
+    """A member cancels before the cutoff: the order and its lines are cancelled, stock goes back.
+
+    Refused with CutoffPassed from the wave's deadline on (`cutoff_due_at`), even when the cutoff
+    job has not run yet; an order already cancelled raises AlreadyCancelled.
+    """
+    now = now or utcnow()
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"order {order_id} does not exist")
     query = select(Wave).where(Wave.id == order.wave_id)
     if is_postgres(session):  # serialise with the cutoff, as intake does
         query = query.with_for_update(read=True)
-    wave = session.scalars(query).one()
-    if wave.status != WaveStatus.OPEN or order.status != OrderStatus.PLACED:
-        raise WaveClosed(
-            f"order {order_id} is {order.status.value} in a {wave.status.value} wave; "
-            "it can no longer be cancelled"
+    wave = session.scalars(query.execution_options(populate_existing=True)).one()
+    # The order's row lock: two cancels at once return its stock once.
+    order_query = select(Order).where(Order.id == order_id)
+    if is_postgres(session):
+        order_query = order_query.with_for_update()
+    order = session.scalars(order_query.execution_options(populate_existing=True)).one()
+    if order.status == OrderStatus.CANCELLED:
+        raise AlreadyCancelled(f"order {order_id} is already cancelled")
+    if wave.status != WaveStatus.OPEN or now >= wave.cutoff_due_at:
+        raise CutoffPassed(
+            f"order {order_id} can no longer be cancelled: its wave for delivery on "
+            f"{wave.delivery_date.isoformat()} was due to cut off at "
+            f"{wave.cutoff_due_at.isoformat()}"
         )
+    if order.status != OrderStatus.PLACED:
+        raise WaveClosed(f"order {order_id} is {order.status.value}; it cannot be cancelled")
     table = cast(Table, Deal.__table__)
     for line in sorted(order.lines, key=lambda ln: ln.deal_id):
         if line.status != LineStatus.ACTIVE:

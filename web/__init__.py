@@ -90,10 +90,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return render_template("error.html", error=body), err.http_status
 
     from . import views
+    from .api import init_api
     from .commands import register_commands
     from .portal_setup import init_portal
 
     init_portal(app)  # sign-in, CSRF, limits, languages, the portal's pages
     app.register_blueprint(views.bp)
+    init_api(app)
     register_commands(app.cli)
     return app

@@ -20,6 +20,8 @@ from fulfilment.migrate import upgrade
 from fulfilment.models import Region
 from fulfilment.sites import get_region
 
+from .api_commands import api_client, offer_demo_deals
+
 log = logging.getLogger("groupbuy")
 RESETTABLE_ENVS = ("demo", "dev", "test")  # `demo --reset` drops every table: never in production
 
@@ -187,6 +189,7 @@ def demo_command(
                 f"cut off: {cut.orders_locked} orders locked, {cut.deals_cancelled} deals "
                 f"below group size cancelled"
             )
+    click.echo(offer_demo_deals(_sessions()))
     click.echo("")
     click.echo("Open http://127.0.0.1:5000/login")
     if logins:
@@ -209,5 +212,6 @@ def demo_command(
 def register_commands(group: click.Group) -> None:
     from .portal_commands import PORTAL_COMMANDS
 
-    for command in (db, cutoff_command, import_orders_command, demo_command, *PORTAL_COMMANDS):
+    commands = (db, cutoff_command, import_orders_command, demo_command, api_client)
+    for command in (*commands, *PORTAL_COMMANDS):
         group.add_command(command)

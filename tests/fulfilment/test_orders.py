@@ -100,7 +100,7 @@ def test_cancel_before_cutoff_returns_stock(session):
     """A member's cancellation frees the units for others and is audited."""
     world = make_world(session, stock_cap=3)
     placed = order(session, world, qty=3)
-    cancel_order(session, order_id=placed.id, actor="member:M1")
+    cancel_order(session, order_id=placed.id, actor="member:M1", now=world.before_cutoff(30))
     assert placed.status == OrderStatus.CANCELLED
     assert session.get(Deal, world.deals["APPLE"].id).sold_qty == 0
     assert order(session, world, member="M2", qty=3).total_cents == 3000

@@ -119,5 +119,5 @@ def test_db_upgrade_command_creates_the_schema(tmp_path):
     from fulfilment.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    assert current_revision(engine) == head
+    assert current_revision(engine) == head  # one linear history, applied to its head
     engine.dispose()
