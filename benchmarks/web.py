@@ -479,6 +479,15 @@ def _demo_facts(url: str) -> tuple[list[str], tuple[int, str]]:
     from fulfilment.db import make_engine
 
     engine = make_engine(url)
+    # Fresh planner statistics, as a live database has: otherwise autovacuum analyses the
+    # 100,000 new orders during the first step, and that step measures it.
+    # Only this run's schema: a bare VACUUM would walk every schema of the shared database.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars()
+        for table in list(tables):
+            conn.execute(text(f'VACUUM ANALYZE "{table}"'))
     with engine.connect() as conn:
         leaders = list(conn.execute(text("SELECT code FROM leader ORDER BY code")).scalars())
         wave = conn.execute(
@@ -511,7 +520,7 @@ async def _run(
     try:
         if args.post_rates:
             make = post_requests(token, leaders, seed=1)
-            await run_step(pool, make, scenario="warmup", rate=20, seconds=2)
+            await run_step(pool, make, scenario="warmup", rate=20, seconds=5)
             for rate in args.post_rates:
                 step = await run_step(
                     pool, make, scenario="post", rate=rate, seconds=args.seconds, meter=meter
@@ -530,7 +539,7 @@ async def _run(
                     if probe.status != 200:  # e.g. sent back to the login form
                         raise RuntimeError(f"signed in as {leader}, {path} answers {probe.status}")
             make = page_requests(args.page_path, chosen, cookies, wave, seed=3)
-            await run_step(pool, make, scenario="warmup", rate=10, seconds=2)
+            await run_step(pool, make, scenario="warmup", rate=10, seconds=5)
             for rate in args.page_rates:
                 step = await run_step(
                     pool, make, scenario="page", rate=rate, seconds=args.seconds, meter=meter
