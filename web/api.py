@@ -365,13 +365,13 @@ def _idempotency_key() -> str:
             "Idempotency-Key header required",
             [FieldError("Idempotency-Key", "is required: retries with the same key are safe")],
         )
-    key = key.strip()
-    if not 0 < len(key) <= KEY_MAX or not key.isprintable() or not key.isascii():
+    # Exactly the document's pattern ^[!-~]+$: printable ASCII without spaces.
+    if not 0 < len(key) <= KEY_MAX or not all("!" <= c <= "~" for c in key):
         raise BadRequest(
             400,
             "invalid-idempotency-key",
             "Idempotency-Key header not valid",
-            [FieldError("Idempotency-Key", f"must be 1 to {KEY_MAX} printable ASCII characters")],
+            [FieldError("Idempotency-Key", f"must be 1 to {KEY_MAX} printable ASCII characters, no spaces")],
         )
     return key
 

@@ -223,11 +223,13 @@ def test_a_body_over_256_kb_is_413_and_writes_nothing(api):
 
 
 def test_missing_or_bad_idempotency_key_is_400(api):
-    """The Idempotency-Key header is required (retries must be safe) and must be printable ASCII."""
+    """The Idempotency-Key header is required (retries must be safe) and is what the document
+    allows: 1 to 128 printable ASCII characters without spaces."""
     missing = api.post(BODY, key=None)
     assert missing.status_code == 400 and missing.mimetype == PROBLEM
     assert missing.get_json()["errors"][0]["pointer"] == "Idempotency-Key"
     assert api.post(BODY, key="x" * 129).status_code == 400
+    assert api.post(BODY, key="order 1").status_code == 400
     assert api.counts()[0] == 0
 
 
