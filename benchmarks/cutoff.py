@@ -58,6 +58,11 @@ def _cutoff(url: str, delivery_date, queue) -> None:
             text("SELECT id FROM wave WHERE delivery_date = :d"), {"d": delivery_date}
         ).scalar_one()
         conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
+    from fulfilment.deadlines import refresh_cutoff_statistics
+
+    started = time.perf_counter()
+    analysed = refresh_cutoff_statistics(engine)  # its own transaction, before the cutoff's
+    stats_s = time.perf_counter() - started
     started = time.perf_counter()
     with session_scope(sessions) as session:
         _, summary = cut_off_wave(
@@ -71,7 +76,17 @@ def _cutoff(url: str, delivery_date, queue) -> None:
             rows = conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
             floors.append(time.perf_counter() - t0)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((cutoff_s, statistics.median(floors), len(rows), summary.lines_locked, peak_mb))
+    queue.put(
+        (
+            cutoff_s,
+            statistics.median(floors),
+            len(rows),
+            summary.lines_locked,
+            peak_mb,
+            stats_s,
+            ",".join(analysed) or "-",
+        )
+    )
     engine.dispose()
 
 
@@ -87,13 +102,17 @@ def _in_child(target, *args):
 
 def run(backend: str, url: str, orders: int, leaders: int) -> dict:
     build_s, lines, delivery, build_mb = _in_child(_build, url, orders, leaders)
-    cutoff_s, floor_s, groups, locked, peak_mb = _in_child(_cutoff, url, delivery)
+    cutoff_s, floor_s, groups, locked, peak_mb, stats_s, analysed = _in_child(
+        _cutoff, url, delivery
+    )
     return {
         "backend": backend,
         "orders": orders,
         "lines": lines,
         "build_s": build_s,
         "cutoff_s": cutoff_s,
+        "stats_s": stats_s,
+        "analysed": analysed,
         "floor_s": floor_s,
         "ratio": cutoff_s / floor_s,
         "groups": groups,
@@ -145,18 +164,20 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             drop()
 
+    print(f"load average: {os.getloadavg()}")
     print(
         f"cutoff + aggregation, {args.orders} orders, {args.leaders} leaders (target: ratio ≤ 5, peak RSS ≤ 500 MB)"
     )
     header = (
         f"{'backend':<9} {'lines':>7} {'build s':>8} {'cutoff s':>9} {'floor s':>8} {'ratio':>6} "
-        f"{'peak RSS MB':>11} {'locked':>7} {'build RSS MB':>12}"
+        f"{'peak RSS MB':>11} {'locked':>7} {'build RSS MB':>12} {'stats s':>8} analysed"
     )
     print(header)
     for r in results:
         print(
             f"{r['backend']:<9} {r['lines']:>7} {r['build_s']:>8.2f} {r['cutoff_s']:>9.3f} {r['floor_s']:>8.3f} "
-            f"{r['ratio']:>6.2f} {r['peak_mb']:>11.0f} {r['locked']:>7} {r['build_mb']:>12.0f}"
+            f"{r['ratio']:>6.2f} {r['peak_mb']:>11.0f} {r['locked']:>7} {r['build_mb']:>12.0f} "
+            f"{r['stats_s']:>8.3f} {r['analysed']}"
         )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .audit import record_change
 from .cycle import cutoff_for_delivery, delivery_date_for
+from .fleet import add_demo_fleet
 from .models import (
     Deal,
     GridStation,
@@ -331,6 +332,7 @@ def build_demo(
         .scalar_subquery()
     )
     session.execute(update(Deal).where(Deal.delivery_date == delivery).values(sold_qty=sold))
+    add_demo_fleet(session, region=region, leaders=leaders)
     record_change(
         session,
         actor="demo",

@@ -188,5 +188,7 @@ def demo_command(
 
 
 def register_commands(group: click.Group) -> None:
-    for command in (db, cutoff_command, import_orders_command, demo_command):
+    from .night_commands import COMMANDS as NIGHT_COMMANDS
+
+    for command in (db, cutoff_command, import_orders_command, demo_command, *NIGHT_COMMANDS):
         group.add_command(command)
