@@ -70,11 +70,18 @@ class NightScheduler:
         for code, (tz, cutoff) in sorted(regions.items()):
             if self._wired.get(code) == (tz, cutoff):
                 continue
+            job_id = f"night:{code}"
+            if self.scheduler.get_job(job_id) is not None:
+                self.scheduler.reschedule_job(job_id, trigger=cutoff_trigger(tz, cutoff))
+                self._wired[code] = (tz, cutoff)
+                changed.append(code)
+                log.info("night %s: cutoff moved to %s %s", code, cutoff.isoformat(), tz)
+                continue
             self.scheduler.add_job(
                 self.run_region,
                 cutoff_trigger(tz, cutoff),
                 args=[code],
-                id=f"night:{code}",
+                id=job_id,
                 name=f"night {code} at {cutoff.isoformat()} {tz}",
                 replace_existing=True,
                 coalesce=True,
