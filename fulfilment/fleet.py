@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
@@ -374,16 +375,22 @@ def routing_vehicle(
 # ---------------------------------------------------------------------------------------------
 # The demo city's fleet
 
-TRUCK = {"weight_kg": 5000, "volume_l": 30000, "crates": 600}
-VAN = {"weight_kg": 1000, "volume_l": 6000, "crates": 120}
+TRUCK = {"weight_kg": 12000, "volume_l": 45000, "crates": 900}  # a 9.6 m truck, partly cold
+VAN = {"weight_kg": 1500, "volume_l": 8000, "crates": 160}  # a light van (面包车)
+SLACK = 1.3  # capacity over demand: room for windows, and a spare
 
 
-def add_demo_fleet(session: Session, *, region: Region, leaders: int) -> int:
-    """A realistic fleet for the demo city: refrigerated and ambient trucks at the warehouse, and
-    at every station vans, some with chilled/frozen boxes, sized to the leaders it serves.
+def add_demo_fleet(session: Session, *, region: Region, wave_id: int) -> int:
+    """A realistic fleet for the demo city, sized from the wave's demand: refrigerated and ambient
+    trucks at the warehouse, and at every station enough vans (every other one with a
+    chilled/frozen box) to carry its leaders' goods with 30 % to spare.
 
-    Sized so that the default demo routes every stop, and `--leaders 2000` shows real choices
-    (more vans than routes need, mixed equipment). Returns the vehicles added."""
+    So the default demo routes every stop, and a large demo leaves the planner real choices
+    (which vans, which trucks, cold or not). Returns the vehicles added."""
+    from sqlalchemy import func
+
+    from .models import Leader, Order, OrderLine, Product
+
     warehouse = session.scalars(select(Warehouse).where(Warehouse.region_id == region.id)).first()
     stations = list(
         session.scalars(
@@ -392,10 +399,20 @@ def add_demo_fleet(session: Session, *, region: Region, leaders: int) -> int:
     )
     if warehouse is None or not stations:
         return 0
-    per_station = max(1, leaders // len(stations))
+    demand = dict(
+        session.execute(
+            select(Leader.station_id, func.sum(OrderLine.quantity * Product.weight_g))
+            .select_from(OrderLine)
+            .join(Order, Order.id == OrderLine.order_id)
+            .join(Leader, Leader.id == Order.leader_id)
+            .join(Product, Product.id == OrderLine.product_id)
+            .where(Order.wave_id == wave_id)
+            .group_by(Leader.station_id)
+        ).all()
+    )
+    total_kg = sum(int(w or 0) for w in demand.values()) / 1000
     rows: list[dict] = []
-    # Trunk: about one truck per three stations, half of them refrigerated (chilled + frozen).
-    trucks = max(2, (len(stations) + 2) // 3 + 1)
+    trucks = max(2, math.ceil(total_kg * SLACK / TRUCK["weight_kg"]) + 1)
     for i in range(trucks):
         cold = i % 2 == 0
         rows.append(
@@ -412,18 +429,14 @@ def add_demo_fleet(session: Session, *, region: Region, leaders: int) -> int:
                 shift_start=time(3, 0),
                 shift_end=time(9, 0),
                 max_duration_s=6 * 3600,
-                break_earliest=None,
-                break_latest=None,
-                break_s=None,
                 speed_kmh=35.0,
                 profile="truck",
-                fixed_cost_cents=(80000 if cold else 60000),
-                active=True,
+                fixed_cost_cents=80000 if cold else 60000,
             )
         )
-    # Last mile: a van per 12 leaders plus one spare, every other one with a cold box.
     for station in stations:
-        vans = per_station // 12 + 2
+        kg = int(demand.get(station.id) or 0) / 1000
+        vans = max(2, math.ceil(kg * SLACK / VAN["weight_kg"]) + 1)
         for j in range(vans):
             cold = j % 2 == 0
             rows.append(
@@ -440,13 +453,9 @@ def add_demo_fleet(session: Session, *, region: Region, leaders: int) -> int:
                     shift_start=time(5, 30),
                     shift_end=time(13, 0),
                     max_duration_s=7 * 3600,
-                    break_earliest=None,
-                    break_latest=None,
-                    break_s=None,
                     speed_kmh=25.0,
                     profile="van",
-                    fixed_cost_cents=(25000 if cold else 20000),
-                    active=True,
+                    fixed_cost_cents=25000 if cold else 20000,
                 )
             )
     session.add_all(Vehicle(**row) for row in rows)

@@ -71,7 +71,7 @@ class RQRunner:
     """Each problem is an RQ job on Redis; results are collected here as they finish.
 
     A job whose worker died (its heartbeat older than `stale_after_s`) or that failed is given
-    to the queue again, up to `attempts` times. Job ids are `<queue>:<tag>:<key>` (tag = plan id),
+    to the queue again, up to `attempts` times. Job ids are `<queue>-<tag>-<key>` (tag = plan id),
     so a planning process that restarts finds the jobs (and results) of the one before."""
 
     redis_url: str
@@ -104,7 +104,7 @@ class RQRunner:
 
         def enqueue(key: str) -> None:
             tries[key] = tries.get(key, 0) + 1
-            job_id = f"{self.queue_name}:{tag}:{key}"
+            job_id = _job_id(self.queue_name, tag, key)
             try:
                 Job.fetch(job_id, connection=queue.connection).delete()
             except NoSuchJobError:
@@ -119,7 +119,7 @@ class RQRunner:
             )
 
         for key in problems:
-            job_id = f"{self.queue_name}:{tag}:{key}"
+            job_id = _job_id(self.queue_name, tag, key)
             try:  # a restarted planner: the job of the run before may be done or under way
                 job = Job.fetch(job_id, connection=queue.connection)
                 if job.get_status() in (JobStatus.FINISHED, JobStatus.QUEUED, JobStatus.STARTED):
@@ -156,6 +156,12 @@ class RQRunner:
         if beat.tzinfo is None:
             beat = beat.replace(tzinfo=UTC)
         return (datetime.now(UTC) - beat).total_seconds() > self.stale_after_s
+
+
+def _job_id(queue: str, tag: str, key: str) -> str:
+    """RQ job ids take letters, digits, dashes and underscores only."""
+    raw = f"{queue}-{tag}-{key}"
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in raw)
 
 
 def runner_from_environment(environ: Mapping[str, str] | None = None):
