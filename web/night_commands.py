@@ -90,6 +90,7 @@ def import_fleet_command(file: Path, actor: str) -> None:
 @click.option("--trunk-seconds", type=float, default=10.0, show_default=True)
 @_actor
 @click.pass_context
+@with_appcontext
 def plan_group(
     ctx: click.Context,
     region_code: str | None,
@@ -99,37 +100,35 @@ def plan_group(
     actor: str,
 ) -> None:
     """Plan (or re-plan) a cut-off wave's routes and store them as a new draft version."""
-    ctx.ensure_object(dict)
-    ctx.obj.update(region_code=region_code, day=day, actor=actor)
+    ctx.meta["groupbuy.plan"] = dict(region_code=region_code, day=day, actor=actor)
     if ctx.invoked_subcommand is not None:
         return
     if not region_code:
         _fail("--region is required")
-    with current_app.app_context():
-        sessions = _sessions()
-        try:
-            with session_scope(sessions) as session:
-                _, wave = _wave(session, region_code, day)
-                wave_id = wave.id
-            options = PlanningOptions(time_limit_s=seconds, trunk_time_limit_s=trunk_seconds)
-            clock = SystemClock()
-            plan_id = solve_wave(
-                sessions,
-                wave_id=wave_id,
-                runner=runner_from_environment(),
-                options=options,
-                now=clock.now,
-                actor=actor,
-            )
-            with session_scope(sessions) as session:
-                from fulfilment.plans import RoutePlan
+    sessions = _sessions()
+    try:
+        with session_scope(sessions) as session:
+            _, wave = _wave(session, region_code, day)
+            wave_id = wave.id
+        options = PlanningOptions(time_limit_s=seconds, trunk_time_limit_s=trunk_seconds)
+        clock = SystemClock()
+        plan_id = solve_wave(
+            sessions,
+            wave_id=wave_id,
+            runner=runner_from_environment(),
+            options=options,
+            now=clock.now,
+            actor=actor,
+        )
+        with session_scope(sessions) as session:
+            from fulfilment.plans import RoutePlan
 
-                plan = finish_plan(
-                    session, plan=session.get(RoutePlan, plan_id), actor=actor, now=clock.now()
-                )
-                summary = (plan.version, plan.vehicles_used, plan.distance_m, plan.unassigned_count)
-        except FulfilmentError as err:
-            _fail(err)
+            plan = finish_plan(
+                session, plan=session.get(RoutePlan, plan_id), actor=actor, now=clock.now()
+            )
+            summary = (plan.version, plan.vehicles_used, plan.distance_m, plan.unassigned_count)
+    except FulfilmentError as err:
+        _fail(err)
     click.echo(
         f"draft plan v{summary[0]} for {region_code}: {summary[1]} vehicles, "
         f"{summary[2] / 1000:.1f} km, {summary[3]} unassigned (publish: groupbuy plan "
@@ -138,7 +137,7 @@ def plan_group(
 
 
 def _merged(ctx: click.Context, region_code: str | None, day: str | None, actor: str | None):
-    o = dict(ctx.obj)
+    o = dict(ctx.meta.get("groupbuy.plan", {}))
     o["region_code"] = region_code or o.get("region_code")
     o["day"] = day or o.get("day")
     o["actor"] = actor or o.get("actor") or "system"
