@@ -201,9 +201,12 @@ def claim_run(
 
 
 def _check_claim(session: Session, run_id: int, claimer: str, now: datetime) -> PipelineRun:
+    key = session.execute(
+        select(PipelineRun.region_id, PipelineRun.delivery_date).where(PipelineRun.id == run_id)
+    ).one()
+    _lock(session, key.region_id, key.delivery_date)  # the same order as claim_run: no deadlock
     run = session.get(PipelineRun, run_id, with_for_update=True, populate_existing=True)
     assert run is not None
-    _lock(session, run.region_id, run.delivery_date)
     if run.claimed_by != claimer:
         raise ClaimLost(f"run {run_id} is now claimed by {run.claimed_by}")
     run.heartbeat_at = now

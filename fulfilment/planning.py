@@ -339,6 +339,8 @@ def solve_wave(
                 tag=f"{plan_id}",
             ):
                 store(TRUNK_PART, result)
+        elif not network.trunk.stops:
+            store(TRUNK_PART, unsolved_plan((), "NOTHING_TO_PLAN"))
         else:
             store(TRUNK_PART, _no_vehicles(network.trunk))
     with session_scope(sessions) as session:

@@ -308,3 +308,28 @@ def test_a_process_killed_mid_cutoff_is_taken_over_and_finishes_with_the_same_wa
         assert audited == cancelled
         assert steps(s, s.scalars(select(PipelineRun.id)).one())[Step.CUTOFF].attempts == 2
     engine.dispose()
+
+
+def test_a_night_without_orders_still_runs_and_publishes_an_empty_plan(sessions):
+    """A region with no order that day: the wave is cut off and an empty plan published."""
+    from factories import DELIVERY, make_world
+
+    with session_scope(sessions) as s:
+        world = make_world(s)
+        after = world.after_cutoff()
+    outcome = run_night(
+        sessions,
+        region_code="SH",
+        delivery_date=DELIVERY,
+        runner=LocalRunner(1),
+        clock=FakeClock(after),
+        settings=SETTINGS,
+    )
+    assert outcome.state == "succeeded"
+    with session_scope(sessions) as s:
+        plan = s.scalars(select(RoutePlan)).one()
+        assert (plan.status, plan.vehicles_used, plan.unassigned_count) == (
+            PlanStatus.PUBLISHED,
+            0,
+            0,
+        )
