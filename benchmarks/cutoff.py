@@ -46,7 +46,7 @@ def _build(url: str, orders: int, leaders: int, queue) -> None:
     engine.dispose()
 
 
-def _cutoff(url: str, delivery_date, queue) -> None:
+def _cutoff(url: str, delivery_date, statistics_mode: str, queue) -> None:
     from fulfilment.cutoff import cut_off_wave
     from fulfilment.db import make_engine, make_session_factory, session_scope
     from fulfilment.sites import get_region
@@ -61,10 +61,17 @@ def _cutoff(url: str, delivery_date, queue) -> None:
     from fulfilment.deadlines import refresh_cutoff_statistics
 
     started = time.perf_counter()
-    analysed = refresh_cutoff_statistics(engine)  # its own transaction, before the cutoff's
+    analysed: list[str] = []
+    if statistics_mode == "refresh":  # its own transaction, before the cutoff's (the default)
+        analysed = refresh_cutoff_statistics(engine)
     stats_s = time.perf_counter() - started
     started = time.perf_counter()
     with session_scope(sessions) as session:
+        if statistics_mode == "inside" and engine.dialect.name == "postgresql":
+            # the former way, for comparison: ANALYZE inside the cutoff's transaction
+            session.execute(text("SET LOCAL default_statistics_target = 10"))
+            session.execute(text("ANALYZE orders, order_line, deal"))
+            analysed = ["orders", "order_line", "deal (inside)"]
         _, summary = cut_off_wave(
             session, region=get_region(session, "SH"), delivery_date=delivery_date, now=NOW
         )
@@ -100,10 +107,12 @@ def _in_child(target, *args):
     return result
 
 
-def run(backend: str, url: str, orders: int, leaders: int) -> dict:
+def run(
+    backend: str, url: str, orders: int, leaders: int, statistics_mode: str = "refresh"
+) -> dict:
     build_s, lines, delivery, build_mb = _in_child(_build, url, orders, leaders)
     cutoff_s, floor_s, groups, locked, peak_mb, stats_s, analysed = _in_child(
-        _cutoff, url, delivery
+        _cutoff, url, delivery, statistics_mode
     )
     return {
         "backend": backend,
@@ -149,18 +158,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--postgres-url", default=os.environ.get("GROUPBUY_TEST_POSTGRES_URL", DEFAULT_PG)
     )
+    parser.add_argument(
+        "--statistics",
+        choices=["refresh", "inside", "none"],
+        default="refresh",
+        help="planner statistics: refreshed before the cutoff's transaction (default), "
+        "ANALYZE inside it (the former way), or none",
+    )
     args = parser.parse_args(argv)
 
     results = []
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             results.append(
-                run("sqlite", f"sqlite:///{tmp}/bench.sqlite", args.orders, args.leaders)
+                run(
+                    "sqlite",
+                    f"sqlite:///{tmp}/bench.sqlite",
+                    args.orders,
+                    args.leaders,
+                    args.statistics,
+                )
             )
     if args.backend in ("postgres", "both"):
         url, drop = _postgres_schema(args.postgres_url)
         try:
-            results.append(run("postgres", url, args.orders, args.leaders))
+            results.append(run("postgres", url, args.orders, args.leaders, args.statistics))
         finally:
             drop()
 
