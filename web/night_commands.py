@@ -377,8 +377,15 @@ def pipeline_status_command(region_code: str | None, day: str | None, as_json: b
 @with_appcontext
 def scheduler_command(misfire_grace: int, seconds: float) -> None:
     """Run the nightly scheduler in the foreground (one cron trigger per region)."""
+    import logging
+    import os
+
     from scheduler.service import NightScheduler
 
+    logging.basicConfig(
+        level=os.environ.get("GROUPBUY_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     NightScheduler(
         _sessions(),
         misfire_grace_s=misfire_grace,
