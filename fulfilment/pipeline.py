@@ -368,7 +368,7 @@ def _commit_step(
         work(StepContext(session, run, now, actor))
         row = _step(session, run_id, step)
         row.state = StepState.DONE
-        row.finished_at = now
+        row.finished_at = clock.now()  # after the work: the ledger shows how long it took
         row.error = None
 
 
