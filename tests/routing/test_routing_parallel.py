@@ -23,9 +23,8 @@ from routing import (
 
 def _problem(n=40, seed=1):
     rng = random.Random(seed)
-    stops = [
-        (f"s{i}", (rng.randint(-50, 50), rng.randint(-50, 50)), Load(1, 0, 0)) for i in range(n)
-    ]
+    stops = [(f"s{i}", (rng.randint(-50, 50), rng.randint(-50, 50)), Load(1, 0, 0))
+             for i in range(n)]
     return planar_problem((0, 0), stops, [van(f"v{i}", Load(15, 100, 100)) for i in range(4)])
 
 
@@ -85,30 +84,21 @@ def test_two_echelons_last_mile_starts_after_trunk_arrival_plus_handling():
     # trunk: warehouse at 0; stations A (demand 150 > truck 100) and B (demand 50)
     trunk = planar_problem(
         (0, 0),
-        [
-            ("A", (0, 600), Load(150, 0, 0)),
-            ("B", (800, 0), Load(50, 0, 0)),
-            ("C", (0, -100), Load(10, 0, 0)),
-        ],
-        [van(f"truck{i}", Load(100, 100, 100), shift_start_s=3600) for i in range(3)],
-    )
-    last_a = planar_problem(
-        (0, 0),
-        [("a1", (0, 30), Load(1, 0, 0)), ("a2", (30, 0), Load(1, 0, 0))],
-        [van("vanA", shift_start_s=0)],
-    )
+        [("A", (0, 600), Load(150, 0, 0)), ("B", (800, 0), Load(50, 0, 0)),
+         ("C", (0, -100), Load(10, 0, 0))],
+        [van(f"truck{i}", Load(100, 100, 100), shift_start_s=3600) for i in range(3)])
+    last_a = planar_problem((0, 0), [("a1", (0, 30), Load(1, 0, 0)), ("a2", (30, 0), Load(1, 0, 0))],
+                            [van("vanA", shift_start_s=0)])
     last_b = planar_problem((0, 0), [("b1", (0, 50), Load(1, 0, 0))], [van("vanB")])
     result = plan_two_echelons(trunk, {"A": last_a, "B": last_b}, time_limit_s=0.5, workers=2)
     a_trucks = [r.vehicle_id for r in result.trunk.routes if "A" in r.stop_ids]
     assert len(a_trucks) == 2
-    delivered_a = sum(
-        v.delivered.weight_g for r in result.trunk.routes for v in r.visits if v.stop_id == "A"
-    )
+    delivered_a = sum(v.delivered.weight_g for r in result.trunk.routes for v in r.visits
+                      if v.stop_id == "A")
     assert delivered_a == 150
     for station, plan in result.last_mile.items():
-        arrivals = [
-            v.arrival_s for r in result.trunk.routes for v in r.visits if v.stop_id == station
-        ]
+        arrivals = [v.arrival_s for r in result.trunk.routes for v in r.visits
+                    if v.stop_id == station]
         assert result.ready_s[station] == max(arrivals) + 1800
         assert not plan.unassigned
         for route in plan.routes:
@@ -117,19 +107,12 @@ def test_two_echelons_last_mile_starts_after_trunk_arrival_plus_handling():
 
 def test_unsupplied_station_reports_its_stops():
     """A station no truck can reach leaves its pickup points unassigned with that reason."""
-    trunk = planar_problem(
-        (0, 0), [("far", (0, 10**6), Load(1, 0, 0))], [van("truck", shift_end_s=1000)]
-    )
-    last = planar_problem(
-        (0, 0),
-        [("p1", (0, 5), {TempZone.CHILLED: Load(1, 0, 0)})],
-        [van("v", zones=frozenset({TempZone.CHILLED}))],
-    )
+    trunk = planar_problem((0, 0), [("far", (0, 10**6), Load(1, 0, 0))],
+                           [van("truck", shift_end_s=1000)])
+    last = planar_problem((0, 0), [("p1", (0, 5), {TempZone.CHILLED: Load(1, 0, 0)})],
+                          [van("v", zones=frozenset({TempZone.CHILLED}))])
     result = plan_two_echelons(trunk, {"far": last}, time_limit_s=0.2, workers=1)
     assert result.ready_s["far"] is None
     (u,) = result.last_mile["far"].unassigned
-    assert (u.stop_id, u.zone, u.reason) == (
-        "p1",
-        TempZone.CHILLED,
-        UnassignedReason.STATION_NOT_SUPPLIED,
-    )
+    assert (u.stop_id, u.zone, u.reason) == ("p1", TempZone.CHILLED,
+                                              UnassignedReason.STATION_NOT_SUPPLIED)

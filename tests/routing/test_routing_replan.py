@@ -12,9 +12,8 @@ from routing import Load, compare_plans, plan_routes, replan
 
 def _city(n: int, seed: int = 11):
     rng = random.Random(seed)
-    return [
-        (f"s{i}", (rng.randint(-100, 100), rng.randint(-100, 100)), Load(1, 0, 0)) for i in range(n)
-    ]
+    return [(f"s{i}", (rng.randint(-100, 100), rng.randint(-100, 100)), Load(1, 0, 0))
+            for i in range(n)]
 
 
 def test_one_late_stop_keeps_at_least_90_percent_on_their_vehicle():
