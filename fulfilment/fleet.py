@@ -16,14 +16,25 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, select
+from sqlalchemy import CheckConstraint, ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import routing
 
 from .audit import record_change
 from .importer import ImportFailed, RowError, decode
-from .models import Base, GridStation, Region, TempZone, Warehouse, _enum
+from .models import (
+    Base,
+    GridStation,
+    Leader,
+    Order,
+    OrderLine,
+    Product,
+    Region,
+    TempZone,
+    Warehouse,
+    _enum,
+)
 
 
 class VehicleKind(StrEnum):
@@ -387,10 +398,6 @@ def add_demo_fleet(session: Session, *, region: Region, wave_id: int) -> int:
 
     So the default demo routes every stop, and a large demo leaves the planner real choices
     (which vans, which trucks, cold or not). Returns the vehicles added."""
-    from sqlalchemy import func
-
-    from .models import Leader, Order, OrderLine, Product
-
     warehouse = session.scalars(select(Warehouse).where(Warehouse.region_id == region.id)).first()
     stations = list(
         session.scalars(

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from .db import session_scope
 from .models import Wave
 from .pipeline import Clock, PipelineConfig, PipelineRun, RunOutcome, StepContext, run_pipeline
 from .planning import PlanningOptions, Runner, solve_wave
-from .plans import RoutePlan, finish_plan, publish_plan
+from .plans import PlanStatus, RoutePlan, finish_plan, publish_plan
 
 
 class SystemClock:
@@ -95,9 +96,6 @@ def _unfinished_plan(sessions: sessionmaker[Session], run: PipelineRun) -> int |
     """The plan a failed or interrupted plan step had started: its stored parts are kept."""
     if run.plan_id is None:
         return None
-    from .db import session_scope
-    from .plans import PlanStatus
-
     with session_scope(sessions) as session:
         plan = session.get(RoutePlan, run.plan_id)
         return plan.id if plan is not None and plan.status == PlanStatus.PLANNING else None

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import routing
 
 from .db import session_scope
+from .errors import InvalidInput
 from .fleet import Vehicle, VehicleKind, list_vehicles, routing_vehicle
 from .models import GridStation, Leader, PickLevel, PickLine, Region, Warehouse, Wave
 from .plans import (
@@ -116,8 +117,6 @@ def build_network(
     }
     warehouse = session.scalars(select(Warehouse).where(Warehouse.region_id == region.id)).first()
     if warehouse is None:
-        from .errors import InvalidInput
-
         raise InvalidInput(f"region {region.code}", "warehouse", "the region has no warehouse")
 
     leader_stops: dict[str, list[routing.Stop]] = {}
