@@ -46,7 +46,7 @@ def _build(url: str, orders: int, leaders: int, queue) -> None:
     engine.dispose()
 
 
-def _cutoff(url: str, delivery_date, queue) -> None:
+def _cutoff(url: str, delivery_date, statistics_mode: str, queue) -> None:
     from fulfilment.cutoff import cut_off_wave
     from fulfilment.db import make_engine, make_session_factory, session_scope
     from fulfilment.sites import get_region
@@ -58,8 +58,20 @@ def _cutoff(url: str, delivery_date, queue) -> None:
             text("SELECT id FROM wave WHERE delivery_date = :d"), {"d": delivery_date}
         ).scalar_one()
         conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
+    from fulfilment.deadlines import refresh_cutoff_statistics
+
+    started = time.perf_counter()
+    analysed: list[str] = []
+    if statistics_mode == "refresh":  # its own transaction, before the cutoff's (the default)
+        analysed = refresh_cutoff_statistics(engine)
+    stats_s = time.perf_counter() - started
     started = time.perf_counter()
     with session_scope(sessions) as session:
+        if statistics_mode == "inside" and engine.dialect.name == "postgresql":
+            # the former way, for comparison: ANALYZE inside the cutoff's transaction
+            session.execute(text("SET LOCAL default_statistics_target = 10"))
+            session.execute(text("ANALYZE orders, order_line, deal"))
+            analysed = ["orders", "order_line", "deal (inside)"]
         _, summary = cut_off_wave(
             session, region=get_region(session, "SH"), delivery_date=delivery_date, now=NOW
         )
@@ -71,7 +83,17 @@ def _cutoff(url: str, delivery_date, queue) -> None:
             rows = conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
             floors.append(time.perf_counter() - t0)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((cutoff_s, statistics.median(floors), len(rows), summary.lines_locked, peak_mb))
+    queue.put(
+        (
+            cutoff_s,
+            statistics.median(floors),
+            len(rows),
+            summary.lines_locked,
+            peak_mb,
+            stats_s,
+            ",".join(analysed) or "-",
+        )
+    )
     engine.dispose()
 
 
@@ -85,15 +107,21 @@ def _in_child(target, *args):
     return result
 
 
-def run(backend: str, url: str, orders: int, leaders: int) -> dict:
+def run(
+    backend: str, url: str, orders: int, leaders: int, statistics_mode: str = "refresh"
+) -> dict:
     build_s, lines, delivery, build_mb = _in_child(_build, url, orders, leaders)
-    cutoff_s, floor_s, groups, locked, peak_mb = _in_child(_cutoff, url, delivery)
+    cutoff_s, floor_s, groups, locked, peak_mb, stats_s, analysed = _in_child(
+        _cutoff, url, delivery, statistics_mode
+    )
     return {
         "backend": backend,
         "orders": orders,
         "lines": lines,
         "build_s": build_s,
         "cutoff_s": cutoff_s,
+        "stats_s": stats_s,
+        "analysed": analysed,
         "floor_s": floor_s,
         "ratio": cutoff_s / floor_s,
         "groups": groups,
@@ -130,33 +158,48 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--postgres-url", default=os.environ.get("GROUPBUY_TEST_POSTGRES_URL", DEFAULT_PG)
     )
+    parser.add_argument(
+        "--statistics",
+        choices=["refresh", "inside", "none"],
+        default="refresh",
+        help="planner statistics: refreshed before the cutoff's transaction (default), "
+        "ANALYZE inside it (the former way), or none",
+    )
     args = parser.parse_args(argv)
 
     results = []
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             results.append(
-                run("sqlite", f"sqlite:///{tmp}/bench.sqlite", args.orders, args.leaders)
+                run(
+                    "sqlite",
+                    f"sqlite:///{tmp}/bench.sqlite",
+                    args.orders,
+                    args.leaders,
+                    args.statistics,
+                )
             )
     if args.backend in ("postgres", "both"):
         url, drop = _postgres_schema(args.postgres_url)
         try:
-            results.append(run("postgres", url, args.orders, args.leaders))
+            results.append(run("postgres", url, args.orders, args.leaders, args.statistics))
         finally:
             drop()
 
+    print(f"load average: {os.getloadavg()}")
     print(
         f"cutoff + aggregation, {args.orders} orders, {args.leaders} leaders (target: ratio ≤ 5, peak RSS ≤ 500 MB)"
     )
     header = (
         f"{'backend':<9} {'lines':>7} {'build s':>8} {'cutoff s':>9} {'floor s':>8} {'ratio':>6} "
-        f"{'peak RSS MB':>11} {'locked':>7} {'build RSS MB':>12}"
+        f"{'peak RSS MB':>11} {'locked':>7} {'build RSS MB':>12} {'stats s':>8} analysed"
     )
     print(header)
     for r in results:
         print(
             f"{r['backend']:<9} {r['lines']:>7} {r['build_s']:>8.2f} {r['cutoff_s']:>9.3f} {r['floor_s']:>8.3f} "
-            f"{r['ratio']:>6.2f} {r['peak_mb']:>11.0f} {r['locked']:>7} {r['build_mb']:>12.0f}"
+            f"{r['ratio']:>6.2f} {r['peak_mb']:>11.0f} {r['locked']:>7} {r['build_mb']:>12.0f} "
+            f"{r['stats_s']:>8.3f} {r['analysed']}"
         )
 
 

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     Table,
     and_,
     bindparam,
@@ -31,8 +32,10 @@ from sqlalchemy.orm import Session
 
 from .audit import record_change
 from .db import is_postgres
+from .deadlines import is_due
 from .errors import CutoffNotReached
 from .models import (
+    AuditEntry,
     CutoffRun,
     Deal,
     DealStatus,
@@ -48,6 +51,7 @@ from .models import (
     RefundReason,
     RefundState,
     Region,
+    UTCDateTime,
     Wave,
     WaveStatus,
 )
@@ -58,6 +62,7 @@ lines_t = cast(Table, OrderLine.__table__)
 deals_t = cast(Table, Deal.__table__)
 pick_t = cast(Table, PickLine.__table__)
 refunds_t = cast(Table, Refund.__table__)
+audit_t = cast(Table, AuditEntry.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +95,9 @@ def cut_off_wave(
     """Lock the day's orders into the region's wave. Safe to call again: returns the same wave."""
     if is_postgres(session):
         _advisory_lock(session, region, delivery_date)
+    # Planner statistics are refreshed before this transaction, not in it (an ANALYZE here would
+    # serialise the cutoffs of all regions): see deadlines.refresh_cutoff_statistics.
     wave = ensure_wave(session, region, delivery_date, lock="update")
-    if is_postgres(session) and wave.status == WaveStatus.OPEN:
-        # A day's orders arrive in bulk; plan the set-based statements below on current statistics.
-        # A small sample is enough for row counts and keeps this step cheap.
-        session.execute(text("SET LOCAL default_statistics_target = 10"))
-        session.execute(text("ANALYZE orders, order_line, deal"))
     if wave.status == WaveStatus.CUT_OFF:
         run = session.scalars(select(CutoffRun).where(CutoffRun.wave_id == wave.id)).one()
         return wave, CutoffSummary(
@@ -106,14 +108,16 @@ def cut_off_wave(
             run.deals_cancelled,
             run.orders_cancelled,
         )
-    if now < wave.cutoff_due_at:
+    if not is_due(wave, now=now):
         raise CutoffNotReached(
             f"the cutoff for {region.code} delivering {delivery_date.isoformat()} is due at "
             f"{wave.cutoff_due_at.isoformat()}, not yet at {now.isoformat()}"
         )
 
     # The wave's status is the lock on its orders: no per-order rewrite (see OrderStatus).
-    cancelled, orders_cancelled = _cancel_failed_groups(session, region, delivery_date, wave, now)
+    cancelled, orders_cancelled = _cancel_failed_groups(
+        session, region, delivery_date, wave, actor=actor, now=now
+    )
     confirmed = _fix_tier_prices(session, region, delivery_date, wave, now)
     deals_cancelled = len(cancelled)
     settled = [(d, DealStatus.CANCELLED, {"members": m}) for d, m in cancelled.items()]
@@ -231,7 +235,7 @@ def _insert_refunds(
 
 
 def _cancel_failed_groups(
-    session: Session, region: Region, delivery_date: date, wave: Wave, now: datetime
+    session: Session, region: Region, delivery_date: date, wave: Wave, *, actor: str, now: datetime
 ) -> tuple[dict[int, int], int]:
     """Deals below their minimum group size (distinct members) are cancelled; what was paid is refunded.
 
@@ -267,10 +271,21 @@ def _cancel_failed_groups(
         RefundReason.GROUP_FAILED,
         now,
     )
+    cancelled_lines = and_(
+        lines_t.c.deal_id.in_(failed), lines_t.c.status == LineStatus.ACTIVE.value
+    )
+    _audit_each(
+        session,
+        select(lines_t.c.id).where(cancelled_lines),
+        actor=actor,
+        action="order_line.cancelled",
+        entity="order_line",
+        before={"status": LineStatus.ACTIVE.value},
+        after={"status": LineStatus.CANCELLED.value, "reason": RefundReason.GROUP_FAILED.value},
+        at=now,
+    )
     session.execute(
-        update(lines_t)
-        .where(lines_t.c.deal_id.in_(failed), lines_t.c.status == LineStatus.ACTIVE.value)
-        .values(status=LineStatus.CANCELLED.value)
+        update(lines_t).where(cancelled_lines).values(status=LineStatus.CANCELLED.value)
     )
     session.execute(
         update(deals_t)
@@ -280,18 +295,56 @@ def _cancel_failed_groups(
     still_active = exists().where(
         lines_t.c.order_id == orders_t.c.id, lines_t.c.status == LineStatus.ACTIVE.value
     )
+    emptied = and_(
+        orders_t.c.wave_id == wave.id,
+        orders_t.c.status == OrderStatus.PLACED.value,
+        ~still_active,
+    )
+    _audit_each(
+        session,
+        select(orders_t.c.id).where(emptied),
+        actor=actor,
+        action="order.cancelled_for_refund",
+        entity="order",
+        before={"status": OrderStatus.PLACED.value},
+        after={"status": OrderStatus.CANCELLED_FOR_REFUND.value},
+        at=now,
+    )
     orders_cancelled = _rowcount(
         session.execute(
-            update(orders_t)
-            .where(
-                orders_t.c.wave_id == wave.id,
-                orders_t.c.status == OrderStatus.PLACED.value,
-                ~still_active,
-            )
-            .values(status=OrderStatus.CANCELLED_FOR_REFUND.value)
+            update(orders_t).where(emptied).values(status=OrderStatus.CANCELLED_FOR_REFUND.value)
         )
     )
     return {d: members.get(d, 0) for d in failed}, orders_cancelled
+
+
+def _audit_each(
+    session: Session,
+    ids,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    at: datetime,
+) -> None:
+    """One audit entry per row that `ids` selects, in one INSERT … SELECT (same transaction)."""
+    ids = ids.subquery()
+    rows = select(
+        literal(at, UTCDateTime()),
+        literal(actor),
+        literal(action),
+        literal(entity),
+        ids.c.id,
+        literal(before, JSON()),
+        literal(after, JSON()),
+    )
+    session.execute(
+        insert(audit_t).from_select(
+            ["at", "actor", "action", "entity", "entity_id", "before", "after"], rows
+        )
+    )
 
 
 def _fix_tier_prices(

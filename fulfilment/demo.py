@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .audit import record_change
 from .cycle import cutoff_for_delivery, delivery_date_for
+from .fleet import add_demo_fleet
 from .models import (
     Deal,
     GridStation,
@@ -165,6 +166,7 @@ def build_demo(
         sid: (row["lat"], row["lon"]) for sid, row in zip(station_ids, station_rows, strict=True)
     }
 
+    leader_prefix = "" if region_code == "SH" else f"{region_code}-"  # codes are unique
     leader_rows = []
     for i in range(leaders):
         sid = station_ids[i % stations]
@@ -175,7 +177,7 @@ def build_demo(
             {
                 "region_id": region.id,
                 "station_id": sid,
-                "code": f"L{i + 1:05d}",
+                "code": f"{leader_prefix}L{i + 1:05d}",
                 "name": rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
                 "phone": _phone(rng),
                 "pickup_name": f"{hood}{rng.randint(1, 40)}号楼",
@@ -192,20 +194,21 @@ def build_demo(
         select(Leader.id).where(Leader.region_id == region.id).order_by(Leader.id)
     ).all()
 
-    session.execute(
-        insert(Product),
-        [
-            {
-                "sku": sku,
-                "name": name,
-                "weight_g": w,
-                "volume_ml": v,
-                "zone": z.value,
-                "bin_code": f"{'ABC'[i % 3]}-{i // 3 + 1:02d}-{i % 4 + 1}",
-            }
-            for i, (sku, name, w, v, z, *_rest) in enumerate(CATALOGUE)
-        ],
-    )
+    known = set(session.scalars(select(Product.sku)))  # another demo region made them already
+    products = [
+        {
+            "sku": sku,
+            "name": name,
+            "weight_g": w,
+            "volume_ml": v,
+            "zone": z.value,
+            "bin_code": f"{'ABC'[i % 3]}-{i // 3 + 1:02d}-{i % 4 + 1}",
+        }
+        for i, (sku, name, w, v, z, *_rest) in enumerate(CATALOGUE)
+        if sku not in known
+    ]
+    if products:
+        session.execute(insert(Product), products)
     product_ids = dict(session.execute(select(Product.sku, Product.id)).all())
 
     # One day of orders, placed in the 24 hours before the most recent cutoff.
@@ -215,7 +218,9 @@ def build_demo(
         _add_deals(session, region, day, product_ids)
     deal_ids = dict(
         session.execute(
-            select(Deal.product_id, Deal.id).where(Deal.delivery_date == delivery)
+            select(Deal.product_id, Deal.id).where(
+                Deal.region_id == region.id, Deal.delivery_date == delivery
+            )
         ).all()
     )
     base_price = {product_ids[c[0]]: c[5] for c in CATALOGUE}
@@ -330,7 +335,12 @@ def build_demo(
         .where(OrderLine.deal_id == Deal.id)
         .scalar_subquery()
     )
-    session.execute(update(Deal).where(Deal.delivery_date == delivery).values(sold_qty=sold))
+    session.execute(
+        update(Deal)
+        .where(Deal.region_id == region.id, Deal.delivery_date == delivery)
+        .values(sold_qty=sold)
+    )
+    add_demo_fleet(session, region=region, wave_id=wave_id)
     record_change(
         session,
         actor="demo",

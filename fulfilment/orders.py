@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .audit import record_change
 from .cycle import cutoff_for_delivery, delivery_date_for
 from .db import insert_ignore, is_postgres
+from .deadlines import accepts_orders_at
 from .errors import (
     AlreadyCancelled,
     CutoffPassed,
@@ -101,10 +102,12 @@ def ensure_wave(
 def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tuple[Wave, bool]:
     """The wave an order lands in, and whether it is late (its own wave was already cut off)."""
     delivery = delivery_date_for(region, placed_at)
-    for days_late in range(0, 60):
-        wave = ensure_wave(session, region, delivery + timedelta(days=days_late), lock="share")
-        if wave.status == WaveStatus.OPEN:
-            return wave, days_late > 0
+    late = False
+    for days_later in range(0, 60):
+        wave = ensure_wave(session, region, delivery + timedelta(days=days_later), lock="share")
+        if accepts_orders_at(wave, placed_at):  # the wave's own deadline decides (deadlines.py)
+            return wave, late
+        late = late or wave.status == WaveStatus.CUT_OFF
     raise WaveClosed(f"no open wave for region {region.code} within 60 days of {delivery}")
 
 

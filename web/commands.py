@@ -12,8 +12,8 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from fulfilment.cutoff import cut_off_wave
-from fulfilment.cycle import delivery_date_for
 from fulfilment.db import session_scope
+from fulfilment.deadlines import latest_due_delivery_date, refresh_cutoff_statistics
 from fulfilment.errors import FulfilmentError
 from fulfilment.importer import ImportFailed, import_file
 from fulfilment.migrate import upgrade
@@ -66,10 +66,11 @@ def _parse_date(value: str | None) -> date | None:
 def cutoff_command(region_code: str, delivery: str | None, actor: str) -> None:
     """Cut off the region's wave: lock orders, settle groups and tiers, build the pick lists."""
     now = datetime.now(UTC)
+    refresh_cutoff_statistics(_engine())
     try:
         with session_scope(_sessions()) as session:
             region = get_region(session, region_code)
-            day = _parse_date(delivery) or _latest_due(region, now)
+            day = _parse_date(delivery) or latest_due_delivery_date(session, region=region, now=now)
             wave, summary = cut_off_wave(
                 session, region=region, delivery_date=day, now=now, actor=actor
             )
@@ -81,13 +82,6 @@ def cutoff_command(region_code: str, delivery: str | None, actor: str) -> None:
         f"{summary.lines_locked} lines locked; {summary.deals_cancelled} deals below their "
         f"group size cancelled ({summary.orders_cancelled} orders to refund)"
     )
-
-
-def _latest_due(region: Region, now: datetime) -> date:
-    """The delivery date whose cutoff is the most recent one at or before now."""
-    from datetime import timedelta
-
-    return delivery_date_for(region, now) - timedelta(days=1)
 
 
 @click.command("import-orders")
@@ -176,6 +170,7 @@ def demo_command(
             f"({summary.lines} lines) for delivery on {summary.delivery_date.isoformat()}"
         )
         if not no_cutoff:
+            refresh_cutoff_statistics(engine)
             with session_scope(_sessions()) as session:
                 region = get_region(session, summary.region_code)
                 _, cut = cut_off_wave(
@@ -210,8 +205,9 @@ def demo_command(
 
 
 def register_commands(group: click.Group) -> None:
+    from .night_commands import COMMANDS as NIGHT_COMMANDS
     from .portal_commands import PORTAL_COMMANDS
 
     commands = (db, cutoff_command, import_orders_command, demo_command, api_client)
-    for command in (*commands, *PORTAL_COMMANDS):
+    for command in (*commands, *PORTAL_COMMANDS, *NIGHT_COMMANDS):
         group.add_command(command)

@@ -1,0 +1,125 @@
+"""Route planning on RQ workers over Redis: a worker killed mid-job loses nothing, stores once."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from fulfilment.cutoff import cut_off_wave
+from fulfilment.db import make_engine, make_session_factory, session_scope
+from fulfilment.demo import build_demo
+from fulfilment.models import PickLevel, PickLine
+from fulfilment.planning import PlanningOptions, solve_wave
+from fulfilment.plans import PlanPart, PlanRoute, PlanStop
+from fulfilment.sites import get_region
+from fulfilment.workers import LocalRunner, RQRunner, runner_from_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def start_worker(redis_url: str, queue: str) -> subprocess.Popen:
+    code = (
+        "from fulfilment.workers import run_worker; "
+        f"run_worker(redis_url={redis_url!r}, queue_name={queue!r}, job_monitoring_interval=1)"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        start_new_session=True,  # its own process group: the work horse dies with it
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_until(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        threading.Event().wait(0.05)
+
+
+def test_without_redis_the_planner_uses_a_local_pool():
+    """No GROUPBUY_REDIS_URL: a local process pool; with it: RQ on that Redis."""
+    assert isinstance(runner_from_environment({}), LocalRunner)
+    runner = runner_from_environment({"GROUPBUY_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert isinstance(runner, RQRunner) and runner.redis_url.endswith("/0")
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_mid_job_loses_nothing_and_the_plan_is_stored_once(pg_url, redis_url):
+    """Worker A is killed (SIGKILL, with its work horse) while it solves; its job goes to worker B
+    once A's heartbeat is stale; every part of the plan is stored exactly once and every leader's
+    goods are on the routes once."""
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        summary = build_demo(s, leaders=12, orders=120, now=NOW)
+        region = get_region(s, summary.region_code)
+        wave, _ = cut_off_wave(s, region=region, delivery_date=summary.delivery_date, now=NOW)
+        wave_id = wave.id
+    queue_name = f"gb-test-{uuid.uuid4().hex[:10]}"
+    connection = Redis.from_url(redis_url)
+    runner = RQRunner(redis_url, queue_name=queue_name, stale_after_s=3, poll_s=0.1)
+    options = PlanningOptions(time_limit_s=2.0, trunk_time_limit_s=4.0)
+    worker_a = start_worker(redis_url, queue_name)
+    worker_b = None
+    outcome: list[object] = []
+
+    def plan() -> None:
+        try:
+            outcome.append(
+                solve_wave(
+                    sessions, wave_id=wave_id, runner=runner, options=options, now=lambda: NOW
+                )
+            )
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            outcome.append(err)
+
+    planner = threading.Thread(target=plan)
+    planner.start()
+    try:
+        started = StartedJobRegistry(queue_name, connection=connection)
+        wait_until(lambda: started.count > 0 or not planner.is_alive())
+        assert planner.is_alive(), outcome
+        os.killpg(worker_a.pid, signal.SIGKILL)
+        worker_a.wait(10)
+        worker_b = start_worker(redis_url, queue_name)
+        planner.join(180)
+        assert not planner.is_alive()
+        assert isinstance(outcome[0], int), outcome
+        plan_id = outcome[0]
+        with session_scope(sessions) as s:
+            parts = s.scalars(select(PlanPart.part).where(PlanPart.plan_id == plan_id)).all()
+            assert sorted(parts) == sorted(set(parts)) and "trunk" in parts
+            delivered = s.scalar(
+                select(func.sum(PlanStop.delivered_weight_g))
+                .join(PlanRoute)
+                .where(PlanRoute.plan_id == plan_id, PlanStop.leader_id.is_not(None))
+            )
+            ordered = s.scalar(
+                select(func.sum(PickLine.weight_g)).where(
+                    PickLine.wave_id == wave_id, PickLine.level == PickLevel.LEADER
+                )
+            )
+            assert delivered == ordered
+    finally:
+        for proc in (worker_a, worker_b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        Queue(queue_name, connection=connection).delete(delete_jobs=True)
+        engine.dispose()
