@@ -192,6 +192,12 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             for p in procs:
                 p.kill()
+                p.wait()
+            if args.redis and procs:
+                from redis import Redis
+                from rq import Queue
+
+                Queue(queue, connection=Redis.from_url(args.redis)).delete(delete_jobs=True)
             drop()
             tmp.cleanup()
 
