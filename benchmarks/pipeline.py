@@ -197,7 +197,10 @@ def main(argv: list[str] | None = None) -> None:
                 from redis import Redis
                 from rq import Queue
 
-                Queue(queue, connection=Redis.from_url(args.redis)).delete(delete_jobs=True)
+                connection = Redis.from_url(args.redis)
+                Queue(queue, connection=connection).delete(delete_jobs=True)
+                for key in connection.scan_iter(f"rq:*{queue}*"):  # this run's keys only
+                    connection.delete(key)
             drop()
             tmp.cleanup()
 
