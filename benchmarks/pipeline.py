@@ -192,6 +192,15 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             for p in procs:
                 p.kill()
+                p.wait()
+            if args.redis and procs:
+                from redis import Redis
+                from rq import Queue
+
+                connection = Redis.from_url(args.redis)
+                Queue(queue, connection=connection).delete(delete_jobs=True)
+                for key in connection.scan_iter(f"rq:*{queue}*"):  # this run's keys only
+                    connection.delete(key)
             drop()
             tmp.cleanup()
 

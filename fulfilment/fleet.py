@@ -15,11 +15,10 @@ from datetime import time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import CheckConstraint, ForeignKey, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-
-import routing
 
 from .audit import record_change
 from .importer import ImportFailed, RowError, decode
@@ -35,6 +34,9 @@ from .models import (
     Warehouse,
     _enum,
 )
+
+if TYPE_CHECKING:  # the planner (OR-Tools) is loaded only where routes are planned
+    import routing
 
 
 class VehicleKind(StrEnum):
@@ -362,6 +364,8 @@ def routing_vehicle(
 ) -> routing.Vehicle:
     """The planner's view of a vehicle. `seconds` turns its wall-clock shift and break times
     into seconds since local midnight of the delivery day (DST-correct: planning.seconds_since_midnight)."""
+    import routing
+
     brk = None
     if vehicle.break_earliest is not None and vehicle.break_s:
         latest = vehicle.break_latest or vehicle.break_earliest

@@ -12,15 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-import routing
-
 from .audit import record_change
 from .errors import CutoffNotReached, NotFound
 from .models import Base, Wave, WaveStatus, _enum
+
+if TYPE_CHECKING:  # the planner (OR-Tools) is loaded only where plans are read back
+    import routing
 
 TRUNK_PART = "trunk"
 
@@ -440,6 +442,8 @@ class StoredPlans:
 
 def load_plan(session: Session, plan: RoutePlan) -> StoredPlans:
     """Read a stored plan back into `routing.Plan`s (e.g. to warm-start a re-plan)."""
+    import routing
+
     seconds = _seconds(plan)
     parts = stored_parts(session, plan)
     routes_of: dict[int, list[routing.Route]] = {}

@@ -137,6 +137,7 @@ class RQRunner:
                 if status == JobStatus.FINISHED:
                     pending.discard(key)
                     yield key, job.return_value()
+                    job.delete()  # the caller has stored the result: Redis need not keep it
                     continue
                 lost = status == JobStatus.STARTED and self._stale(job)
                 if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or lost:

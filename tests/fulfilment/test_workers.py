@@ -122,4 +122,6 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_plan_is_stored_once(pg_ur
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         Queue(queue_name, connection=connection).delete(delete_jobs=True)
+        for key in connection.scan_iter(f"rq:*{queue_name}*"):  # this test's keys only
+            connection.delete(key)
         engine.dispose()
