@@ -29,6 +29,7 @@ from .models import (
     WaveStatus,
     utcnow,
 )
+from .plans import find_published_eta
 from .privacy import mask_name, mask_phone
 
 
@@ -74,15 +75,6 @@ class PointDay:
     expected: list[ExpectedRow] = field(default_factory=list)
     zones: list[ZoneTotal] = field(default_factory=list)
     orders: list[OrderRow] = field(default_factory=list)
-
-
-def published_eta(session: Session, *, wave: Wave, leader: Leader) -> datetime | None:
-    """The ETA at this point from the wave's published route plan, or None.
-
-    Hook for the stored route plans (the scheduler issue): until they exist every point shows its
-    receiving window instead. Replace the body with a read of the published plan's stop.
-    """
-    return None
 
 
 def current_wave(session: Session, leader: Leader, *, now: datetime | None = None) -> Wave | None:
@@ -208,7 +200,7 @@ def point_day(
     day = PointDay(leader=leader, wave=wave)
     if wave is None:
         return day
-    day.eta = published_eta(session, wave=wave, leader=leader)
+    day.eta = find_published_eta(session, leader_id=leader.id, wave_id=wave.id)
     day.expected = list_expected(session, wave=wave, leader=leader)
     day.zones = zone_totals(day.expected)
     day.orders = list_point_orders(session, wave=wave, leader=leader)

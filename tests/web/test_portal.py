@@ -3,14 +3,25 @@ shortages and photos, pickup verification, the not-collected list, the phone rev
 
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
+from night_factories import add_published_stop
 from portal_factories import csrf_token, login, make_portal_world, post
 from sqlalchemy import select
 
 from fulfilment.arrivals import Photo, Shortage
 from fulfilment.db import session_scope
-from fulfilment.models import AuditEntry, Order, OrderLine, Product, Refund, RefundReason
+from fulfilment.models import (
+    AuditEntry,
+    Leader,
+    Order,
+    OrderLine,
+    Product,
+    Refund,
+    RefundReason,
+    Wave,
+)
 from fulfilment.pickups import Pickup, PickupLine
 
 
@@ -49,6 +60,22 @@ def test_today_shows_the_delivery_without_codes_or_full_phones(leader1, portal):
     assert "13812345678" not in text and "138****5678" in text
     assert "<script>alert" not in text and "&lt;****" in text
     assert "Leader 2" not in text and "赵" not in text  # the other point's member
+
+
+def test_today_shows_the_published_plans_eta_in_the_regions_zone(app, leader1, portal):
+    """Once the wave's route plan is published, Today shows the van's arrival at this point in
+    the region's local time instead of the receiving window."""
+    with _db(app) as s:
+        leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+        add_published_stop(
+            s,
+            wave=s.get(Wave, portal.wave.id),
+            leader=leader,
+            arrival_at=datetime(2026, 3, 10, 0, 42, tzinfo=UTC),  # 08:42 in Shanghai
+        )
+    page = leader1.get("/leader/today", headers={"Accept-Language": "en"})
+    assert "Expected arrival: 8:42\u202fAM" in page.text or "Expected arrival: 8:42 AM" in page.text
+    assert "Receiving window" not in page.text
 
 
 def test_arrival_with_a_shortage_becomes_a_refund_on_the_latest_order(app, leader1, portal):
