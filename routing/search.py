@@ -27,9 +27,13 @@ class SearchConfig:
     metaheuristic: str = "GUIDED_LOCAL_SEARCH"
     gls_lambda: float = 0.1
     # text-format body of `iterated_local_search_parameters`; when set, the solve runs through
-    # RoutingModel.SolveWithIteratedLocalSearch (SolveWithParameters ignores ILS). A warm start
-    # (SolveFromAssignmentWithParameters) cannot use it and falls back to `metaheuristic`.
+    # RoutingModel.SolveWithIteratedLocalSearch (SolveWithParameters ignores ILS).
     iterated_local_search: str | None = None
+    # A warm start (SolveFromAssignmentWithParameters, used by replan and after PyVRP) cannot run
+    # ILS: OR-Tools has no ILS entry point taking an assignment, and with ILS switched on the
+    # metaheuristic was left unset, i.e. greedy descent, which stopped at the first local optimum
+    # (0.04 s of a 4 s budget). A warm start therefore runs this metaheuristic for its whole limit.
+    warm_metaheuristic: str = "GUIDED_LOCAL_SEARCH"
     # local search operators switched on/off beyond OR-Tools' defaults, e.g. {"use_or_opt": True}
     operators: dict[str, bool] = field(default_factory=dict)
     # first solutions on many nodes: consider only the nearest neighbours of each node
@@ -50,6 +54,7 @@ class SearchConfig:
 
     def __hash__(self) -> int:
         return hash((self.first_solution, self.metaheuristic, self.gls_lambda,
+                     self.warm_metaheuristic,
                      self.iterated_local_search, self.extra, self.decompose_threshold,
                      tuple(sorted(self.operators.items()))))
 
@@ -84,13 +89,16 @@ PORTFOLIO: tuple[SearchConfig, ...] = (
 
 
 def search_parameters(config: SearchConfig, *, time_limit_s: float, num_nodes: int,
-                      solution_limit: int | None = None):
-    """The RoutingSearchParameters for `config` on a model with `num_nodes` nodes."""
+                      solution_limit: int | None = None, warm_start: bool = False):
+    """The RoutingSearchParameters for `config` on a model with `num_nodes` nodes; with
+    `warm_start`, for SolveFromAssignmentWithParameters (no ILS: `warm_metaheuristic`)."""
     params = pywrapcp.DefaultRoutingSearchParameters()
     first = config.first_solution if num_nodes < config.large_threshold else config.large_first_solution
     params.first_solution_strategy = getattr(_FS, first)
     params.guided_local_search_lambda_coefficient = config.gls_lambda
-    if config.iterated_local_search is not None:
+    if warm_start:
+        params.local_search_metaheuristic = getattr(_LS, config.warm_metaheuristic)
+    elif config.iterated_local_search is not None:
         params.use_iterated_local_search = True
         text_format.Merge(config.iterated_local_search, params.iterated_local_search_parameters)
     else:
