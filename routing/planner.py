@@ -27,8 +27,8 @@ __all__ = ["ENGINES", "better", "plan_routes"]
 
 ENGINES = ("auto", "ortools", "pyvrp")
 
-# auto on one core: the share of the budget kept back from PyVRP for OR-Tools to insert what
-# PyVRP left out; when nothing is left out, PyVRP continues from its best plan instead
+# auto on one core, when PyVRP runs its optional model (the fleet may be too small): the share of
+# the budget kept back for OR-Tools to insert what PyVRP left out
 REPAIR_SHARE = 0.1
 
 
@@ -77,19 +77,17 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     discarded: list[str] = []
     if use_pyvrp:
         reserve = 0.0 if engine == "pyvrp" else REPAIR_SHARE * time_limit_s
-        pv = _pyvrp(prep, t0, deadline - reserve, seed, start, found, discarded)
+        pv = _pyvrp(prep, t0, deadline, deadline - reserve, seed, start, found, discarded)
         if engine == "auto":
             left = pv is None or any(u.reason == UnassignedReason.FLEET_EXHAUSTED
                                      for u in pv.unassigned)
-            if left:
+            if left and deadline - time.perf_counter() > 0.05:
                 warm = drops_of(prep, pv) if pv is not None else start
                 ot = solve_ortools(prep, t0=t0, deadline=deadline, seed=seed, config=config,
                                    start=warm)
                 if pv is not None:
                     ot = replace(ot, engine=Engine.PYVRP_ORTOOLS)
                 _keep(prep, ot, found, discarded)
-            elif deadline - time.perf_counter() > 0.5 and pv is not None:
-                _pyvrp(prep, t0, deadline, seed + 1, drops_of(prep, pv), found, discarded)
     elif (config.decompose_threshold is not None
           and len(problem.stops) >= config.decompose_threshold
           and not locked and not initial_routes and solution_limit is None
@@ -109,10 +107,11 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     return _choose(prep, found, discarded, t0)
 
 
-def _pyvrp(prep: Prepared, t0: float, deadline: float, seed: int,
+def _pyvrp(prep: Prepared, t0: float, deadline: float, optional_deadline: float, seed: int,
            start: Mapping[int, Sequence[int]] | None, found: list[Plan],
            discarded: list[str]) -> Plan | None:
-    plan = solve_pyvrp(prep, t0=t0, deadline=deadline, seed=seed, start=start)
+    plan = solve_pyvrp(prep, t0=t0, deadline=deadline, seed=seed, start=start,
+                       optional_deadline=optional_deadline)
     if plan is None:
         discarded.append("pyvrp: no feasible solution in the time limit")
         return None

@@ -9,7 +9,11 @@ Fits: no break, no soft windows, no locked stop. The mapping (docs/routing.md, "
   returned feasible solution never carries a zone its vehicle lacks (an edge profile forbidding
   the zone would only make the edges dear, never infeasible);
 - a stop with several windows: one client per window in a mutually exclusive, optional group;
-- every drop optional, its prize the same penalty OR-Tools pays for leaving it out;
+- every drop optional, its prize the same penalty OR-Tools pays for leaving it out -- or, when the
+  fleet looks large enough (`_fleet_may_suffice`), first every drop required: PyVRP searches
+  required clients 2-3 times faster (measured: RC208 and X-n101 at 5 s, 0.00-0.16 % against
+  0.44-0.86 % optional). If that finds no feasible plan in `REQUIRED_TRY_SHARE` of the time, the
+  rest of it goes to the optional model, which always has one (nothing served);
 - one vehicle type per group of vehicles alike in depots, capacity, zones, shift, maximum
   duration, fixed cost and profile; one PyVRP profile (distance, duration matrix) per profile;
 - service time folded into the duration matrix exactly as the OR-Tools model does (service at the
@@ -44,7 +48,7 @@ def misfit(problem: Problem, locked: Mapping[str, str] | None = None) -> str | N
 class _Mapped:
     """The ProblemData and how to read PyVRP's clients and vehicle types back."""
 
-    def __init__(self, p: Prepared):
+    def __init__(self, p: Prepared, *, required: bool):
         import pyvrp
 
         problem = p.problem
@@ -90,14 +94,16 @@ class _Mapped:
             for w in windows or [None]:
                 early, late = w if w is not None else (0, horizon)
                 members.append(len(clients))
+                grouped = len(windows) > 1
                 clients.append(pyvrp.Client(
                     n_depots + drop.stop_index, delivery=delivery, tw_early=int(early),
-                    tw_late=int(late), prize=int(p.penalty), required=False,
-                    group=len(groups) if len(windows) > 1 else None))
+                    tw_late=int(late), prize=0 if required else int(p.penalty),
+                    required=required and not grouped,
+                    group=len(groups) if grouped else None))
                 self.client_drop.append(k)
                 self.client_window.append(w)
             if len(windows) > 1:
-                groups.append(pyvrp.ClientGroup(members, required=False))
+                groups.append(pyvrp.ClientGroup(members, required=required))
         kinds: dict[tuple, list[int]] = {}
         for i, v in enumerate(problem.vehicles):
             key = (v.start_depot, v.end, v.capacity, v.zones, v.shift_start_s, v.shift_end_s,
@@ -148,28 +154,77 @@ class _Mapped:
             return None
 
 
-def solve_pyvrp(p: Prepared, *, t0: float, deadline: float, seed: int,
-                start: Mapping[int, Sequence[int]] | None = None) -> Plan | None:
-    """PyVRP until `deadline` (perf_counter); None when it found no feasible solution."""
-    import pyvrp
-    from pyvrp.stop import MaxRuntime
+# every drop required: the share of the time to find a first feasible plan before giving up
+REQUIRED_TRY_SHARE = 0.25
 
-    mapped = _Mapped(p)
-    initial = mapped.initial(p, start) if start else None
+
+def _fleet_may_suffice(p: Prepared) -> bool:
+    """Per zone and capacity dimension, the equipped fleet holds everything (a necessary
+    condition only: windows and shifts may still leave drops out)."""
+    problem = p.problem
+    for zone in TempZone:
+        need = [0, 0, 0]
+        for k in p.candidates:
+            if p.drops[k].zone == zone:
+                need = [a + b for a, b in zip(need, p.drops[k].load.as_tuple(), strict=True)]
+        have = [0, 0, 0]
+        for v in problem.vehicles:
+            if zone in v.zones:
+                have = [a + b for a, b in zip(have, v.capacity.as_tuple(), strict=True)]
+        if any(n > h for n, h in zip(need, have, strict=True)):
+            return False
+    return True
+
+
+def solve_pyvrp(p: Prepared, *, t0: float, deadline: float, seed: int,
+                start: Mapping[int, Sequence[int]] | None = None,
+                optional_deadline: float | None = None) -> Plan | None:
+    """PyVRP until `deadline` (perf_counter); None when it found no feasible solution. When the
+    all-required model finds nothing, the optional model runs until `optional_deadline` (default
+    `deadline`), leaving the caller time to insert what it leaves out."""
+    from pyvrp.stop import FirstFeasible, MaxRuntime, MultipleCriteria
+
     began = time.perf_counter()
-    runtime = max(0.05, deadline - began)
-    result = pyvrp.solve(mapped.data, stop=MaxRuntime(runtime), seed=seed, collect_stats=True,
-                         display=False, initial_solution=initial)
-    first = None
-    elapsed = began - t0
+    if _fleet_may_suffice(p):
+        mapped = _Mapped(p, required=True)
+        initial = mapped.initial(p, start) if start else None
+        try_until = began + REQUIRED_TRY_SHARE * (deadline - began)
+        stop = MultipleCriteria([FirstFeasible(), MaxRuntime(max(0.05, try_until - began))])
+        result = _run(mapped, stop, seed, initial)
+        first = time.perf_counter() - t0 if result.best.is_feasible() else None
+        if result.best.is_feasible():
+            result = _run(mapped, MaxRuntime(max(0.05, deadline - time.perf_counter())), seed,
+                          result.best)
+            return _read(p, mapped, result, t0, first, "all drops required")
+    mapped = _Mapped(p, required=False)
+    initial = mapped.initial(p, start) if start else None
+    until = optional_deadline if optional_deadline is not None else deadline
+    result = _run(mapped, MaxRuntime(max(0.05, until - time.perf_counter())), seed, initial)
+    first = _first_feasible(result, began - t0)
+    if not result.best.is_feasible():
+        return None
+    return _read(p, mapped, result, t0, first, "drops optional")
+
+
+def _run(mapped: _Mapped, stop, seed: int, initial):
+    import pyvrp
+
+    return pyvrp.solve(mapped.data, stop=stop, seed=seed, collect_stats=True, display=False,
+                       initial_solution=initial)
+
+
+def _first_feasible(result, offset: float) -> float | None:
+    elapsed = offset
     for spent, datum in zip(result.stats.runtimes, result.stats.data, strict=False):
         elapsed += spent
         if datum.best_feas:
-            first = elapsed
-            break
+            return elapsed
+    return None
+
+
+def _read(p: Prepared, mapped: _Mapped, result, t0: float, first: float | None,
+          mode: str) -> Plan:
     best = result.best
-    if not best.is_feasible():
-        return None
     free = {t: list(vs) for t, vs in enumerate(mapped.type_vehicles)}
     routes_by_vehicle = {}
     served: set[int] = set()
@@ -184,8 +239,7 @@ def solve_pyvrp(p: Prepared, *, t0: float, deadline: float, seed: int,
         routes_by_vehicle[v] = build_route(p, v, list(zip(nodes, times, strict=True)),
                                            int(route.start_time()), end)
     routes = [routes_by_vehicle[v] for v in sorted(routes_by_vehicle)]
-    status = f"feasible, {result.num_iterations} iterations"
+    status = f"feasible ({mode}), {result.num_iterations} iterations"
     return build_plan(p, routes, served, engine=Engine.PYVRP, engine_status=status,
                       first_s=first, solve_s=time.perf_counter() - t0,
                       first_complete_s=first if len(served) == len(p.candidates) else None)
-
