@@ -35,6 +35,7 @@ from benchmarks._routing_check import below_bks, verify
 from benchmarks._routing_instances import Instance, find, gap, load, to_problem
 from routing import DEFAULT_SEARCH, SearchConfig, plan_routes
 from routing.parallel import plan_routes_on_cores
+from routing.search import ALL_OPERATORS_SEARCH, NO_INACTIVE_OPERATORS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 COLUMNS = ("default", "ortools", "pyvrp", "cores")
@@ -42,20 +43,15 @@ LABELS = {"default": "default (1 core)", "ortools": "OR-Tools alone", "pyvrp": "
           "cores": "default (2 cores)"}
 
 # OR-Tools variants measured for issue 12 (docs/routing.md, "Choosing the search")
-_NO_INACTIVE = {name: False for name in (
-    "use_make_inactive", "use_make_chain_inactive", "use_inactive_lns",
-    "use_global_cheapest_insertion_path_lns", "use_local_cheapest_insertion_path_lns",
-    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
-    "use_global_cheapest_insertion_expensive_chain_lns",
-    "use_local_cheapest_insertion_expensive_chain_lns",
-    "use_global_cheapest_insertion_close_nodes_lns",
-    "use_local_cheapest_insertion_close_nodes_lns")}
+# neighbour lists: each node looks at its 45 nearest (the ratio alone, 1.0 by default, is all)
+_NEIGHBORS_45 = "ls_operator_neighbors_ratio: 0.01 ls_operator_min_neighbors: 45"
 ORTOOLS_SEARCHES: dict[str, SearchConfig] = {
-    "default": DEFAULT_SEARCH,
-    "no-inactive": replace(DEFAULT_SEARCH, operators=_NO_INACTIVE),
-    "neighbors45": replace(DEFAULT_SEARCH, extra="ls_operator_min_neighbors: 45"),
-    "no-inactive+neighbors45": replace(DEFAULT_SEARCH, operators=_NO_INACTIVE,
-                                       extra="ls_operator_min_neighbors: 45"),
+    "default": DEFAULT_SEARCH,  # = no-inactive since issue 12
+    "all-operators": ALL_OPERATORS_SEARCH,
+    "no-inactive": replace(ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS),
+    "neighbors45": replace(ALL_OPERATORS_SEARCH, extra=_NEIGHBORS_45),
+    "no-inactive+neighbors45": replace(ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS,
+                                       extra=_NEIGHBORS_45),
 }
 
 
