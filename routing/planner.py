@@ -27,10 +27,6 @@ __all__ = ["ENGINES", "better", "plan_routes"]
 
 ENGINES = ("auto", "ortools", "pyvrp")
 
-# auto on one core, when PyVRP runs its optional model (the fleet may be too small): the share of
-# the budget kept back for OR-Tools to insert what PyVRP left out
-REPAIR_SHARE = 0.1
-
 
 def better(a: Plan, b: Plan) -> bool:
     """Fewer unassigned drops first, then the lower cost."""
@@ -76,8 +72,8 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     found: list[Plan] = []
     discarded: list[str] = []
     if use_pyvrp:
-        reserve = 0.0 if engine == "pyvrp" else REPAIR_SHARE * time_limit_s
-        pv = _pyvrp(prep, t0, deadline, deadline - reserve, seed, start, found, discarded)
+        pv = _pyvrp(prep, t0, deadline, seed, start, found, discarded,
+                    allow_optional=engine == "pyvrp")
         if engine == "auto":
             left = pv is None or any(u.reason == UnassignedReason.FLEET_EXHAUSTED
                                      for u in pv.unassigned)
@@ -107,13 +103,14 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     return _choose(prep, found, discarded, t0)
 
 
-def _pyvrp(prep: Prepared, t0: float, deadline: float, optional_deadline: float, seed: int,
+def _pyvrp(prep: Prepared, t0: float, deadline: float, seed: int,
            start: Mapping[int, Sequence[int]] | None, found: list[Plan],
-           discarded: list[str]) -> Plan | None:
+           discarded: list[str], *, allow_optional: bool) -> Plan | None:
     plan = solve_pyvrp(prep, t0=t0, deadline=deadline, seed=seed, start=start,
-                       optional_deadline=optional_deadline)
-    if plan is None:
+                       allow_optional=allow_optional)
+    if plan is None and allow_optional:
         discarded.append("pyvrp: no feasible solution in the time limit")
+    if plan is None:
         return None
     return _keep(prep, plan, found, discarded)
 
