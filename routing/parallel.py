@@ -23,7 +23,7 @@ from .pyvrp_engine import misfit
 from .search import PORTFOLIO, SearchConfig
 
 __all__ = ["SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
-           "plan_routes_on_cores", "plan_until", "solve_in_subprocess", "solve_many"]
+           "ortools_then_pyvrp", "plan_routes_on_cores", "plan_until", "solve_in_subprocess", "solve_many"]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
 
@@ -148,12 +148,36 @@ def plan_until(problem: Problem, deadline_epoch: float, **kwargs: Any) -> Plan:
     return plan_routes(problem, time_limit_s=left, **kwargs)
 
 
+# two cores on a problem that fits PyVRP: the second core's OR-Tools share, before PyVRP starts
+# from OR-Tools' plan with another seed (a second, different PyVRP trajectory)
+ORTOOLS_FIRST_SHARE = 1 / 3
+
+
+def ortools_then_pyvrp(problem: Problem, deadline_epoch: float, *, seed: int, **kwargs: Any
+                       ) -> Plan:
+    """OR-Tools for `ORTOOLS_FIRST_SHARE` of what is left, then the default engine started from
+    its routes until the deadline; the better re-checked plan of the two."""
+    kwargs.pop("engine", None)
+    left = deadline_epoch - time.time() - _HANDBACK_S
+    first = plan_routes(problem, time_limit_s=max(0.05, left * ORTOOLS_FIRST_SHARE), seed=seed,
+                        engine="ortools", **kwargs)
+    rest = deadline_epoch - time.time() - _HANDBACK_S
+    if rest < 0.2 or not first.routes:
+        return first
+    kwargs.pop("search", None)
+    second = plan_routes(problem, time_limit_s=rest, seed=seed, engine="auto",
+                         initial_routes={r.vehicle_id: r.stop_ids for r in first.routes},
+                         **kwargs)
+    return second if second.rechecked and better(second, first) else first
+
+
 def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 2, seed: int = 0,
                          portfolio: Sequence[SearchConfig] = PORTFOLIO, **kwargs: Any) -> Plan:
     """Two or more searches side by side, one process each; the better re-checked plan wins on
-    (unassigned drops, cost). Where the problem fits PyVRP, the first is PyVRP and the second
-    OR-Tools (the portfolio's first strategy); otherwise the OR-Tools portfolio. The returned
-    plan's time to first solution is the earliest of the runs.
+    (unassigned drops, cost). Where the problem fits PyVRP, the first core runs the default
+    engine (PyVRP) and the second OR-Tools, then PyVRP from OR-Tools' plan with another seed
+    (`ortools_then_pyvrp`); otherwise the OR-Tools portfolio. The returned plan's time to first
+    solution is the earliest of the runs.
     """
     deadline_epoch = time.time() + time_limit_s
     configs = [portfolio[(seed + i) % len(portfolio)] for i in range(cores)]
@@ -162,11 +186,17 @@ def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 
         return plan_routes(problem, time_limit_s=time_limit_s, seed=seed, search=configs[0],
                            **kwargs)
     kwargs.pop("engine", None)
-    engines = (["pyvrp", "ortools"] + ["ortools"] * (cores - 2)) if fits else ["ortools"] * cores
+    engines = (["auto", "ortools+pyvrp"] + ["ortools"] * (cores - 2)) if fits \
+        else ["ortools"] * cores
     with ProcessPoolExecutor(max_workers=cores, mp_context=_SPAWN) as pool:
-        futures = [pool.submit(plan_until, problem, deadline_epoch, seed=seed + i, search=c,
-                               engine=e, **kwargs)
-                   for i, (c, e) in enumerate(zip(configs, engines, strict=True))]
+        futures = []
+        for i, (c, e) in enumerate(zip(configs, engines, strict=True)):
+            if e == "ortools+pyvrp":
+                futures.append(pool.submit(ortools_then_pyvrp, problem, deadline_epoch,
+                                           seed=seed + i, search=c, **kwargs))
+            else:
+                futures.append(pool.submit(plan_until, problem, deadline_epoch, seed=seed + i,
+                                           search=c, engine=e, **kwargs))
         plans = [f.result() for f in futures]
     best = pick(plans)
     firsts = [p.time_to_first_solution_s for p in plans if p.time_to_first_solution_s is not None]

@@ -70,9 +70,10 @@ def test_deadline_ends_a_solve_that_runs_too_long():
 
 
 def test_two_cores_run_both_engines_and_return_a_rechecked_plan():
-    """On two cores a problem that fits runs PyVRP and OR-Tools side by side: the plan that comes
-    back is one of theirs, passed the re-check, serves every stop, and costs no more than the
-    first plan OR-Tools builds alone (which either engine can only improve on)."""
+    """On two cores a problem that fits runs PyVRP on one core and OR-Tools (then PyVRP from its
+    plan) on the other: the plan that comes back is one of theirs, passed the re-check, serves
+    every stop, and costs no more than the first plan OR-Tools builds alone (which either engine
+    can only improve on)."""
     problem = _problem()
     plan = plan_routes_on_cores(problem, time_limit_s=3.0, cores=2)
     assert plan.engine in (Engine.PYVRP, Engine.ORTOOLS)
