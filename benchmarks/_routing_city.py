@@ -146,12 +146,14 @@ def _line(label: str, plan: Plan, wall: float, verdict: str) -> str:
             f"wall {wall:.1f} s {plan.engine} {plan.status} re-check {verdict}")
 
 
-def run_product(seconds: float, seed: int) -> int:
+def run_product(seconds: float, seed: int, only: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")
     print(f"# product-shaped problems, {seconds:g} s each, seed {seed}, "
           f"load at start {os.getloadavg()[0]:.2f}", flush=True)
     never_dearer = True
     for case in CASES:
+        if only and case.name not in only:
+            continue
         problem = city(case, seed)
         n_drops = sum(max(1, sum(1 for x in s.drops.values() if not x.is_zero()))
                       for s in problem.stops)
@@ -183,9 +185,10 @@ def run_product(seconds: float, seed: int) -> int:
             a, o = out["auto"][0], out["ortools"][0]
             ok = (len(a.unassigned), a.cost.total) <= (len(o.unassigned), o.cost.total)
             never_dearer &= ok
+            diff = ((a.cost.total - o.cost.total) / o.cost.total * 100 if o.cost.total
+                    else 0.0)
             print(f"  default vs OR-Tools alone: "
-                  f"{'not dearer' if ok else 'DEARER'} "
-                  f"({(a.cost.total - o.cost.total) / o.cost.total * 100:+.2f} % cost)  "
+                  f"{'not dearer' if ok else 'DEARER'} ({diff:+.2f} % cost)  "
                   f"[load {load_pair:.2f} / {os.getloadavg()[0]:.2f}]", flush=True)
     print(f"# default never dearer than OR-Tools alone: {never_dearer}")
     return 0

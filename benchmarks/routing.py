@@ -7,6 +7,7 @@ each in the same run, and the planner on two cores in a column of its own.
     python -m benchmarks.routing "solomon/R1*" --seconds 10 --columns ortools --ortools-search no-inactive
     python -m benchmarks.routing --scaling                       # first plan, 100 and 1,000 stops
     python -m benchmarks.routing --product --seconds 20          # demo-city problems (_routing_city)
+    python -m benchmarks.routing --product city-1000-fits        # one of them
 
 Relative paths are tried as given, then under ../shared/benchmarks/. Columns: `default`
 (`plan_routes`, engine chosen by the planner), `ortools` (`engine="ortools"`), `pyvrp` (PyVRP
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return scaling(args.seed)
     if args.product:
         from benchmarks._routing_city import run_product
-        return run_product(args.seconds, args.seed)
+        return run_product(args.seconds, args.seed, args.instances or None)
     return run(args)
 
 

@@ -183,9 +183,11 @@ def _start_drops(prep: Prepared, initial: Mapping[str, Sequence[str]] | None
         if vid not in vehicle_no:
             continue
         seq = []
+        zones = prep.problem.vehicles[vehicle_no[vid]].zones
         for sid in stop_ids:
             for k in drops_of_stop.get(sid, []):
-                if k not in used:
+                # a stop on two vehicles (one per zone) lists on each only what it can carry
+                if k not in used and prep.drops[k].zone in zones:
                     used.add(k)
                     seq.append(k)
         out[vehicle_no[vid]] = seq

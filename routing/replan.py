@@ -90,7 +90,12 @@ def replan(problem: Problem, previous: Plan, *, time_limit_s: float, seed: int =
         plan = plan_routes(problem, time_limit_s=time_limit_s, locked=hard, search=search,
                            cache=cache, seed=seed, initial_routes=start)
         return plan, compare_plans(previous, plan)
-    kept = {sid: vid for vid, sids in start.items() for sid in sids}
+    on: dict[str, set[str]] = {}
+    for vid, sids in start.items():
+        for sid in sids:
+            on.setdefault(sid, set()).add(vid)
+    # a stop whose zones rode on several vehicles cannot be locked to one: it stays free
+    kept = {sid: next(iter(vids)) for sid, vids in on.items() if len(vids) == 1}
     kept.update(hard)
     plan = plan_routes(problem, time_limit_s=time_limit_s * _KEPT_SHARE, locked=kept,
                        search=search, cache=cache, seed=seed, initial_routes=start)
