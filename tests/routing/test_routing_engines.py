@@ -270,3 +270,17 @@ def test_pick_prefers_fewer_unassigned_then_cost_and_never_an_unchecked_plan():
     assert pick([full, cheaper]) is cheaper
     unchecked = replace(cheaper, rechecked=False)
     assert pick([unchecked, full]) is full
+
+
+def test_pyvrp_gives_up_on_an_all_served_plan_that_windows_forbid():
+    """The fleet holds every drop, but two stops on opposite sides must both be served at 10:
+    the all-required PyVRP model can never be feasible, so after its share of the time the
+    default hands the problem to OR-Tools, which serves one and reports the other; asked for
+    explicitly, PyVRP's optional model does the same."""
+    stops = [("n", (0, 10), Load(1, 0, 0), [(10, 10)]), ("s", (0, -10), Load(1, 0, 0), [(10, 10)])]
+    p = planar_problem((0, 0), stops, [van("v1")])
+    plan = plan_routes(p, **FAST)
+    assert plan.engine == Engine.ORTOOLS and plan.rechecked
+    assert [u.reason for u in plan.unassigned] == [UnassignedReason.FLEET_EXHAUSTED]
+    explicit = plan_routes(p, engine="pyvrp", **FAST)
+    assert explicit.engine == Engine.PYVRP and len(explicit.unassigned) == 1
