@@ -1,9 +1,10 @@
 """`plan_routes`: which engine runs, for how long, and which re-checked plan comes back.
 
 One call, one wall-clock budget (`time_limit_s`), matrices and re-checks included. When the
-problem fits PyVRP (`pyvrp_engine.misfit`), PyVRP runs for most of it; if it leaves drops a
-vehicle could take, OR-Tools starts from its routes and inserts them. Otherwise OR-Tools runs
-(with decomposition on large problems). Every plan an engine returns is re-checked
+problem fits PyVRP (`pyvrp_engine.misfit`) and PyVRP finds a plan serving every drop (within half
+of the budget), PyVRP runs to the end; if a plan leaves drops a vehicle could take, OR-Tools
+starts from its routes and inserts them. Otherwise (a break, soft windows, a lock, a fleet too
+small) OR-Tools runs (with decomposition on large problems). Every plan an engine returns is re-checked
 (`check.recheck`) and one that fails is discarded and named in `Plan.discarded`.
 """
 
