@@ -1,8 +1,9 @@
-"""Benchmark instances (Solomon VRPTW, X CVRP) in the sets' own integer conventions.
+"""Benchmark instances (Solomon VRPTW, VRPLIB VRPTW, X CVRP) in the sets' own integer conventions.
 
-Solomon: distance and travel time floor(10·euclid), windows and service ×10, totals divided by 10.
-X: TSPLIB EUC_2D, Euclidean rounded to the nearest integer; capacity only.
-See ../shared/benchmarks/README.md.
+Solomon, and VRPLIB files of `TYPE : VRPTW` (or with a TIME_WINDOW_SECTION): distance and travel
+time floor(10·euclid), windows and service ×10, totals divided by 10. VRPLIB CVRP (X): TSPLIB
+EUC_2D, Euclidean rounded to the nearest integer; capacity only.
+See ../shared/benchmarks/README.md. The re-check (`_routing_check.py`) reads files on its own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from routing import Depot, Load, Problem, Stop, TempZone, TimeWindow, Vehicle
 @dataclass(frozen=True)
 class Instance:
     name: str
-    kind: str                 # "solomon" or "x"
+    kind: str                 # "solomon", "vrptw" (VRPLIB) or "x" (VRPLIB CVRP)
     path: Path
     coords: np.ndarray        # (n+1, 2), depot first
     demand: np.ndarray        # (n+1,)
@@ -43,21 +44,59 @@ class Instance:
 def load(path: Path) -> Instance:
     if path.suffix == ".txt":
         return _solomon(path)
-    return _x(path)
+    raw = vrplib.read_instance(str(path))
+    if str(raw.get("type", "")).upper() == "VRPTW" or "time_window" in raw:
+        return _vrplib_vrptw(path, raw)
+    return _x(path, raw)
+
+
+def _truncated_x10(xy: np.ndarray) -> np.ndarray:
+    """floor(10·euclid), exactly: integer square roots on integer coordinates (floats can land
+    a hair below a whole number); coordinates with decimals go through 100·d² rounded first."""
+    if np.all(xy == np.round(xy)):
+        ixy = np.round(xy).astype(np.int64)
+        d2 = ((ixy[:, None, :] - ixy[None, :, :]) ** 2).sum(axis=2)
+        return np.vectorize(lambda v: math.isqrt(100 * int(v)))(d2).astype(np.int64)
+    d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2))
+    return np.floor(10 * d + 1e-9).astype(np.int64)
 
 
 def _solomon(path: Path) -> Instance:
     raw = vrplib.read_instance(str(path), instance_format="solomon")
     xy = np.asarray(raw["node_coord"], dtype=np.int64)
-    d2 = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)
-    # floor(10·sqrt(d2)) exactly, with integer square roots (floats can land a hair below)
-    dist = np.vectorize(lambda v: math.isqrt(100 * int(v)))(d2).astype(np.int64)
+    dist = _truncated_x10(xy)
     bks, routes = _solomon_bks(path)
     return Instance(raw["name"], "solomon", path, xy, np.asarray(raw["demand"], dtype=np.int64),
                     int(raw["capacity"]), dist,
                     (np.asarray(raw["time_window"]) * 10).astype(np.int64),
                     (np.asarray(raw["service_time"]) * 10).astype(np.int64), 10,
                     int(raw["vehicles"]), bks, routes)
+
+
+def _vrplib_vrptw(path: Path, raw: dict) -> Instance:
+    """A VRPLIB VRPTW file, read as VRPTW: its windows and service times, Solomon's convention."""
+    xy = np.asarray(raw["node_coord"], dtype=float)
+    n = len(xy)
+    depot = int(np.asarray(raw["depot"]).ravel()[0])
+    if depot != 0:
+        raise ValueError(f"{path}: depot must be the first node")
+    windows = np.round(np.asarray(raw["time_window"], dtype=float) * 10).astype(np.int64)
+    service = np.broadcast_to(np.asarray(raw.get("service_time", 0), dtype=float), (n,)).copy()
+    if service.ndim == 1 and np.isscalar(raw.get("service_time", 0)):
+        service[0] = 0  # a scalar SERVICE_TIME is the customers'; the depot serves nothing
+    service = np.round(service * 10).astype(np.int64)
+    vehicles = int(raw["vehicles"]) if "vehicles" in raw else n - 1
+    bks = routes = None
+    sol = path.with_suffix(".sol")
+    if sol.exists():
+        s = vrplib.read_solution(str(sol))
+        bks, routes = float(s["cost"]), len(s["routes"])
+        # out and back to every customer bounds any solution: above it, the file wrote ×10
+        if bks > 2 * _truncated_x10(xy)[0].sum() / 10:
+            bks /= 10
+    return Instance(str(raw["name"]), "vrptw", path, xy,
+                    np.asarray(raw["demand"], dtype=np.int64), int(raw["capacity"]),
+                    _truncated_x10(xy), windows, service, 10, vehicles, bks, routes)
 
 
 def _solomon_bks(path: Path) -> tuple[float | None, int | None]:
@@ -74,8 +113,7 @@ def _solomon_bks(path: Path) -> tuple[float | None, int | None]:
     return None, None
 
 
-def _x(path: Path) -> Instance:
-    raw = vrplib.read_instance(str(path))
+def _x(path: Path, raw: dict) -> Instance:
     dist = np.round(np.asarray(raw["edge_weight"])).astype(np.int64)
     depot = int(np.asarray(raw["depot"]).ravel()[0])
     if depot != 0:
@@ -112,41 +150,6 @@ def to_problem(inst: Instance) -> Problem:
                      for i in range(inst.num_vehicles))
     return Problem((Depot("depot"),), tuple(stops), vehicles, distance_m=inst.dist,
                    travel_s=inst.dist)
-
-
-def check(inst: Instance, routes: list[list[int]]) -> tuple[bool, str, float]:
-    """Independent recheck from the instance data: every customer once, capacity, windows.
-
-    Returns (feasible, first problem found, distance in the instance's units).
-    """
-    seen: dict[int, int] = {}
-    total = 0
-    problems: list[str] = []
-    for r, route in enumerate(routes):
-        load = int(sum(inst.demand[c] for c in route))
-        if load > inst.capacity:
-            problems.append(f"route {r + 1} load {load} > {inst.capacity}")
-        t, prev = 0, 0
-        for c in route:
-            seen[c] = seen.get(c, 0) + 1
-            total += int(inst.dist[prev, c])
-            t += int(inst.service[prev]) + int(inst.dist[prev, c])
-            if inst.windows is not None:
-                t = max(t, int(inst.windows[c, 0]))
-                if t > inst.windows[c, 1]:
-                    problems.append(f"customer {c} served at {t} > {inst.windows[c, 1]}")
-            prev = c
-        total += int(inst.dist[prev, 0])
-        t += int(inst.service[prev]) + int(inst.dist[prev, 0])
-        if inst.windows is not None and t > inst.windows[0, 1]:
-            problems.append(f"route {r + 1} back at {t} > {inst.windows[0, 1]}")
-    missing = [c for c in range(1, inst.customers + 1) if c not in seen]
-    twice = [c for c, k in seen.items() if k > 1 or not 1 <= c <= inst.customers]
-    if missing:
-        problems.append(f"{len(missing)} customers not served, e.g. {missing[:5]}")
-    if twice:
-        problems.append(f"customers served twice or unknown: {twice[:5]}")
-    return not problems, "; ".join(problems[:3]), total / inst.scale
 
 
 def gap(cost: float | None, bks: float | None) -> float | None:

@@ -1,13 +1,21 @@
-"""Route planner benchmark: `plan_routes` on Solomon and X instances, beside PyVRP in the same run.
+"""Route planner benchmark: the planner's default, OR-Tools alone, PyVRP alone (the peer), one core
+each in the same run, and the planner on two cores in a column of its own.
 
     python -m benchmarks.routing solomon/R101.txt x/X-n101-k25.vrp --seconds 30 [--json out.json]
     python -m benchmarks.routing solomon --seconds 30            # a whole directory
-    python -m benchmarks.routing "solomon/RC1*" --seconds 10 --no-pyvrp --cores 2
+    python -m benchmarks.routing "solomon/RC1*" --seconds 10 --columns default,pyvrp
+    python -m benchmarks.routing "solomon/R1*" --seconds 10 --columns ortools --ortools-search no-inactive
     python -m benchmarks.routing --scaling                       # first plan, 100 and 1,000 stops
+    python -m benchmarks.routing --product --seconds 20          # demo-city problems (_routing_city)
+    python -m benchmarks.routing --product city-1000-fits        # one of them
 
-Relative paths are tried as given, then under ../shared/benchmarks/. One core per solver: PyVRP
-runs in a child process at the same time as ours, each with the same time limit. `--cores 2`
-adds a column for our planner using both cores (run alone afterwards, never mixed in).
+Relative paths are tried as given, then under ../shared/benchmarks/. Columns: `default`
+(`plan_routes`, engine chosen by the planner), `ortools` (`engine="ortools"`), `pyvrp` (PyVRP
+0.14.1 on the instance's own integers, not through the planner), `cores` (`plan_routes_on_cores`,
+2 cores). One-core columns run two at a time in child processes, one core each; `cores` runs
+alone afterwards. Every plan is re-checked by `_routing_check.verify`, which reads the instance
+file on its own; a gap below the best-known by more than rounding is an ERROR, not a result. The
+1-minute load average is printed with every instance: the machine is shared.
 """
 
 from __future__ import annotations
@@ -19,40 +27,49 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._routing_instances import Instance, check, find, gap, load, to_problem
-from routing import plan_routes
+from benchmarks._routing_check import below_bks, verify
+from benchmarks._routing_instances import Instance, find, gap, load, to_problem
+from routing import DEFAULT_SEARCH, SearchConfig, plan_routes
 from routing.parallel import plan_routes_on_cores
+from routing.search import ALL_OPERATORS_SEARCH, NO_INACTIVE_OPERATORS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
+COLUMNS = ("default", "ortools", "pyvrp", "cores")
+LABELS = {"default": "default (1 core)", "ortools": "OR-Tools alone", "pyvrp": "PyVRP peer",
+          "cores": "default (2 cores)"}
+
+# OR-Tools variants measured for issue 12 (docs/routing.md, "Choosing the search")
+# neighbour lists: each node looks at its 45 nearest (the ratio alone, 1.0 by default, is all)
+_NEIGHBORS_45 = "ls_operator_neighbors_ratio: 0.01 ls_operator_min_neighbors: 45"
+ORTOOLS_SEARCHES: dict[str, SearchConfig] = {
+    "default": DEFAULT_SEARCH,  # = no-inactive since issue 12
+    "all-operators": ALL_OPERATORS_SEARCH,
+    "no-inactive": replace(ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS),
+    "neighbors45": replace(ALL_OPERATORS_SEARCH, extra=_NEIGHBORS_45),
+    "no-inactive+neighbors45": replace(ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS,
+                                       extra=_NEIGHBORS_45),
+}
 
 
-def _ours(inst: Instance, seconds: float, seed: int, cores: int) -> dict:
+def _planner(inst: Instance, seconds: float, seed: int, column: str, search: str) -> dict:
     t0 = time.perf_counter()
     problem = to_problem(inst)
-    if cores == 1:
-        plan = plan_routes(problem, time_limit_s=seconds, seed=seed)
+    if column == "cores":
+        plan = plan_routes_on_cores(problem, time_limit_s=seconds, cores=2, seed=seed)
+    elif column == "ortools":
+        plan = plan_routes(problem, time_limit_s=seconds, seed=seed, engine="ortools",
+                           search=ORTOOLS_SEARCHES[search])
     else:
-        plan = plan_routes_on_cores(problem, time_limit_s=seconds, cores=cores, seed=seed)
-    wall = time.perf_counter() - t0
-    routes = [[int(s) for s in r.stop_ids] for r in plan.routes]
-    feasible, why, cost = check(inst, routes)
-    first = plan.time_to_first_complete_s
-    return {"routes": routes, "vehicles": len(routes), "cost": cost, "feasible": feasible,
-            "why": why or ("; ".join(f"{u.stop_id}:{u.reason}" for u in plan.unassigned[:3])),
-            "first_s": first, "wall_s": wall, "status": plan.status}
-
-
-def _pyvrp_child(inst: Instance, seconds: float, seed: int, conn) -> None:
-    try:
-        conn.send(_pyvrp(inst, seconds, seed))
-    except BaseException as exc:  # report, do not hang the parent
-        conn.send({"error": repr(exc)})
-    finally:
-        conn.close()
+        plan = plan_routes(problem, time_limit_s=seconds, seed=seed)
+    return {"routes": [[int(s) for s in r.stop_ids] for r in plan.routes],
+            "first_s": plan.time_to_first_complete_s, "wall_s": time.perf_counter() - t0,
+            "engine": str(plan.engine), "status": str(plan.status),
+            "unassigned": len(plan.unassigned), "discarded": list(plan.discarded)}
 
 
 def _pyvrp(inst: Instance, seconds: float, seed: int) -> dict:
@@ -62,23 +79,25 @@ def _pyvrp(inst: Instance, seconds: float, seed: int) -> dict:
     t0 = time.perf_counter()
     if inst.kind == "x":
         data = pyvrp.read(str(inst.path), round_func="round")
-    else:  # same integer data as ours: build it, rather than trust a reader's rounding
+    else:  # same integer data as ours (×10 truncated): build it, never trust a reader's rounding
         m = pyvrp.Model()
-        locs = [m.add_location(int(x), int(y)) for x, y in inst.coords]
+        locs = [m.add_location(float(x), float(y)) for x, y in inst.coords]
+        assert inst.windows is not None
         depot = m.add_depot(locs[0], tw_early=int(inst.windows[0, 0]),
                             tw_late=int(inst.windows[0, 1]))
         m.add_vehicle_type(num_available=inst.num_vehicles, capacity=inst.capacity,
                            start_depot=depot, end_depot=depot,
                            tw_early=int(inst.windows[0, 0]), tw_late=int(inst.windows[0, 1]))
         for c in range(1, inst.customers + 1):
-            m.add_client(locs[c], delivery=int(inst.demand[c]), service_duration=int(inst.service[c]),
+            m.add_client(locs[c], delivery=int(inst.demand[c]),
+                         service_duration=int(inst.service[c]),
                          tw_early=int(inst.windows[c, 0]), tw_late=int(inst.windows[c, 1]))
         for i, a in enumerate(locs):
             for j, b in enumerate(locs):
                 m.add_edge(a, b, distance=int(inst.dist[i, j]), duration=int(inst.dist[i, j]))
         data = m.data()
     built = time.perf_counter() - t0
-    res = pyvrp.solve(data, stop=MaxRuntime(seconds), seed=seed, display=False)
+    res = pyvrp.solve(data, stop=MaxRuntime(max(0.1, seconds - built)), seed=seed, display=False)
     # activities number clients from 0; the instance numbers them after its depot(s)
     routes = [[a.idx + data.num_depots for a in r if a.is_client()] for r in res.best.routes()]
     first = None
@@ -88,119 +107,153 @@ def _pyvrp(inst: Instance, seconds: float, seed: int) -> dict:
         if datum.best_feas:
             first = elapsed
             break
-    feasible, why, cost = check(inst, routes)
-    return {"routes": routes, "vehicles": len(routes), "cost": cost, "feasible": feasible,
-            "why": why, "first_s": first, "wall_s": time.perf_counter() - t0}
+    return {"routes": routes, "first_s": first, "wall_s": time.perf_counter() - t0,
+            "engine": "pyvrp (peer)", "status": "feasible" if res.is_feasible() else "infeasible",
+            "unassigned": 0, "discarded": []}
 
 
-def _start_pyvrp(inst: Instance, seconds: float, seed: int):
+def _child(column: str, inst: Instance, seconds: float, seed: int, search: str, conn) -> None:
+    try:
+        if column == "pyvrp":
+            conn.send(_pyvrp(inst, seconds, seed))
+        else:
+            conn.send(_planner(inst, seconds, seed, column, search))
+    except BaseException as exc:  # report, do not hang the parent
+        conn.send({"error": repr(exc)})
+    finally:
+        conn.close()
+
+
+def _run_side_by_side(columns: list[str], inst: Instance, seconds: float, seed: int,
+                      search: str) -> dict[str, dict]:
+    """One-core columns, two at a time, each in its own process (one core each)."""
     ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_pyvrp_child, args=(inst, seconds, seed, send), daemon=True)
-    proc.start()
-    send.close()
-    return proc, recv
-
-
-def _finish_pyvrp(proc, recv, seconds: float) -> dict:
-    if recv.poll(seconds + 120):
-        out = recv.recv()
-    else:
-        out = {"error": "PyVRP did not answer in time"}
-    proc.join(10)
-    if proc.is_alive():
-        proc.terminate()
+    out: dict[str, dict] = {}
+    for i in range(0, len(columns), 2):
+        running = []
+        for column in columns[i:i + 2]:
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(column, inst, seconds, seed, search, send),
+                               daemon=True)
+            proc.start()
+            send.close()
+            running.append((column, proc, recv))
+        for column, proc, recv in running:
+            out[column] = recv.recv() if recv.poll(seconds + 180) else {"error": "no answer"}
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
     return out
+
+
+def _judge(inst: Instance, r: dict) -> dict:
+    """The independent verdict on one column's routes, and the gap only when it can be true."""
+    if "error" in r:
+        return r
+    feasible, why, cost = verify(inst.path, r["routes"])
+    r.update(feasible=feasible, why=why, cost=cost, vehicles=len(r["routes"]), gap=None,
+             below_bks=False)
+    if feasible:
+        if below_bks(cost, inst.bks, inst.scale):
+            r["below_bks"] = True
+            r["why"] = f"ERROR: {cost:.1f} below the best known {inst.bks} by more than rounding"
+        else:
+            r["gap"] = gap(cost, inst.bks)
+    return r
 
 
 def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _row(name: str, bks: float | None, r: dict | None) -> str:
-    if r is None:
-        return ""
+def _row(r: dict) -> str:
     if "error" in r:
-        return f"  error: {r['error']}"
-    g = gap(r["cost"], bks) if r["feasible"] else None
-    flag = "ok" if r["feasible"] else f"INFEASIBLE ({r['why']})"
-    return (f"{r['vehicles']:>3} {r['cost']:>10.1f} {_fmt(g, '>6.2f')}% "
-            f"{_fmt(r['first_s'], '>6.2f')}s {flag}")
+        return f"error: {r['error']}"
+    if r["below_bks"]:
+        flag = r["why"]
+    else:
+        flag = "ok" if r["feasible"] else f"INFEASIBLE ({r['why']})"
+    return (f"{r['vehicles']:>3} {r['cost']:>10.1f} {_fmt(r['gap'], '>6.2f')}% "
+            f"{_fmt(r['first_s'], '>6.2f')}s {r.get('engine', ''):<13} {flag}")
 
 
 def run(args: argparse.Namespace) -> int:
     paths = find(args.instances or ["solomon"], DEFAULT_ROOT)
+    columns = [c.strip() for c in args.columns.split(",")]
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise SystemExit(f"unknown columns {sorted(unknown)}; choose from {COLUMNS}")
+    one_core = [c for c in columns if c != "cores"]
+    print(f"# routing benchmark: {len(paths)} instances, {args.seconds:g} s each, seed {args.seed},"
+          f" columns {','.join(columns)}, OR-Tools search {args.ortools_search!r}, "
+          f"{os.cpu_count()} cpus, load at start {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{'instance':<14}{'BKS':>10} | {'column':<18} {'veh':>3} {'distance':>10} {'gap':>7} "
+          f"{'first':>7} {'engine':<13} check", flush=True)
     results: dict[str, dict] = {}
-    header = (f"{'instance':<14}{'BKS':>10} | {'ours: veh':>9} {'distance':>10} {'gap':>7} "
-              f"{'first':>7} check")
-    print(f"# routing benchmark: {len(paths)} instances, {args.seconds:g} s each, seed {args.seed}"
-          f"{'' if args.no_pyvrp else ', PyVRP 0.14.1 beside (one core each)'}", flush=True)
-    print(header, flush=True)
+    t_start = time.time()
     for path in paths:
         inst = load(path)
-        entry: dict = {"instance": inst.name, "bks": inst.bks, "bks_vehicles": inst.bks_routes}
-        pv = None if args.no_pyvrp else _start_pyvrp(inst, args.seconds, args.seed)
-        if not args.cores_only:
-            entry["ours"] = _ours(inst, args.seconds, args.seed, 1)
-        if pv is not None:
-            entry["pyvrp"] = _finish_pyvrp(*pv, args.seconds)
-        if args.cores > 1:
-            entry["ours_cores"] = _ours(inst, args.seconds, args.seed, args.cores)
-        entry["load1"] = os.getloadavg()[0]
+        entry: dict = {"instance": inst.name, "bks": inst.bks}
+        entry.update(_run_side_by_side(one_core, inst, args.seconds, args.seed,
+                                       args.ortools_search))
+        load_one = os.getloadavg()[0]
+        if "cores" in columns:
+            entry["cores"] = _planner(inst, args.seconds, args.seed, "cores", "default")
+            load_one = max(load_one, os.getloadavg()[0])
+        for c in columns:
+            entry[c] = _judge(inst, entry[c])
+        entry["load1"] = load_one
         results[inst.name] = entry
-        line = (f"{inst.name:<14}{_fmt(inst.bks, '>10.1f')} | ours {_row(inst.name, inst.bks, entry.get('ours'))}"
-                f"  [load {entry['load1']:.1f}]")
-        print(line, flush=True)
-        if "pyvrp" in entry:
-            print(f"{'':<14}{'':>10} | pyvrp {_row(inst.name, inst.bks, entry['pyvrp'])}", flush=True)
-        if "ours_cores" in entry:
-            print(f"{'':<14}{'':>10} | ours×{args.cores} {_row(inst.name, inst.bks, entry['ours_cores'])}",
-                  flush=True)
-    _summary(results, args)
+        for k, c in enumerate(columns):
+            head = f"{inst.name:<14}{_fmt(inst.bks, '>10.1f')}" if k == 0 else " " * 24
+            tail = f"  [load {load_one:.2f}]" if k == 0 else ""
+            print(f"{head} | {LABELS[c]:<18} {_row(entry[c])}{tail}", flush=True)
+    _summary(results, columns)
+    loads = [e["load1"] for e in results.values()]
+    print(f"# {len(results)} instances in {(time.time() - t_start) / 60:.1f} min; load average "
+          f"(1 min) per instance: mean {statistics.fmean(loads):.2f}, max {max(loads):.2f}")
     if args.json:
-        out = {name: {k: ({"routes": v["routes"], "cost": v["cost"], "vehicles": v["vehicles"],
-                           "feasible": v["feasible"], "first_s": v["first_s"]}
-                          if isinstance(v, dict) and "routes" in v else v)
-                      for k, v in e.items()} for name, e in results.items()}
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         print(f"# routes written to {args.json}")
     return 0
 
 
-def _summary(results: dict[str, dict], args: argparse.Namespace) -> None:
+def _summary(results: dict[str, dict], columns: list[str]) -> None:
     print()
-    for key, label in (("ours", "ours (1 core)"), ("pyvrp", "PyVRP (1 core)"),
-                       ("ours_cores", f"ours ({args.cores} cores)")):
-        gaps, firsts, infeasible = [], [], []
+    for c in columns:
+        gaps, firsts, infeasible, errors = [], [], [], []
         worst = (None, -1e9)
         for name, e in results.items():
-            r = e.get(key)
+            r = e.get(c)
             if r is None or "error" in r:
+                errors.append(name)
+                continue
+            if r["below_bks"]:
+                errors.append(name)
                 continue
             if not r["feasible"]:
                 infeasible.append(name)
                 continue
-            g = gap(r["cost"], e["bks"])
-            if g is not None:
-                gaps.append(g)
-                if g > worst[1]:
-                    worst = (name, g)
+            if r["gap"] is not None:
+                gaps.append(r["gap"])
+                if r["gap"] > worst[1]:
+                    worst = (name, r["gap"])
             if r["first_s"] is not None:
                 firsts.append(r["first_s"])
-        if not gaps and not infeasible:
-            continue
         mean = statistics.fmean(gaps) if gaps else float("nan")
         worst_text = f"{worst[1]:6.2f}% ({worst[0]})" if worst[0] else "-"
-        print(f"{label:<16} mean gap {mean:6.2f}%  worst {worst_text}  "
-              f"feasible {len(results) - len(infeasible)}/{len(results)}"
-              f"{'  INFEASIBLE: ' + ','.join(infeasible) if infeasible else ''}  "
-              f"first feasible max {max(firsts) if firsts else float('nan'):.2f}s")
+        print(f"{LABELS[c]:<18} mean gap {mean:6.3f}%  worst {worst_text}  "
+              f"feasible {len(results) - len(infeasible) - len(errors)}/{len(results)}"
+              f"{'  INFEASIBLE: ' + ','.join(infeasible) if infeasible else ''}"
+              f"{'  ERRORS: ' + ','.join(errors) if errors else ''}  "
+              f"first feasible max {max(firsts) if firsts else float('nan'):.2f}s", flush=True)
 
 
 def scaling(seed: int) -> int:
     """Time to the first complete plan for 100 and 1,000 stops from lat/lon, matrix included."""
     from routing import Depot, LatLon, Load, Problem, Stop, TempZone, TimeWindow, Vehicle
 
+    print(f"# first plan, load at start {os.getloadavg()[0]:.2f}")
     for n in (100, 1000):
         rng = np.random.default_rng(seed)
         offsets = rng.uniform(-0.15, 0.15, size=(n, 2))
@@ -216,8 +269,9 @@ def scaling(seed: int) -> int:
         wall = time.perf_counter() - t0
         served = sum(len(r.visits) for r in plan.routes)
         print(f"{n:>5} stops: first plan {plan.time_to_first_solution_s:.2f} s "
-              f"(wall incl. validation {wall:.2f} s), served {served}/{n}, "
-              f"{plan.cost.vehicles_used} vehicles, {plan.status}")
+              f"(wall incl. validation and re-check {wall:.2f} s), served {served}/{n}, "
+              f"{plan.cost.vehicles_used} vehicles, {plan.status} via {plan.engine}, "
+              f"load {os.getloadavg()[0]:.2f}")
     return 0
 
 
@@ -228,16 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="write every route (customer numbers) here")
-    parser.add_argument("--no-pyvrp", action="store_true")
-    parser.add_argument("--cores", type=int, default=1,
-                        help="also run our planner on this many cores, in its own column")
-    parser.add_argument("--cores-only", action="store_true",
-                        help="with --cores N: skip the one-core run (e.g. with --no-pyvrp)")
+    parser.add_argument("--columns", default=",".join(COLUMNS),
+                        help=f"comma-separated, from {COLUMNS}")
+    parser.add_argument("--ortools-search", default="default", choices=sorted(ORTOOLS_SEARCHES),
+                        help="the OR-Tools variant for the `ortools` column")
     parser.add_argument("--scaling", action="store_true",
                         help="time to first plan for 100 and 1,000 lat/lon stops, then exit")
+    parser.add_argument("--product", action="store_true",
+                        help="demo-city problems (50, 200, 1,000 pickup points), then exit")
     args = parser.parse_args(argv)
     if args.scaling:
         return scaling(args.seed)
+    if args.product:
+        from benchmarks._routing_city import run_product
+        return run_product(args.seconds, args.seed, args.instances or None)
     return run(args)
 
 

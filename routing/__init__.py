@@ -1,18 +1,23 @@
-"""groupbuy route planner: plain frozen data in (`Problem`), plain data out (`Plan`), OR-Tools inside.
+"""groupbuy route planner: plain frozen data in (`Problem`), plain data out (`Plan`); OR-Tools and
+PyVRP inside, every plan re-checked.
 
 Knows nothing of the database or Flask; see docs/routing.md.
 """
 
+from .check import recheck
 from .echelon import DEFAULT_HANDLING_S, TwoEchelonPlan, plan_two_echelons
 from .matrix import GreatCircleSource, MatrixCache, OsrmError, OsrmTable, build_matrices, geodesic_m
 from .model import (
     UNREACHABLE,
     Break,
     Depot,
+    Drop,
+    Engine,
     LatLon,
     Load,
     Plan,
     PlanCost,
+    PlanStatus,
     Problem,
     Route,
     RoutingInputError,
@@ -23,6 +28,7 @@ from .model import (
     UnassignedReason,
     Vehicle,
     Visit,
+    expand_drops,
 )
 from .parallel import (
     SolveCancelled,
@@ -33,13 +39,19 @@ from .parallel import (
     solve_in_subprocess,
     solve_many,
 )
+from .planner import ENGINES, plan_routes
 from .replan import PlanChanges, compare_plans, replan
 from .search import DEFAULT_SEARCH, SearchConfig
-from .solver import plan_routes
 
 __all__ = [
     "DEFAULT_HANDLING_S",
     "DEFAULT_SEARCH",
+    "ENGINES",
+    "Drop",
+    "Engine",
+    "PlanStatus",
+    "expand_drops",
+    "recheck",
     "PlanChanges",
     "SolveCancelled",
     "SolveDeadlineExceeded",

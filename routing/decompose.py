@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -26,11 +27,17 @@ def can_decompose(problem: Problem) -> bool:
     return not problem.split_oversized and all(len(s.drops) <= 1 for s in problem.stops)
 
 
-def improve_by_route_groups(problem: Problem, plan: Plan, *, deadline: float, seed: int,
-                            config: SearchConfig, cache: MatrixCache | None = None) -> Plan:
-    """Re-solve groups of `config.decompose_routes` close routes until `deadline` (perf_counter)."""
-    from .solver import plan_routes
+# solve(problem, time_limit_s=..., seed=..., search=...) -> Plan: the planner hands itself in,
+# so this module never imports it (no import circle)
+Solve = Callable[..., Plan]
 
+
+def improve_by_route_groups(problem: Problem, plan: Plan, *, solve: Solve, deadline: float,
+                            seed: int, config: SearchConfig,
+                            cache: MatrixCache | None = None) -> Plan:
+    """Re-solve groups of `config.decompose_routes` close routes until `deadline` (perf_counter)
+    with `solve`; a group's new routes replace the old ones only if all stops stay served and
+    the cost drops."""
     dist, times = build_matrices(problem, cache)
     n_depots = len(problem.depots)
     row = {s.id: n_depots + i for i, s in enumerate(problem.stops)}
@@ -59,8 +66,8 @@ def improve_by_route_groups(problem: Problem, plan: Plan, *, deadline: float, se
         if budget < 0.2:
             break
         old_cost = sum(_route_cost(routes[v], problem) for v in group)
-        better = plan_routes(sub, time_limit_s=budget, seed=rng.randrange(1 << 30),
-                             search=sub_config)
+        better = solve(sub, time_limit_s=budget, seed=rng.randrange(1 << 30),
+                       search=sub_config)
         if not better.unassigned and better.cost.total < old_cost:
             for v in group:
                 del routes[v]

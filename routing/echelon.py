@@ -9,16 +9,29 @@ in parallel worker processes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from .model import Plan, PlanCost, Problem, RoutingInputError, Unassigned, UnassignedReason
+from .model import (
+    Engine,
+    Plan,
+    PlanCost,
+    PlanStatus,
+    Problem,
+    RoutingInputError,
+    Unassigned,
+    UnassignedReason,
+    expand_drops,
+)
 from .parallel import solve_many
-from .solver import expand_drops, plan_routes
+from .planner import plan_routes
 
 __all__ = ["DEFAULT_HANDLING_S", "TwoEchelonPlan", "plan_two_echelons"]
 
 DEFAULT_HANDLING_S = 30 * 60
+# without `trunk_time_limit_s`, the trunk's share of the whole budget
+TRUNK_SHARE = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +44,12 @@ class TwoEchelonPlan:
 def plan_two_echelons(trunk: Problem, last_mile: Mapping[str, Problem], *, time_limit_s: float,
                       handling_s: int = DEFAULT_HANDLING_S, workers: int = 2,
                       seed: int = 0, trunk_time_limit_s: float | None = None) -> TwoEchelonPlan:
-    """Plan the trunk, then every station's last mile from the time its goods are ready."""
+    """Plan the trunk, then every station's last mile from the time its goods are ready.
+
+    `time_limit_s` is the whole call's budget; the trunk gets `trunk_time_limit_s` of it (by
+    default `TRUNK_SHARE`), the stations share the rest on `workers` processes.
+    """
+    t_end = time.time() + time_limit_s
     station_ids = {s.id for s in trunk.stops}
     unknown = set(last_mile) - station_ids
     if unknown:
@@ -39,7 +57,8 @@ def plan_two_echelons(trunk: Problem, last_mile: Mapping[str, Problem], *, time_
                                 record="trunk", field="stops")
     if not trunk.split_oversized:
         trunk = replace(trunk, split_oversized=True)
-    trunk_plan = plan_routes(trunk, time_limit_s=trunk_time_limit_s or time_limit_s, seed=seed)
+    trunk_s = min(trunk_time_limit_s or TRUNK_SHARE * time_limit_s, 0.9 * time_limit_s)
+    trunk_plan = plan_routes(trunk, time_limit_s=trunk_s, seed=seed)
 
     arrivals: dict[str, int] = {}
     for route in trunk_plan.routes:
@@ -56,7 +75,8 @@ def plan_two_echelons(trunk: Problem, last_mile: Mapping[str, Problem], *, time_
             continue
         ready[station] = arrivals[station] + handling_s
         to_solve[station] = _starting_at(problem, ready[station])  # type: ignore[arg-type]
-    plans.update(solve_many(to_solve, time_limit_s=time_limit_s, workers=workers, seed=seed))
+    plans.update(solve_many(to_solve, time_limit_s=max(0.1, t_end - time.time()), workers=workers,
+                            seed=seed))
     # a partly supplied station is planned in full: the trunk plan's unassigned say what is short
     return TwoEchelonPlan(trunk_plan, plans, ready)
 
@@ -73,4 +93,5 @@ def _unsupplied(problem: Problem) -> Plan:
     unassigned = tuple(Unassigned(problem.stops[d.stop_index].id, d.zone,
                                   UnassignedReason.STATION_NOT_SUPPLIED, d.load)
                        for d in expand_drops(problem))
-    return Plan((), unassigned, PlanCost(0, 0, 0, 0, 0), "STATION_NOT_SUPPLIED", None, 0.0)
+    return Plan((), unassigned, PlanCost(0, 0, 0, 0, 0), PlanStatus.PARTIAL, None, 0.0,
+                engine=Engine.NONE, engine_status="station not supplied")

@@ -18,10 +18,13 @@ __all__ = [
     "UNREACHABLE",
     "Break",
     "Depot",
+    "Drop",
+    "Engine",
     "LatLon",
     "Load",
     "Plan",
     "PlanCost",
+    "PlanStatus",
     "Problem",
     "Route",
     "RoutingInputError",
@@ -32,6 +35,7 @@ __all__ = [
     "UnassignedReason",
     "Vehicle",
     "Visit",
+    "expand_drops",
 ]
 
 # A matrix entry at or above this value means "no road between these two points" (an OSRM null).
@@ -67,8 +71,29 @@ class UnassignedReason(StrEnum):
     WINDOW_UNREACHABLE = "window_unreachable"
     UNREACHABLE_LOCATION = "unreachable_location"
     FLEET_EXHAUSTED = "fleet_exhausted"
+    # the stop is locked to a vehicle that lacks its zone, its capacity, its reach or its time
+    LOCKED_VEHICLE_UNFIT = "locked_vehicle_unfit"
     # two echelons only: the station the stop hangs off received no trunk delivery
     STATION_NOT_SUPPLIED = "station_not_supplied"
+
+
+class PlanStatus(StrEnum):
+    """What a caller may rely on about a returned plan (the engine's own word is beside it)."""
+
+    SOLVED = "solved"                      # every drop is on a route
+    PARTIAL = "partial"                    # a plan, with some drops unassigned (each with a reason)
+    TIMED_OUT = "timed_out"                # the time limit ran out before any plan was found
+    INFEASIBLE_INPUT = "infeasible_input"  # stops, but no vehicle, or no drop any vehicle can take
+    REJECTED = "rejected"                  # every plan the engines found failed the re-check
+
+
+class Engine(StrEnum):
+    """Which search produced a plan."""
+
+    NONE = "none"              # nothing to search (empty problem, no vehicles, input infeasible)
+    ORTOOLS = "ortools"
+    PYVRP = "pyvrp"
+    PYVRP_ORTOOLS = "pyvrp+ortools"  # PyVRP's routes, then OR-Tools inserted what it left
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,13 +447,19 @@ class Plan:
     routes: tuple[Route, ...]          # only vehicles that leave their depot
     unassigned: tuple[Unassigned, ...]
     cost: PlanCost
-    status: str                        # OR-Tools search status name, e.g. ROUTING_SUCCESS
+    status: PlanStatus
     time_to_first_solution_s: float | None  # from the call, matrix building included
     solve_s: float
     # the first solution that served every drop it could serve (no drop-penalty paid)
     time_to_first_complete_s: float | None = None
-    # OR-Tools' objective value: cost.total plus the penalties of drops it left out
+    # the engine's objective value: cost.total plus the penalties of drops it left out
     solver_objective: int | None = None
+    engine: Engine = Engine.NONE
+    engine_status: str = ""            # the engine's own word, e.g. ROUTING_SUCCESS
+    # the independent re-check (routing/check.py): True when this plan passed it
+    rechecked: bool = False
+    # plans an engine returned that failed the re-check, and why ("pyvrp: ...")
+    discarded: tuple[str, ...] = ()
 
     def vehicle_of(self) -> dict[str, str]:
         """Stop id -> vehicle id (a stop split over vehicles maps to the first)."""
@@ -440,3 +471,53 @@ class Plan:
 
     def route_of(self, vehicle_id: str) -> Route | None:
         return next((r for r in self.routes if r.vehicle_id == vehicle_id), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Drops: what the engines route
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """One routed unit: a stop's load in one zone (or a part of it, when split)."""
+
+    stop_index: int
+    zone: TempZone
+    load: Load
+
+
+def expand_drops(problem: Problem) -> list[Drop]:
+    """One drop per (stop, zone) with a non-zero load; oversized ones split if the problem says so.
+
+    A stop with no drops at all still gets one empty ambient drop: it is a visit to make.
+    """
+    biggest: dict[TempZone, Load] = {}
+    for z in TempZone:
+        caps = [v.capacity.as_tuple() for v in problem.vehicles if z in v.zones]
+        if caps:
+            biggest[z] = Load(*(max(c[i] for c in caps) for i in range(3)))
+    drops: list[Drop] = []
+    for i, stop in enumerate(problem.stops):
+        items = [(TempZone(z), load) for z, load in stop.drops.items() if not load.is_zero()]
+        if not items:
+            items = [(TempZone.AMBIENT, Load())]
+        for zone, load in items:
+            cap = biggest.get(zone)
+            if problem.split_oversized and cap is not None and not load.fits_in(cap):
+                drops.extend(Drop(i, zone, part) for part in _split(load, cap))
+            else:
+                drops.append(Drop(i, zone, load))
+    return drops
+
+
+def _split(load: Load, cap: Load) -> list[Load]:
+    parts = 1
+    for need, have in zip(load.as_tuple(), cap.as_tuple(), strict=True):
+        if need > 0:
+            if have <= 0:
+                return [load]
+            parts = max(parts, -(-need // have))
+    out = []
+    for k in range(parts):
+        out.append(Load(*((x * (k + 1)) // parts - (x * k) // parts for x in load.as_tuple())))
+    return out

@@ -1,8 +1,10 @@
 """Solving outside the caller's process: the solver holds the GIL for its whole time limit.
 
 `solve_in_subprocess` runs `plan_routes` in a spawned child with a deadline and clean
-cancellation (the child is terminated). `plan_routes_on_cores` runs the search portfolio on
-several cores and keeps the best plan. `solve_many` solves independent problems in a pool.
+cancellation (the child is terminated). `plan_routes_on_cores` runs PyVRP and OR-Tools side by
+side (or, when PyVRP does not fit, the OR-Tools portfolio) and keeps the better re-checked plan.
+`solve_many` solves independent problems in a pool. `time_limit_s` is the whole call's budget:
+children are given an absolute wall-clock deadline, so process start-up comes out of it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from dataclasses import replace
 from typing import Any
 
 from .model import Plan, Problem
+from .planner import better, plan_routes
+from .pyvrp_engine import misfit
 from .search import PORTFOLIO, SearchConfig
-from .solver import plan_routes
 
-__all__ = ["SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle",
-           "plan_routes_on_cores", "solve_in_subprocess", "solve_many"]
+__all__ = ["SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
+           "ortools_then_pyvrp", "plan_routes_on_cores", "plan_until", "solve_in_subprocess", "solve_many"]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
 
@@ -134,38 +137,109 @@ def solve_in_subprocess(problem: Problem, *, time_limit_s: float, deadline_s: fl
                        **kwargs)
 
 
-def _better(a: Plan, b: Plan) -> bool:
-    return (len(a.unassigned), a.cost.total) < (len(b.unassigned), b.cost.total)
+# a child hands its plan back (pickling, pipe) in this much time before the deadline
+_HANDBACK_S = 0.1
+
+
+def plan_until(problem: Problem, deadline_epoch: float, **kwargs: Any) -> Plan:
+    """`plan_routes` with whatever is left until `deadline_epoch` (time.time(), shared by every
+    process), so spawning and importing in a child come out of the caller's budget."""
+    left = max(0.05, deadline_epoch - time.time() - _HANDBACK_S)
+    return plan_routes(problem, time_limit_s=left, **kwargs)
+
+
+# two cores on a problem that fits PyVRP: the second core's OR-Tools share, before PyVRP starts
+# from OR-Tools' plan with another seed (a second, different PyVRP trajectory)
+ORTOOLS_FIRST_SHARE = 1 / 3
+
+
+def ortools_then_pyvrp(problem: Problem, deadline_epoch: float, *, seed: int, **kwargs: Any
+                       ) -> Plan:
+    """OR-Tools for `ORTOOLS_FIRST_SHARE` of what is left, then the default engine started from
+    its routes until the deadline; the better re-checked plan of the two."""
+    kwargs.pop("engine", None)
+    left = deadline_epoch - time.time() - _HANDBACK_S
+    first = plan_routes(problem, time_limit_s=max(0.05, left * ORTOOLS_FIRST_SHARE), seed=seed,
+                        engine="ortools", **kwargs)
+    rest = deadline_epoch - time.time() - _HANDBACK_S
+    if rest < 0.2 or not first.routes:
+        return first
+    kwargs.pop("search", None)
+    second = plan_routes(problem, time_limit_s=rest, seed=seed, engine="auto",
+                         initial_routes={r.vehicle_id: r.stop_ids for r in first.routes},
+                         **kwargs)
+    return second if second.rechecked and better(second, first) else first
 
 
 def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 2, seed: int = 0,
                          portfolio: Sequence[SearchConfig] = PORTFOLIO, **kwargs: Any) -> Plan:
-    """Run `cores` strategies of the portfolio side by side, one process each; best plan wins.
-
-    The returned plan's time to first solution is the earliest of the runs.
+    """Two or more searches side by side, one process each; the better re-checked plan wins on
+    (unassigned drops, cost). Where the problem fits PyVRP, the first core runs the default
+    engine (PyVRP) and the second OR-Tools, then PyVRP from OR-Tools' plan with another seed
+    (`ortools_then_pyvrp`); otherwise the OR-Tools portfolio. The returned plan's time to first
+    solution is the earliest of the runs.
     """
+    deadline_epoch = time.time() + time_limit_s
     configs = [portfolio[(seed + i) % len(portfolio)] for i in range(cores)]
+    fits = misfit(problem, kwargs.get("locked")) is None and kwargs.get("solution_limit") is None
     if cores <= 1:
         return plan_routes(problem, time_limit_s=time_limit_s, seed=seed, search=configs[0],
                            **kwargs)
+    kwargs.pop("engine", None)
+    engines = (["auto", "ortools+pyvrp"] + ["ortools"] * (cores - 2)) if fits \
+        else ["ortools"] * cores
     with ProcessPoolExecutor(max_workers=cores, mp_context=_SPAWN) as pool:
-        futures = [pool.submit(plan_routes, problem, time_limit_s=time_limit_s, seed=seed + i,
-                               search=c, **kwargs) for i, c in enumerate(configs)]
+        futures = []
+        for i, (c, e) in enumerate(zip(configs, engines, strict=True)):
+            if e == "ortools+pyvrp":
+                futures.append(pool.submit(ortools_then_pyvrp, problem, deadline_epoch,
+                                           seed=seed + i, search=c, **kwargs))
+            else:
+                futures.append(pool.submit(plan_until, problem, deadline_epoch, seed=seed + i,
+                                           search=c, engine=e, **kwargs))
         plans = [f.result() for f in futures]
-    best = plans[0]
-    for plan in plans[1:]:
-        if _better(plan, best):
-            best = plan
+    best = pick(plans)
     firsts = [p.time_to_first_solution_s for p in plans if p.time_to_first_solution_s is not None]
-    return replace(best, time_to_first_solution_s=min(firsts) if firsts else None)
+    discarded = tuple(d for p in plans for d in p.discarded)
+    return replace(best, time_to_first_solution_s=min(firsts) if firsts else None,
+                   discarded=discarded)
+
+
+def pick(plans: Sequence[Plan]) -> Plan:
+    """The better of several runs' plans on (unassigned drops, cost), among those that passed
+    the re-check; only when none did, the first (its status says so)."""
+    kept = [p for p in plans if p.rechecked]
+    best = (kept or list(plans))[0]
+    for plan in kept[1:]:
+        if better(plan, best):
+            best = plan
+    return best
 
 
 def solve_many(problems: Mapping[str, Problem], *, time_limit_s: float, workers: int = 2,
                seed: int = 0) -> dict[str, Plan]:
-    """Independent problems (e.g. the last mile of each station) in a pool of worker processes."""
+    """Independent problems (e.g. the last mile of each station) in a pool of worker processes;
+    `time_limit_s` bounds the whole call: problems share the workers' time."""
+    if not problems:
+        return {}
+    t_end = time.time() + time_limit_s
     if workers <= 1 or len(problems) <= 1:
-        return {k: plan_routes(p, time_limit_s=time_limit_s, seed=seed) for k, p in problems.items()}
-    with ProcessPoolExecutor(max_workers=min(workers, len(problems)), mp_context=_SPAWN) as pool:
-        futures = {k: pool.submit(plan_routes, p, time_limit_s=time_limit_s, seed=seed)
-                   for k, p in problems.items()}
+        out = {}
+        for i, (k, p) in enumerate(problems.items()):
+            share = (t_end - time.time()) / (len(problems) - i)
+            out[k] = plan_routes(p, time_limit_s=max(0.05, share), seed=seed)
+        return out
+    workers = min(workers, len(problems))
+    rounds = -(-len(problems) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
+        futures = {}
+        for i, (k, p) in enumerate(problems.items()):
+            # problem i runs in round i // workers: it must end by that round's share of the time
+            round_end = time.time() + (t_end - time.time()) * (i // workers + 1) / rounds
+            futures[k] = pool.submit(_plan_in_slot, p, round_end, seed)
         return {k: f.result() for k, f in futures.items()}
+
+
+def _plan_in_slot(problem: Problem, slot_end_epoch: float, seed: int) -> Plan:
+    """A pooled problem gets from when a worker picks it up until its slot ends (at least a bit)."""
+    return plan_until(problem, max(slot_end_epoch, time.time() + 0.2), seed=seed)

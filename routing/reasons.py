@@ -6,16 +6,11 @@ The checks run in a fixed order; a drop that passes them all but is still left o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from .model import UNREACHABLE, Problem, TimeWindow, UnassignedReason, Vehicle
+from .model import UNREACHABLE, Drop, Problem, TimeWindow, UnassignedReason, Vehicle
 
-if TYPE_CHECKING:
-    from .solver import Drop
-
-__all__ = ["reason_on_its_own", "vehicle_classes"]
+__all__ = ["reason_on_its_own", "reason_when_locked", "vehicle_classes"]
 
 
 def vehicle_classes(vehicles: tuple[Vehicle, ...]) -> list[Vehicle]:
@@ -59,6 +54,15 @@ def reason_on_its_own(problem: Problem, drop: Drop, dist: np.ndarray,
         if _direct_trip_fits(v, there, back, stop.service_s, stop.windows):
             return None
     return UnassignedReason.WINDOW_UNREACHABLE
+
+
+def reason_when_locked(problem: Problem, drop: Drop, vehicle: Vehicle, dist: np.ndarray,
+                       times: dict[str, np.ndarray]) -> UnassignedReason | None:
+    """`LOCKED_VEHICLE_UNFIT` when the vehicle the drop's stop is locked to could not serve it on
+    its own (zone, capacity, reach, shift and windows), although another vehicle could."""
+    if reason_on_its_own(problem, drop, dist, times, [vehicle]) is None:
+        return None
+    return UnassignedReason.LOCKED_VEHICLE_UNFIT
 
 
 def _direct_trip_fits(v: Vehicle, there: int, back: int, service: int,

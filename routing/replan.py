@@ -1,9 +1,12 @@
 """Re-planning late in the evening: keep what drivers were told, start from the previous plan.
 
 `replan` warm-starts from the previous plan's routes and, by default, keeps every stop that is
-still there on its previous vehicle (order may change). Only if that leaves stops the fleet could
-otherwise serve does it try again with the vehicles free (locked stops stay locked), keeping
-whichever plan serves more. `compare_plans` counts what changed.
+still there on its previous vehicle (order may change): locks, so OR-Tools, from the previous
+routes, with guided local search for the whole budget (ILS cannot start from routes). If that
+leaves stops the fleet could otherwise serve, it tries again with the vehicles free (locked stops
+stay locked), keeping whichever plan serves more; if not, it goes on improving from its own plan
+until the budget is spent. With `keep_vehicles=False` and no locks, the problem may fit PyVRP,
+which then starts from the previous routes. `compare_plans` counts what changed.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from dataclasses import dataclass
 
 from .matrix import MatrixCache
 from .model import Plan, Problem, UnassignedReason
+from .planner import better, plan_routes
 from .search import SearchConfig
-from .solver import plan_routes
 
 __all__ = ["PlanChanges", "compare_plans", "replan"]
+
+# the first, vehicles-kept search's share of the budget; the rest improves or frees the vehicles
+_KEPT_SHARE = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +90,25 @@ def replan(problem: Problem, previous: Plan, *, time_limit_s: float, seed: int =
         plan = plan_routes(problem, time_limit_s=time_limit_s, locked=hard, search=search,
                            cache=cache, seed=seed, initial_routes=start)
         return plan, compare_plans(previous, plan)
-    kept = {sid: vid for vid, sids in start.items() for sid in sids}
+    on: dict[str, set[str]] = {}
+    for vid, sids in start.items():
+        for sid in sids:
+            on.setdefault(sid, set()).add(vid)
+    # a stop whose zones rode on several vehicles cannot be locked to one: it stays free
+    kept = {sid: next(iter(vids)) for sid, vids in on.items() if len(vids) == 1}
     kept.update(hard)
-    budget = time_limit_s / 2
-    plan = plan_routes(problem, time_limit_s=budget, locked=kept, search=search, cache=cache,
-                       seed=seed, initial_routes=start)
-    if any(u.reason == UnassignedReason.FLEET_EXHAUSTED for u in plan.unassigned):
-        remaining = max(0.1, time_limit_s - (time.perf_counter() - t0))
+    plan = plan_routes(problem, time_limit_s=time_limit_s * _KEPT_SHARE, locked=kept,
+                       search=search, cache=cache, seed=seed, initial_routes=start)
+    remaining = time_limit_s - (time.perf_counter() - t0)
+    if remaining > 0.05:
         warm = {r.vehicle_id: r.stop_ids for r in plan.routes}
-        free = plan_routes(problem, time_limit_s=remaining, locked=hard, search=search,
-                           cache=cache, seed=seed, initial_routes=warm)
-        if (len(free.unassigned), free.cost.total) < (len(plan.unassigned), plan.cost.total):
-            plan = free
+        if any(u.reason == UnassignedReason.FLEET_EXHAUSTED for u in plan.unassigned):
+            # vehicles free (locks hold): may serve what keeping them could not
+            more = plan_routes(problem, time_limit_s=remaining, locked=hard, search=search,
+                               cache=cache, seed=seed, initial_routes=warm)
+        else:  # the rest of the budget goes on improving the kept plan
+            more = plan_routes(problem, time_limit_s=remaining, locked=kept, search=search,
+                               cache=cache, seed=seed + 1, initial_routes=warm)
+        if more.rechecked and better(more, plan):
+            plan = more
     return plan, compare_plans(previous, plan)

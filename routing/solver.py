@@ -1,122 +1,61 @@
-"""`plan_routes`: a Problem becomes an OR-Tools model, the search runs, the solution becomes a Plan.
+"""The OR-Tools engine: a prepared problem becomes a RoutingModel, the search runs, routes come back.
 
-Solver nodes are the depots, then one node per (stop, zone) drop, so each zone may ride on a
-different vehicle; drops of one stop share its location and, back to back, one service time.
-Every drop is optional with a penalty larger than anything serving it can cost, so a small fleet
-gives unassigned stops, never an exception. Why a drop is unassigned is decided on the drop alone
-(`reasons.py`).
+Solver nodes are the depots, then one node per candidate (stop, zone) drop (`prepare.py`), so each
+zone may ride on a different vehicle; drops of one stop share its location and, back to back, one
+service time. Every drop is optional with a penalty larger than anything serving it can cost, so a
+small fleet gives unassigned stops, never an exception. This engine expresses the whole model:
+breaks, soft windows, locks and several windows.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from .decompose import can_decompose, improve_by_route_groups
-from .matrix import MatrixCache, build_matrices
-from .model import (
-    UNREACHABLE,
-    Load,
-    Plan,
-    PlanCost,
-    Problem,
-    Route,
-    RoutingInputError,
-    Stop,
-    TempZone,
-    Unassigned,
-    UnassignedReason,
-    Visit,
-)
-from .search import DEFAULT_SEARCH, SearchConfig, search_parameters
+from .model import UNREACHABLE, Engine, Load, Plan, TempZone
+from .prepare import Prepared, build_plan, build_route, empty_plan
+from .search import SearchConfig, search_parameters
 
-__all__ = ["Drop", "plan_routes"]
+__all__ = ["solve_ortools"]
 
 _STATUS = routing_enums_pb2.RoutingSearchStatus.DESCRIPTOR.enum_types_by_name["Value"]
 
 
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """One solver node: a stop's load in one zone (or a part of it, when split)."""
-
-    stop_index: int
-    zone: TempZone
-    load: Load
-
-
-@dataclass
-class _Model:
-    """Everything plan_routes builds before the search, kept to read the solution back."""
-
-    problem: Problem
-    drops: list[Drop]
-    candidates: list[int]          # drop numbers given to the solver
-    rejected: dict[int, UnassignedReason]
-    node_row: np.ndarray           # solver node -> matrix row
-    dist: np.ndarray               # over solver nodes
-    times: dict[str, np.ndarray]   # per profile, over solver nodes, travel only
-    service: np.ndarray            # per solver node
-    penalty: int
-    same_stop: np.ndarray          # [i, j]: both nodes are drops of one stop
-
-
-def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
-                search: SearchConfig | None = None, solution_limit: int | None = None,
-                locked: Mapping[str, str] | None = None,
-                initial_routes: Mapping[str, Sequence[str]] | None = None,
-                cache: MatrixCache | None = None) -> Plan:
-    """Routes for every vehicle, and every stop that could not be served with its reason.
-
-    `locked` keeps a stop on one vehicle (stop id -> vehicle id); `initial_routes` (vehicle id ->
-    stop ids in order, e.g. from a previous plan) is where the search starts. `seed` seeds the
-    solver's random generator (ruin-and-recreate); with a time limit, results still depend on how
-    much work fits in it.
-    """
-    t0 = time.perf_counter()
-    config = search or DEFAULT_SEARCH
-    if (config.decompose_threshold is not None and len(problem.stops) >= config.decompose_threshold
-            and not locked and not initial_routes and solution_limit is None
-            and can_decompose(problem)):
-        whole = plan_routes(problem, time_limit_s=time_limit_s * config.decompose_first,
-                            seed=seed, search=replace(config, decompose_threshold=None),
-                            cache=cache)
-        better = improve_by_route_groups(problem, whole, deadline=t0 + time_limit_s, seed=seed,
-                                         config=config, cache=cache)
-        return replace(better, solve_s=time.perf_counter() - t0)
-    dist_rows, time_rows = build_matrices(problem, cache)
-    m = _build(problem, dist_rows, time_rows)
+def solve_ortools(m: Prepared, *, t0: float, deadline: float, seed: int, config: SearchConfig,
+                  solution_limit: int | None = None, locked: Mapping[str, str] | None = None,
+                  start: Mapping[int, Sequence[int]] | None = None) -> Plan:
+    """Search until `deadline` (perf_counter); `start` (vehicle index -> drop numbers in order)
+    is a warm start. Times in the plan count from `t0`, the caller's start."""
+    problem = m.problem
     n_vehicles = len(problem.vehicles)
-    if not m.candidates or n_vehicles == 0:
-        return _empty_plan(m, "ROUTING_SUCCESS" if not m.candidates else "NO_VEHICLES", t0)
-
-    n_nodes = len(problem.depots) + len(m.candidates)
+    n_nodes = m.n_depots + len(m.candidates)
     depot_of = {d.id: i for i, d in enumerate(problem.depots)}
     starts = [depot_of[v.start_depot] for v in problem.vehicles]
     ends = [depot_of[v.end] for v in problem.vehicles]
     manager = pywrapcp.RoutingIndexManager(n_nodes, n_vehicles, starts, ends)
     routing = pywrapcp.RoutingModel(manager)
-    routing.solver().ReSeed(seed)  # ruin-and-recreate draws from the solver's generator
+    # Measured (OR-Tools 9.15): this does NOT reach ILS's ruin-and-recreate, which keeps its own
+    # generator; under a solution limit, every seed gives the same plan (pinned by
+    # test_ortools_seed_does_not_reach_ruin_and_recreate). It still seeds the solver's own
+    # randomised choices, if a configuration uses any.
+    routing.solver().ReSeed(seed)
 
     dist_cb = routing.RegisterTransitMatrix(m.dist.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(dist_cb)
 
     time_dim = _add_time(routing, manager, m) if _time_can_bind(m) else None
     _add_capacities(routing, manager, m)
-    drops_of_stop = _add_drops(routing, manager, m, locked or {})
+    _add_drops(routing, manager, m, locked or {})
     for v, vehicle in enumerate(problem.vehicles):
         if vehicle.fixed_cost:
             routing.SetFixedCostOfVehicle(int(vehicle.fixed_cost), v)
 
-    # the limit covers the whole call: matrices and model building come out of it
-    search_s = max(0.05, time_limit_s - (time.perf_counter() - t0))
-    params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
-                               solution_limit=solution_limit)
     first: list[float] = []
     first_complete: list[float] = []
+    drop_indices = [manager.NodeToIndex(n) for n in range(m.n_depots, n_nodes)]
 
     def on_solution() -> None:
         now = time.perf_counter() - t0
@@ -125,31 +64,39 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
         if not first_complete and all(routing.NextVar(i).Value() != i for i in drop_indices):
             first_complete.append(now)
 
-    drop_indices = [manager.NodeToIndex(n) for n in range(len(problem.depots), n_nodes)]
     routing.AddAtSolutionCallback(on_solution)
     solution = None
-    if initial_routes:
-        start = _read_routes(routing, manager, m, drops_of_stop, initial_routes)
-        if start is not None:
-            solution = routing.SolveFromAssignmentWithParameters(start, params)
-    if solution is None:
+    warm = None
+    if start:
+        warm = _read_routes(routing, manager, m, start)
+    # the limit is the caller's: matrices and model building came out of it
+    search_s = max(0.05, deadline - time.perf_counter())
+    if warm is not None:
+        # ILS cannot start from an assignment: a warm start runs the warm metaheuristic (GLS)
+        params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
+                                   solution_limit=solution_limit, warm_start=True)
+        solution = routing.SolveFromAssignmentWithParameters(warm, params)
+    else:
+        params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
+                                   solution_limit=solution_limit)
         if config.iterated_local_search is not None:
             solution = routing.SolveWithIteratedLocalSearch(params)
         else:
             solution = routing.SolveWithParameters(params)
     if solution is None:  # the construction failed: start from nothing served, then improve
+        params = search_parameters(config, time_limit_s=max(0.1, deadline - time.perf_counter()),
+                                   num_nodes=n_nodes, solution_limit=solution_limit,
+                                   warm_start=True)
         params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.ALL_UNPERFORMED
-        remaining = max(0.1, time_limit_s - (time.perf_counter() - t0))
-        params.time_limit.FromNanoseconds(int(remaining * 1e9))
         solution = routing.SolveWithParameters(params)
-    status = _STATUS.values_by_number[routing.status()].name
-    if solution is not None and status == "ROUTING_NOT_SOLVED":
-        # SolveWithIteratedLocalSearch returns a solution without setting the model's status
-        status = "ROUTING_SUCCESS"
+    # the model's own status; SolveWithIteratedLocalSearch leaves ROUTING_NOT_SOLVED even when
+    # it returns a solution, which is why Plan.status is decided from the plan, not from this
+    engine_status = _STATUS.values_by_number[routing.status()].name
     if solution is None:
-        return _empty_plan(m, status, t0)
-    return _read_plan(routing, manager, solution, time_dim, m, status,
-                      first[0] if first else None, time.perf_counter() - t0,
+        return empty_plan(m, engine=Engine.ORTOOLS, engine_status=engine_status,
+                          solve_s=time.perf_counter() - t0, found=False)
+    return _read_plan(routing, manager, solution, time_dim, m, engine_status,
+                      first[0] if first else None, t0,
                       first_complete[0] if first_complete else None)
 
 
@@ -157,82 +104,7 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
 # Building the model
 
 
-def expand_drops(problem: Problem) -> list[Drop]:
-    """One drop per (stop, zone) with a non-zero load; oversized ones split if the problem says so.
-
-    A stop with no drops at all still gets one empty ambient drop: it is a visit to make.
-    """
-    biggest: dict[TempZone, Load] = {}
-    for z in TempZone:
-        caps = [v.capacity.as_tuple() for v in problem.vehicles if z in v.zones]
-        if caps:
-            biggest[z] = Load(*(max(c[i] for c in caps) for i in range(3)))
-    drops: list[Drop] = []
-    for i, stop in enumerate(problem.stops):
-        items = [(TempZone(z), load) for z, load in stop.drops.items() if not load.is_zero()]
-        if not items:
-            items = [(TempZone.AMBIENT, Load())]
-        for zone, load in items:
-            cap = biggest.get(zone)
-            if problem.split_oversized and cap is not None and not load.fits_in(cap):
-                drops.extend(Drop(i, zone, part) for part in _split(load, cap))
-            else:
-                drops.append(Drop(i, zone, load))
-    return drops
-
-
-def _split(load: Load, cap: Load) -> list[Load]:
-    parts = 1
-    for need, have in zip(load.as_tuple(), cap.as_tuple(), strict=True):
-        if need > 0:
-            if have <= 0:
-                return [load]
-            parts = max(parts, -(-need // have))
-    out = []
-    for k in range(parts):
-        out.append(Load(*((x * (k + 1)) // parts - (x * k) // parts for x in load.as_tuple())))
-    return out
-
-
-def _build(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndarray]) -> _Model:
-    from .reasons import reason_on_its_own, vehicle_classes
-
-    n_depots = len(problem.depots)
-    drops = expand_drops(problem)
-    rejected: dict[int, UnassignedReason] = {}
-    candidates: list[int] = []
-    classes = vehicle_classes(problem.vehicles)
-    for k, drop in enumerate(drops):
-        reason = reason_on_its_own(problem, drop, dist_rows, time_rows, classes)
-        if reason is None:
-            candidates.append(k)
-        else:
-            rejected[k] = reason
-    rows = np.array(list(range(n_depots)) + [n_depots + drops[k].stop_index for k in candidates],
-                    dtype=np.int64)
-    ix = np.ix_(rows, rows)
-    dist = dist_rows[ix].copy()
-    unreachable = dist >= UNREACHABLE
-    stop_of_node = np.array([-1] * n_depots + [drops[k].stop_index for k in candidates])
-    same_stop = (stop_of_node[:, None] == stop_of_node[None, :]) & (stop_of_node[:, None] >= 0)
-    times = {}
-    for profile, t in time_rows.items():
-        tt = t[ix].copy()
-        tt[unreachable] = UNREACHABLE
-        times[profile] = tt
-    service = np.array([0] * n_depots + [problem.stops[drops[k].stop_index].service_s
-                                         for k in candidates], dtype=np.int64)
-    reachable = dist[~unreachable]
-    max_arc = int(reachable.max()) if reachable.size else 0
-    max_fixed = max((v.fixed_cost for v in problem.vehicles), default=0)
-    horizon = max((v.shift_end_s for v in problem.vehicles), default=0)
-    late = problem.lateness_cost_per_s * horizon if problem.soft_windows else 0
-    penalty = 10 * (2 * max_arc + int(max_fixed) + late) + 1000
-    return _Model(problem, drops, candidates, rejected, rows, dist, times, service, penalty,
-                  same_stop)
-
-
-def _time_can_bind(m: _Model) -> bool:
+def _time_can_bind(m: Prepared) -> bool:
     """False when no route could ever break a window, shift or break rule (e.g. plain CVRP):
     the time dimension is then left out, which makes the search much faster on large instances,
     and times are read back by adding up the route's transits."""
@@ -250,7 +122,7 @@ def _time_can_bind(m: _Model) -> bool:
     return worst_route > shortest_shift
 
 
-def _add_time(routing, manager, m: _Model):
+def _add_time(routing, manager, m: Prepared):
     problem = m.problem
     horizon = max(v.shift_end_s for v in problem.vehicles)
     callbacks: dict[str, int] = {}
@@ -303,7 +175,7 @@ def _add_time(routing, manager, m: _Model):
     return dim
 
 
-def _add_capacities(routing, manager, m: _Model) -> None:
+def _add_capacities(routing, manager, m: Prepared) -> None:
     n_depots = len(m.problem.depots)
     for d, name in enumerate(Load.DIMENSIONS):
         demand = [0] * n_depots + [m.drops[k].load.as_tuple()[d] for k in m.candidates]
@@ -314,22 +186,15 @@ def _add_capacities(routing, manager, m: _Model) -> None:
         routing.AddDimensionWithVehicleCapacity(cb, 0, caps, True, name)
 
 
-def _add_drops(routing, manager, m: _Model, locked: Mapping[str, str]) -> dict[str, list[int]]:
-    """Disjunctions, zones and locks; returns stop id -> its drops' solver indices."""
+def _add_drops(routing, manager, m: Prepared, locked: Mapping[str, str]) -> None:
+    """Disjunctions, zones and locks (unknown ids were refused by `prepare`)."""
     problem = m.problem
     vehicle_no = {v.id: i for i, v in enumerate(problem.vehicles)}
-    for stop_id, vid in locked.items():
-        if vid not in vehicle_no:
-            raise RoutingInputError(f"locked to unknown vehicle {vid!r}", record=stop_id,
-                                    field="locked")
-    n_depots = len(problem.depots)
     by_zone = {z: [i for i, v in enumerate(problem.vehicles) if z in v.zones] for z in TempZone}
-    drops_of_stop: dict[str, list[int]] = {}
-    for node in range(n_depots, len(m.node_row)):
-        drop = m.drops[m.candidates[node - n_depots]]
+    for node in range(m.n_depots, len(m.node_row)):
+        drop = m.drops[m.candidates[node - m.n_depots]]
         stop = problem.stops[drop.stop_index]
         idx = manager.NodeToIndex(node)
-        drops_of_stop.setdefault(stop.id, []).append(idx)
         routing.AddDisjunction([idx], m.penalty)
         allowed = by_zone[drop.zone]
         if stop.id in locked:
@@ -337,22 +202,18 @@ def _add_drops(routing, manager, m: _Model, locked: Mapping[str, str]) -> dict[s
         if len(allowed) < len(problem.vehicles):
             # -1 is "not performed"; SetAllowedVehiclesForIndex's Span does not bind in Python
             routing.VehicleVar(idx).SetValues([-1, *allowed])
-    return drops_of_stop
 
 
-def _read_routes(routing, manager, m: _Model, drops_of_stop: dict[str, list[int]],
-                 initial: Mapping[str, Sequence[str]]):
-    vehicle_no = {v.id: i for i, v in enumerate(m.problem.vehicles)}
+def _read_routes(routing, manager, m: Prepared, start: Mapping[int, Sequence[int]]):
+    """The warm start as an assignment, or None when OR-Tools refuses it (e.g. a lock moved)."""
+    node_of = m.node_of()
     routes: list[list[int]] = [[] for _ in m.problem.vehicles]
     used: set[int] = set()
-    for vid, stop_ids in initial.items():
-        if vid not in vehicle_no:
-            continue
-        for sid in stop_ids:
-            for idx in drops_of_stop.get(sid, []):
-                if idx not in used:
-                    used.add(idx)
-                    routes[vehicle_no[vid]].append(idx)
+    for v, drops in start.items():
+        for k in drops:
+            if k in node_of and k not in used:
+                used.add(k)
+                routes[v].append(manager.NodeToIndex(node_of[k]))
     return routing.ReadAssignmentFromRoutes(routes, True)
 
 
@@ -360,29 +221,23 @@ def _read_routes(routing, manager, m: _Model, drops_of_stop: dict[str, list[int]
 # Reading the solution back
 
 
-def _read_plan(routing, manager, solution, time_dim, m: _Model, status: str,
-               first_s: float | None, solve_s: float, first_complete_s: float | None) -> Plan:
+def _read_plan(routing, manager, solution, time_dim, m: Prepared, engine_status: str,
+               first_s: float | None, t0: float, first_complete_s: float | None) -> Plan:
     problem = m.problem
-    n_depots = len(problem.depots)
-    routes: list[Route] = []
+    routes = []
     served: set[int] = set()
-    total_dist = total_fixed = total_late = 0
     for v, vehicle in enumerate(problem.vehicles):
         idx = routing.Start(v)
         if routing.IsEnd(solution.Value(routing.NextVar(idx))):
             continue
-        if time_dim is not None:
-            start_s = solution.Value(time_dim.CumulVar(idx))
-        else:
-            start_s = vehicle.shift_start_s
+        start_s = (solution.Value(time_dim.CumulVar(idx)) if time_dim is not None
+                   else vehicle.shift_start_s)
         t = start_s
-        dist = 0
         nodes: list[tuple[int, int]] = []  # (solver node, service start)
         prev = manager.IndexToNode(idx)
         while not routing.IsEnd(idx):
             idx = solution.Value(routing.NextVar(idx))
             node = manager.IndexToNode(idx)
-            dist += int(m.dist[prev, node])
             if time_dim is not None:
                 t = solution.Value(time_dim.CumulVar(idx))
             elif not m.same_stop[prev, node]:  # no time dimension: add up the transits
@@ -390,77 +245,9 @@ def _read_plan(routing, manager, solution, time_dim, m: _Model, status: str,
             prev = node
             if not routing.IsEnd(idx):
                 nodes.append((node, t))
-        end_s = t
-        visits = _merge_visits(m, nodes)
-        served.update(m.candidates[node - n_depots] for node, _ in nodes)
-        on_board = Load()
-        for visit in visits:
-            on_board = on_board + visit.delivered
-        load_at_start = on_board
-        final: list[Visit] = []
-        for visit in visits:
-            on_board = on_board - visit.delivered
-            final.append(Visit(visit.stop_id, visit.zones, visit.delivered, visit.arrival_s,
-                               visit.departure_s, on_board, visit.lateness_s))
-        late = sum(vs.lateness_s for vs in final)
-        total_dist += dist
-        total_fixed += vehicle.fixed_cost
-        total_late += late
-        routes.append(Route(vehicle.id, start_s, end_s, tuple(final), dist, end_s - start_s,
-                            load_at_start))
-    unassigned = _unassigned(m, served)
-    cost = PlanCost(distance_m=total_dist, vehicles_used=len(routes), fixed_cost=total_fixed,
-                    lateness_s=total_late,
-                    total=total_dist + total_fixed + total_late * problem.lateness_cost_per_s)
-    return Plan(tuple(routes), unassigned, cost, status, first_s, solve_s, first_complete_s,
-                solution.ObjectiveValue())
-
-
-def _merge_visits(m: _Model, nodes: list[tuple[int, int]]) -> list[Visit]:
-    """Consecutive drops of one stop become one visit (they share the stop's service time)."""
-    problem = m.problem
-    n_depots = len(problem.depots)
-    out: list[Visit] = []
-    for node, t in nodes:
-        drop = m.drops[m.candidates[node - n_depots]]
-        stop: Stop = problem.stops[drop.stop_index]
-        departure = t + stop.service_s
-        if out and out[-1].stop_id == stop.id:
-            last = out[-1]
-            zones = last.zones if drop.zone in last.zones else last.zones + (drop.zone,)
-            # the shared service starts at the last drop's time (earlier ones may show slack)
-            out[-1] = Visit(stop.id, zones, last.delivered + drop.load, t, departure, Load(),
-                            max(last.lateness_s, _lateness(problem, stop, t)))
-            continue
-        out.append(Visit(stop.id, (drop.zone,), drop.load, t, departure, Load(),
-                         _lateness(problem, stop, t)))
-    return out
-
-
-def _lateness(problem: Problem, stop: Stop, t: int) -> int:
-    if problem.soft_windows and stop.windows:
-        return max(0, t - max(w.close_s for w in stop.windows))
-    return 0
-
-
-def _unassigned(m: _Model, served: set[int]) -> tuple[Unassigned, ...]:
-    out: list[Unassigned] = []
-    seen: set[tuple[int, TempZone]] = set()
-    for k, drop in enumerate(m.drops):
-        if k in served:
-            continue
-        if (drop.stop_index, drop.zone) in seen:
-            continue  # parts of one split drop are reported once
-        seen.add((drop.stop_index, drop.zone))
-        reason = m.rejected.get(k, UnassignedReason.FLEET_EXHAUSTED)
-        demand = Load()
-        for j, other in enumerate(m.drops):
-            if j not in served and other.stop_index == drop.stop_index and other.zone == drop.zone:
-                demand = demand + other.load
-        out.append(Unassigned(m.problem.stops[drop.stop_index].id, drop.zone, reason, demand))
-    return tuple(out)
-
-
-def _empty_plan(m: _Model, status: str, t0: float) -> Plan:
-    cost = PlanCost(0, 0, 0, 0, 0)
-    return Plan((), _unassigned(m, set()), cost, status, None, time.perf_counter() - t0)
+        served.update(m.candidates[node - m.n_depots] for node, _ in nodes)
+        routes.append(build_route(m, v, nodes, start_s, t))
+    return build_plan(m, routes, served, engine=Engine.ORTOOLS, engine_status=engine_status,
+                      first_s=first_s, solve_s=time.perf_counter() - t0,
+                      first_complete_s=first_complete_s,
+                      solver_objective=solution.ObjectiveValue())

@@ -65,3 +65,24 @@ def test_compare_plans_counts_order_changes():
     changes = compare_plans(first, flipped)
     assert changes.changed_vehicle == ()
     assert len(changes.changed_order) == 6
+
+
+def test_a_stop_split_over_two_vehicles_by_zone_stays_served_on_both():
+    """A stop whose ambient drop rides the ambient van and its frozen drop the freezer: a re-plan
+    keeping vehicles serves both drops again, each on the vehicle equipped for it (it is not
+    locked to one vehicle, which would leave the other zone out)."""
+    from routing import TempZone
+    stops = [("mixed", (5, 5), {TempZone.AMBIENT: Load(1, 0, 0), TempZone.FROZEN: Load(1, 0, 0)}),
+             ("dry", (-5, 5), Load(1, 0, 0))]
+    vans = [van("amb", zones=frozenset({TempZone.AMBIENT})),
+            van("ice", zones=frozenset({TempZone.FROZEN}))]
+    problem = planar_problem((0, 0), stops, vans)
+    first = plan_routes(problem, time_limit_s=0.5)
+    assert not first.unassigned
+    late = planar_problem((0, 0), stops + [("late", (1, 1), Load(1, 0, 0))], vans)
+    second, changes = replan(late, first, time_limit_s=0.5)
+    assert not second.unassigned
+    zones_on = {(r.vehicle_id, z) for r in second.routes for v in r.visits
+                if v.stop_id == "mixed" for z in v.zones}
+    assert zones_on == {("amb", TempZone.AMBIENT), ("ice", TempZone.FROZEN)}
+    assert changes.added == ("late",)
