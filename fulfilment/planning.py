@@ -267,8 +267,12 @@ def _covers(removed: routing.Load, gap: routing.Load) -> bool:
     return all(r >= g for r, g in zip(removed.as_tuple(), gap.as_tuple(), strict=True))
 
 
-def unsolved_plan(unassigned: tuple[routing.Unassigned, ...], status: str) -> routing.Plan:
-    return routing.Plan((), unassigned, routing.PlanCost(0, 0, 0, 0, 0), status, None, 0.0)
+def unsolved_plan(unassigned: tuple[routing.Unassigned, ...], why: str) -> routing.Plan:
+    """A part nothing was searched for: nothing to plan (solved), or every drop unassigned."""
+    status = routing.PlanStatus.INFEASIBLE_INPUT if unassigned else routing.PlanStatus.SOLVED
+    return routing.Plan(
+        (), unassigned, routing.PlanCost(0, 0, 0, 0, 0), status, None, 0.0, engine_status=why
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,7 +363,14 @@ def solve_wave(
     for station, result in runner.solve(
         problems, time_limit_s=options.time_limit_s, seed=options.seed, tag=f"{plan_id}"
     ):
-        store(station, replace(result, unassigned=result.unassigned + jobs[station].not_supplied))
+        not_supplied = jobs[station].not_supplied
+        status = result.status
+        if not_supplied and status == routing.PlanStatus.SOLVED:
+            status = routing.PlanStatus.PARTIAL  # what the trunk left out is unassigned here
+        store(
+            station,
+            replace(result, unassigned=result.unassigned + not_supplied, status=status),
+        )
     return plan_id
 
 

@@ -214,7 +214,7 @@ def store_part(
             part=part,
             echelon=echelon,
             station_id=None if echelon == Echelon.TRUNK else stations[part],
-            search_status=str(result.status)[:64],
+            search_status=result.status.value,
             distance_m=result.cost.distance_m,
             vehicles_used=result.cost.vehicles_used,
             fixed_cost=result.cost.fixed_cost,
@@ -495,7 +495,7 @@ def load_plan(session: Session, plan: RoutePlan) -> StoredPlans:
                 part.lateness_s,
                 part.cost_total,
             ),
-            status=part.search_status,
+            status=routing.PlanStatus(part.search_status),
             time_to_first_solution_s=None,
             solve_s=part.solve_s,
         )
