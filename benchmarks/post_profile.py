@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         "--postgres-url", default=os.environ.get("GROUPBUY_TEST_POSTGRES_URL", DEFAULT_PG)
     )
     parser.add_argument("--posts", type=int, default=300)
+    parser.add_argument(
+        "--redis-url", default="", help="rate-limit storage, as the benchmark's server has it"
+    )
     parser.add_argument("--profile", type=int, default=0, help="top N functions (0: no profile)")
     parser.add_argument("--show", action="store_true", help="print each statement (use --posts 1)")
     args = parser.parse_args(argv)
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
                 "GROUPBUY_DATABASE_URL": url,
                 "GROUPBUY_INSTANCE_DIR": str(workdir),
                 "API_RATE_LIMIT": "100000/second",
+                "RATELIMIT_KEY_PREFIX": f"gb-profile-{uuid.uuid4().hex[:8]}",
+                **({"GROUPBUY_REDIS_URL": args.redis_url} if args.redis_url else {}),
             }
         )
         runner = app.test_cli_runner()
