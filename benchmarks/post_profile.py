@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         "--redis-url", default="", help="rate-limit storage, as the benchmark's server has it"
     )
     parser.add_argument("--profile", type=int, default=0, help="top N functions (0: no profile)")
+    parser.add_argument("--sort", default="cumulative", help="the profile's order (tottime, …)")
     parser.add_argument("--show", action="store_true", help="print each statement (use --posts 1)")
     args = parser.parse_args(argv)
 
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.profile)
         engine.dispose()
     finally:
         drop()
