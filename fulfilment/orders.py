@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, false, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -47,6 +47,55 @@ from .models import (
 
 MAX_QUANTITY_PER_LINE = 10_000
 PICKUP_CODE_DIGITS = 8
+
+# The intake path's statements, built once: building a statement's expression tree and its cache
+# key on every call costs more than executing it on a warm connection.
+_DEALS = cast(Table, Deal.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_LEADER_BY_CODE = select(Leader.id, Leader.region_id, Leader.active).where(
+    Leader.code == bindparam("code")
+)
+_ORDER_BY_KEY = select(Order).where(
+    Order.idempotency_scope == bindparam("scope"), Order.idempotency_key == bindparam("key")
+)
+_OFFERS = (
+    select(
+        Product.sku,
+        Product.id,
+        Deal.id,
+        Deal.status,
+        Deal.base_price_cents,
+        PriceTier.min_qty,
+        PriceTier.price_cents,
+    )
+    .select_from(Product)
+    .outerjoin(
+        Deal,
+        and_(
+            Deal.product_id == Product.id,
+            Deal.region_id == bindparam("region_id"),
+            Deal.delivery_date == bindparam("delivery_date"),
+        ),
+    )
+    .outerjoin(PriceTier, PriceTier.deal_id == Deal.id)
+    .where(Product.sku.in_(bindparam("skus", expanding=True)))
+)
+_TAKE_STOCK = (
+    update(_DEALS)
+    .where(
+        _DEALS.c.id == bindparam("deal_id"),
+        _DEALS.c.status == DealStatus.OPEN.value,
+        (_DEALS.c.stock_cap.is_(None))
+        | (_DEALS.c.sold_qty + bindparam("qty") <= _DEALS.c.stock_cap),
+    )
+    .values(sold_qty=_DEALS.c.sold_qty + bindparam("qty"))
+    .returning(_DEALS.c.sold_qty)
+)
+_SET_TOTAL = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(total_cents=bindparam("total_cents"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +214,7 @@ def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
 
 
 def find_order_by_key(session: Session, key: str, *, scope: str = "") -> Order | None:
-    return session.scalars(
-        select(Order).where(Order.idempotency_scope == scope, Order.idempotency_key == key)
-    ).first()
+    return session.scalars(_ORDER_BY_KEY, {"scope": scope, "key": key}).first()
 
 
 def find_replay(
@@ -243,26 +290,9 @@ def _read_offers(
     session: Session, *, region_id: int, delivery_date: date | None, skus: Iterable[str]
 ) -> dict[str, _Offer]:
     """The wanted SKUs that exist, each with its deal and tiers for the delivery date, in one
-    query (delivery_date None: the products alone)."""
-    deal_on = and_(
-        Deal.product_id == Product.id,
-        Deal.region_id == region_id,
-        Deal.delivery_date == delivery_date,
-    )
+    query (delivery_date None: the products alone, no deal matches a NULL date)."""
     rows = session.execute(
-        select(
-            Product.sku,
-            Product.id,
-            Deal.id,
-            Deal.status,
-            Deal.base_price_cents,
-            PriceTier.min_qty,
-            PriceTier.price_cents,
-        )
-        .select_from(Product)
-        .outerjoin(Deal, deal_on if delivery_date is not None else false())
-        .outerjoin(PriceTier, PriceTier.deal_id == Deal.id)
-        .where(Product.sku.in_(list(skus)))
+        _OFFERS, {"region_id": region_id, "delivery_date": delivery_date, "skus": list(skus)}
     ).all()
     offers: dict[str, _Offer] = {}
     for sku, product_id, deal_id, status, base, min_qty, tier_cents in rows:
@@ -314,9 +344,7 @@ def place_order_or_replay(
             return existing, False
     wanted = _merge_lines(record, lines)
 
-    leader = session.execute(
-        select(Leader.id, Leader.region_id, Leader.active).where(Leader.code == leader_code)
-    ).first()
+    leader = session.execute(_LEADER_BY_CODE, {"code": leader_code}).first()
     if leader is None or leader.region_id != region.id or not leader.active:
         raise InvalidInput(
             record, "leader", f"no active leader {leader_code!r} in region {region.code}"
@@ -387,8 +415,7 @@ def place_order_or_replay(
         )
         total += price * qty
     session.execute(insert(OrderLine).values(order_lines))
-    orders = cast(Table, Order.__table__)
-    session.execute(update(orders).where(orders.c.id == row["id"]).values(total_cents=total))
+    session.execute(_SET_TOTAL, {"order_id": row["id"], "total_cents": total})
     row["total_cents"] = total
     record_change(
         session,
@@ -437,18 +464,7 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
 
 def _take_stock(session: Session, deal_id: int, qty: int) -> int | None:
     """Add qty to the deal's sold units if the cap allows. Returns the units sold before, or None."""
-    table = cast(Table, Deal.__table__)
-    stmt = (
-        update(table)
-        .where(
-            table.c.id == deal_id,
-            table.c.status == DealStatus.OPEN.value,
-            (table.c.stock_cap.is_(None)) | (table.c.sold_qty + qty <= table.c.stock_cap),
-        )
-        .values(sold_qty=table.c.sold_qty + qty)
-        .returning(table.c.sold_qty)
-    )
-    after = session.execute(stmt).scalar()
+    after = session.execute(_TAKE_STOCK, {"deal_id": deal_id, "qty": qty}).scalar()
     if after is None:
         return None
     deal = session.identity_map.get(session.identity_key(Deal, deal_id))
