@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -72,16 +73,29 @@ def is_postgres(session_or_engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def insert_ignore(session: Session, table, values: dict, conflict_columns: list[str]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike (races resolve to one row)."""
+def insert_ignore(
+    session: Session,
+    table,
+    values: dict,
+    conflict_columns: list[str] | None,
+    *,
+    returning: Any = None,
+) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike (races resolve to one row).
+
+    conflict_columns None: any unique constraint. With `returning` (a column), the value of the
+    inserted row, or None when a conflict left the table as it was."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        pg_stmt = postgresql.insert(table).values(**values)
-        session.execute(pg_stmt.on_conflict_do_nothing(index_elements=conflict_columns))
+        stmt: Any = postgresql.insert(table).values(**values)
     elif dialect == "sqlite":
-        lite_stmt = sqlite.insert(table).values(**values)
-        session.execute(lite_stmt.on_conflict_do_nothing(index_elements=conflict_columns))
+        stmt = sqlite.insert(table).values(**values)
     else:  # pragma: no cover - only the two supported backends
         raise NotImplementedError(dialect)
+    stmt = stmt.on_conflict_do_nothing(index_elements=conflict_columns)
+    if returning is None:
+        session.execute(stmt)
+        return None
+    return session.execute(stmt.returning(returning)).scalar()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
@@ -263,11 +264,19 @@ class Deal(Base):
 
     def price_at(self, total_qty: int) -> int:
         """The unit price once the deal's total reaches total_qty (阶梯价)."""
-        price = self.base_price_cents
-        for tier in self.tiers:
-            if total_qty >= tier.min_qty:
-                price = min(price, tier.price_cents)
-        return price
+        return tier_price(
+            self.base_price_cents, [(t.min_qty, t.price_cents) for t in self.tiers], total_qty
+        )
+
+
+def tier_price(base_price_cents: int, tiers: Iterable[tuple[int, int]], total_qty: int) -> int:
+    """The unit price once a deal's total reaches total_qty: the lowest of the base price and
+    of every tier (min_qty, price_cents) reached. Order intake reads the tiers as plain rows."""
+    price = base_price_cents
+    for min_qty, price_cents in tiers:
+        if total_qty >= min_qty:
+            price = min(price, price_cents)
+    return price
 
 
 class PriceTier(Base):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .audit import record_change
@@ -37,15 +36,66 @@ from .models import (
     Order,
     OrderLine,
     OrderStatus,
+    PriceTier,
     Product,
     Region,
     Wave,
     WaveStatus,
+    tier_price,
     utcnow,
 )
 
 MAX_QUANTITY_PER_LINE = 10_000
 PICKUP_CODE_DIGITS = 8
+
+# The intake path's statements, built once: building a statement's expression tree and its cache
+# key on every call costs more than executing it on a warm connection.
+_DEALS = cast(Table, Deal.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_LEADER_BY_CODE = select(Leader.id, Leader.region_id, Leader.active).where(
+    Leader.code == bindparam("code")
+)
+_ORDER_BY_KEY = select(Order).where(
+    Order.idempotency_scope == bindparam("scope"), Order.idempotency_key == bindparam("key")
+)
+_OFFERS = (
+    select(
+        Product.sku,
+        Product.id,
+        Deal.id,
+        Deal.status,
+        Deal.base_price_cents,
+        PriceTier.min_qty,
+        PriceTier.price_cents,
+    )
+    .select_from(Product)
+    .outerjoin(
+        Deal,
+        and_(
+            Deal.product_id == Product.id,
+            Deal.region_id == bindparam("region_id"),
+            Deal.delivery_date == bindparam("delivery_date"),
+        ),
+    )
+    .outerjoin(PriceTier, PriceTier.deal_id == Deal.id)
+    .where(Product.sku.in_(bindparam("skus", expanding=True)))
+)
+_TAKE_STOCK = (
+    update(_DEALS)
+    .where(
+        _DEALS.c.id == bindparam("deal_id"),
+        _DEALS.c.status == DealStatus.OPEN.value,
+        (_DEALS.c.stock_cap.is_(None))
+        | (_DEALS.c.sold_qty + bindparam("qty") <= _DEALS.c.stock_cap),
+    )
+    .values(sold_qty=_DEALS.c.sold_qty + bindparam("qty"))
+    .returning(_DEALS.c.sold_qty)
+)
+_SET_TOTAL = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(total_cents=bindparam("total_cents"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +131,16 @@ def ensure_wave(
 
     lock="share" (order intake) or "update" (cutoff) takes the row lock on PostgreSQL, so that
     an order and the cutoff of its wave are serialised; SQLite serialises writers already.
+    The wave is read first (it exists for all but the day's first order); only a missing one is
+    inserted, with ON CONFLICT DO NOTHING, so that a race still resolves to one row.
     """
+    query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
+    if lock and is_postgres(session):
+        query = query.with_for_update(read=(lock == "share"))
+    query = query.execution_options(populate_existing=True)
+    wave = session.scalars(query).first()
+    if wave is not None:
+        return wave
     insert_ignore(
         session,
         Wave.__table__,
@@ -93,10 +152,7 @@ def ensure_wave(
         },
         ["region_id", "delivery_date"],
     )
-    query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
-    if lock and is_postgres(session):
-        query = query.with_for_update(read=(lock == "share"))
-    return session.scalars(query.execution_options(populate_existing=True)).one()
+    return session.scalars(query).one()
 
 
 def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tuple[Wave, bool]:
@@ -111,24 +167,31 @@ def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tup
     raise WaveClosed(f"no open wave for region {region.code} within 60 days of {delivery}")
 
 
-def ensure_member(
-    session: Session, *, region: Region, leader: Leader, ref: MemberRef, record: str
-) -> Member:
+def _check_member_ref(ref: MemberRef, record: str) -> None:
     if not ref.external_id.strip():
         raise InvalidInput(record, "member", "member id is empty")
-    insert_ignore(
+
+
+def _ensure_member_id(session: Session, *, region_id: int, leader_id: int, ref: MemberRef) -> int:
+    """The member's id, the member created on its first order (a known member keeps its row)."""
+    member_id = insert_ignore(
         session,
         Member.__table__,
         {
-            "region_id": region.id,
-            "leader_id": leader.id,
+            "region_id": region_id,
+            "leader_id": leader_id,
             "external_id": ref.external_id,
             "name": ref.name or ref.external_id,
             "phone": ref.phone,
         },
         ["external_id"],
+        returning=Member.__table__.c.id,
     )
-    return session.scalars(select(Member).where(Member.external_id == ref.external_id)).one()
+    if member_id is None:
+        member_id = session.execute(
+            select(Member.id).where(Member.external_id == ref.external_id)
+        ).scalar_one()
+    return member_id
 
 
 def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
@@ -151,9 +214,7 @@ def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
 
 
 def find_order_by_key(session: Session, key: str, *, scope: str = "") -> Order | None:
-    return session.scalars(
-        select(Order).where(Order.idempotency_scope == scope, Order.idempotency_key == key)
-    ).first()
+    return session.scalars(_ORDER_BY_KEY, {"scope": scope, "key": key}).first()
 
 
 def find_replay(
@@ -197,6 +258,79 @@ def place_order(
     for the last units succeed for exactly the units that exist; a shortfall raises SoldOut and
     the caller's rollback leaves nothing behind.
     """
+    order, _created = place_order_or_replay(
+        session,
+        region=region,
+        leader_code=leader_code,
+        member=member,
+        lines=lines,
+        placed_at=placed_at,
+        idempotency_key=idempotency_key,
+        idempotency_scope=idempotency_scope,
+        fingerprint=fingerprint,
+        source=source,
+        actor=actor,
+        received_at=received_at,
+    )
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class _Offer:
+    """A wanted SKU as the order's wave offers it (deal_id None: not offered that day)."""
+
+    product_id: int
+    deal_id: int | None
+    deal_status: DealStatus | None
+    base_price_cents: int
+    tiers: list[tuple[int, int]]  # (min_qty, price_cents)
+
+
+def _read_offers(
+    session: Session, *, region_id: int, delivery_date: date | None, skus: Iterable[str]
+) -> dict[str, _Offer]:
+    """The wanted SKUs that exist, each with its deal and tiers for the delivery date, in one
+    query (delivery_date None: the products alone, no deal matches a NULL date)."""
+    rows = session.execute(
+        _OFFERS, {"region_id": region_id, "delivery_date": delivery_date, "skus": list(skus)}
+    ).all()
+    offers: dict[str, _Offer] = {}
+    for sku, product_id, deal_id, status, base, min_qty, tier_cents in rows:
+        offer = offers.get(sku)
+        if offer is None:
+            offer = offers[sku] = _Offer(product_id, deal_id, status, base or 0, [])
+        if min_qty is not None:
+            offer.tiers.append((min_qty, tier_cents))
+    return offers
+
+
+def _check_skus(record: str, wanted: dict[str, int], offers: dict[str, _Offer]) -> None:
+    for sku in wanted:
+        if sku not in offers:
+            raise InvalidInput(record, "sku", f"unknown SKU {sku!r}")
+
+
+def place_order_or_replay(
+    session: Session,
+    *,
+    region: Region,
+    leader_code: str,
+    member: MemberRef,
+    lines: Sequence[LineRequest],
+    placed_at: datetime,
+    idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    fingerprint: str | None = None,
+    source: str = "api",
+    actor: str = "system",
+    received_at: datetime | None = None,
+) -> tuple[Order, bool]:
+    """`place_order`, and whether this call placed the order (False: the key's order stands).
+
+    A few set-based statements: the leader, the wave, the SKUs with their deals and tiers in one
+    query, the member, the order row, one conditional UPDATE per deal, the lines in one INSERT,
+    the total, the audit entry.
+    """
     record = f"order {idempotency_key}" if idempotency_key else "order"
     if placed_at.tzinfo is None:
         raise InvalidInput(record, "placed_at", "a time without a time zone")
@@ -207,34 +341,32 @@ def place_order(
             session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
         )
         if existing is not None:
-            return existing
+            return existing, False
     wanted = _merge_lines(record, lines)
 
-    leader = session.scalars(select(Leader).where(Leader.code == leader_code)).first()
+    leader = session.execute(_LEADER_BY_CODE, {"code": leader_code}).first()
     if leader is None or leader.region_id != region.id or not leader.active:
         raise InvalidInput(
             record, "leader", f"no active leader {leader_code!r} in region {region.code}"
         )
-    products = {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(wanted)))}
-    for sku in wanted:
-        if sku not in products:
-            raise InvalidInput(record, "sku", f"unknown SKU {sku!r}")
-
-    who = ensure_member(session, region=region, leader=leader, ref=member, record=record)
-    wave, late = _open_wave_for(session, region, placed_at)
-    deals = {
-        d.product_id: d
-        for d in session.scalars(
-            select(Deal).where(
-                Deal.region_id == region.id,
-                Deal.delivery_date == wave.delivery_date,
-                Deal.product_id.in_([p.id for p in products.values()]),
-            )
+    try:
+        wave, late = _open_wave_for(session, region, placed_at)
+    except WaveClosed:  # the input's own faults are named first, as they always were
+        _check_skus(
+            record,
+            wanted,
+            _read_offers(session, region_id=region.id, delivery_date=None, skus=wanted),
         )
-    }
-    for sku, product in products.items():
-        deal = deals.get(product.id)
-        if deal is None or deal.status != DealStatus.OPEN:
+        _check_member_ref(member, record)
+        raise
+    offers = _read_offers(
+        session, region_id=region.id, delivery_date=wave.delivery_date, skus=wanted
+    )
+    _check_skus(record, wanted, offers)
+    _check_member_ref(member, record)
+    member_id = _ensure_member_id(session, region_id=region.id, leader_id=leader.id, ref=member)
+    for sku, offer in offers.items():
+        if offer.deal_id is None or offer.deal_status != DealStatus.OPEN:
             raise InvalidInput(
                 record,
                 "sku",
@@ -242,54 +374,55 @@ def place_order(
                 f"on {wave.delivery_date.isoformat()}",
             )
 
-    order, created = _insert_order(
-        session,
-        region=region,
-        leader=leader,
-        member=who,
-        wave=wave,
-        late=late,
-        placed_at=placed_at,
-        received_at=received_at or utcnow(),
-        idempotency_key=idempotency_key,
-        idempotency_scope=idempotency_scope,
-        fingerprint=fingerprint,
-        source=source,
-    )
-    if not created:  # lost an idempotency race: the other request's order stands
-        return order
+    row = {
+        "region_id": region.id,
+        "leader_id": leader.id,
+        "member_id": member_id,
+        "wave_id": wave.id,
+        "placed_at": placed_at,
+        "received_at": received_at or utcnow(),
+        "status": OrderStatus.PLACED,
+        "late": late,
+        "idempotency_key": idempotency_key,
+        "idempotency_scope": idempotency_scope,
+        "request_fingerprint": fingerprint,
+        "source": source,
+        "total_cents": 0,
+    }
+    inserted = _insert_order(session, row)
+    if isinstance(inserted, Order):  # lost an idempotency race: the other request's order stands
+        return inserted, False
+    row["id"], row["pickup_code"] = inserted
 
     total = 0
-    for deal in sorted(deals.values(), key=lambda d: d.id):
-        sku = deal.product.sku
+    order_lines = []
+    for sku, offer in sorted(offers.items(), key=lambda item: cast(int, item[1].deal_id)):
+        deal_id = cast(int, offer.deal_id)
         qty = wanted[sku]
-        sold_before = _take_stock(session, deal, qty)
+        sold_before = _take_stock(session, deal_id, qty)
         if sold_before is None:
-            left = (
-                None
-                if deal.stock_cap is None
-                else max(deal.stock_cap - _sold_now(session, deal), 0)
-            )
-            raise SoldOut(sku, qty, left)
-        price = deal.price_at(sold_before)
-        session.add(
-            OrderLine(
-                order_id=order.id,
-                deal_id=deal.id,
-                product_id=deal.product_id,
-                quantity=qty,
-                unit_price_cents=price,
-            )
+            raise SoldOut(sku, qty, _units_left(session, deal_id))
+        price = tier_price(offer.base_price_cents, offer.tiers, sold_before)
+        order_lines.append(
+            {
+                "order_id": row["id"],
+                "deal_id": deal_id,
+                "product_id": offer.product_id,
+                "quantity": qty,
+                "unit_price_cents": price,
+                "status": LineStatus.ACTIVE,
+            }
         )
         total += price * qty
-    order.total_cents = total
-    session.flush()
+    session.execute(insert(OrderLine).values(order_lines))
+    session.execute(_SET_TOTAL, {"order_id": row["id"], "total_cents": total})
+    row["total_cents"] = total
     record_change(
         session,
         actor=actor,
         action="order.placed",
         entity="order",
-        entity_id=order.id,
+        entity_id=row["id"],
         after={
             "wave": wave.delivery_date.isoformat(),
             "late": late,
@@ -298,83 +431,54 @@ def place_order(
             "source": source,
         },
     )
-    return order
+    # The row as written, in the session as if loaded: its lines, member and wave load on use.
+    order = Order(**row)
+    make_transient_to_detached(order)
+    session.add(order)
+    return order, True
 
 
-def _insert_order(
-    session: Session,
-    *,
-    region: Region,
-    leader: Leader,
-    member: Member,
-    wave: Wave,
-    late: bool,
-    placed_at: datetime,
-    received_at: datetime,
-    idempotency_key: str | None,
-    idempotency_scope: str,
-    fingerprint: str | None,
-    source: str,
-) -> tuple[Order, bool]:
-    """Insert the order row in a savepoint; retry a pickup-code collision, give way on a key race.
+def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
+    """Insert the order row; draw another pickup code on a collision, give way on a key race.
 
-    Returns the order and whether this call created it (False: another request's order won)."""
+    One INSERT … ON CONFLICT DO NOTHING RETURNING per attempt (no savepoint needed). Returns the
+    new row's id and pickup code, or the order another request placed under the same key."""
+    table = cast(Table, Order.__table__)
+    key, scope = row["idempotency_key"], row["idempotency_scope"]
     for _attempt in range(5):
-        order = Order(
-            region_id=region.id,
-            leader_id=leader.id,
-            member_id=member.id,
-            wave_id=wave.id,
-            placed_at=placed_at,
-            received_at=received_at,
-            late=late,
-            pickup_code=new_pickup_code(),
-            idempotency_key=idempotency_key,
-            idempotency_scope=idempotency_scope,
-            request_fingerprint=fingerprint,
-            source=source,
-            total_cents=0,
+        code = new_pickup_code()
+        order_id = insert_ignore(
+            session, table, {**row, "pickup_code": code}, None, returning=table.c.id
         )
-        try:
-            with session.begin_nested():
-                session.add(order)
-                session.flush()
-            return order, True
-        except IntegrityError:
-            winner = (
-                find_replay(
-                    session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
-                )
-                if idempotency_key
-                else None
-            )
-            if winner is not None:
-                return winner, False
+        if order_id is not None:
+            return order_id, code
+        winner = (
+            find_replay(session, key=key, scope=scope, fingerprint=row["request_fingerprint"])
+            if key
+            else None
+        )
+        if winner is not None:
+            return winner
     raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
 
 
-def _take_stock(session: Session, deal: Deal, qty: int) -> int | None:
+def _take_stock(session: Session, deal_id: int, qty: int) -> int | None:
     """Add qty to the deal's sold units if the cap allows. Returns the units sold before, or None."""
-    table = cast(Table, Deal.__table__)
-    stmt = (
-        update(table)
-        .where(
-            table.c.id == deal.id,
-            table.c.status == DealStatus.OPEN.value,
-            (table.c.stock_cap.is_(None)) | (table.c.sold_qty + qty <= table.c.stock_cap),
-        )
-        .values(sold_qty=table.c.sold_qty + qty)
-        .returning(table.c.sold_qty)
-    )
-    after = session.execute(stmt).scalar()
+    after = session.execute(_TAKE_STOCK, {"deal_id": deal_id, "qty": qty}).scalar()
     if after is None:
         return None
-    set_committed_value(deal, "sold_qty", after)  # keep the loaded object in step with the row
+    deal = session.identity_map.get(session.identity_key(Deal, deal_id))
+    if deal is not None:  # keep a Deal the caller has loaded in step with the row
+        set_committed_value(deal, "sold_qty", after)
     return after - qty
 
 
-def _sold_now(session: Session, deal: Deal) -> int:
-    return session.execute(select(Deal.sold_qty).where(Deal.id == deal.id)).scalar_one()
+def _units_left(session: Session, deal_id: int) -> int | None:
+    """What a SoldOut reports as left: None for a deal without a cap."""
+    cap, sold = session.execute(
+        select(Deal.stock_cap, Deal.sold_qty).where(Deal.id == deal_id)
+    ).one()
+    return None if cap is None else max(cap - sold, 0)
 
 
 def cancel_order(

@@ -34,7 +34,7 @@ from .models import (
     WaveStatus,
     utcnow,
 )
-from .orders import LineRequest, MemberRef, cancel_order, find_replay, place_order
+from .orders import LineRequest, MemberRef, cancel_order, place_order_or_replay
 from .orders import request_fingerprint as fingerprint_of
 from .sites import get_region
 
@@ -175,15 +175,13 @@ def submit_order(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
             {"k": f"idempotency:{scope}:{idempotency_key}"},
         )
-    existing = find_replay(session, key=idempotency_key, scope=scope, fingerprint=fingerprint)
-    if existing is not None:
-        return existing, False
     member = MemberRef(
         member_external_id(client, request.member.external_id),
         request.member.name,
         request.member.phone,
     )
-    order = place_order(
+    # The replay check is place_order's own, under the lock taken above.
+    return place_order_or_replay(
         session,
         region=client.region,
         leader_code=request.leader_code,
@@ -197,7 +195,6 @@ def submit_order(
         source="api",
         actor=client.actor,
     )
-    return order, True
 
 
 def cancel_client_order(

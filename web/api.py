@@ -474,9 +474,12 @@ def create_order():
     body = parse_order_body(_json_body())
     g.order_body = body
     order, created = submit_order(g.session, client=_client(), request=body, idempotency_key=key)
-    _commit()  # first: the deals' row locks are held no longer than the order needs them
-    payload = order_json(get_order_view(g.session, client=_client(), order_id=order.id))
-    response = _json(payload, 201 if created else 200)
+    # The answer's rows are read in the order's own transaction (one query, no second
+    # transaction and connection checkout after the commit); the commit still comes before
+    # the answer is built, so a failed commit is a problem answer, never a 201.
+    view = get_order_view(g.session, client=_client(), order_id=order.id)
+    _commit()
+    response = _json(order_json(view), 201 if created else 200)
     response.headers["Location"] = url_for(".get_order", order_id=order.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -1,0 +1,71 @@
+"""What one order POST asks of the database: the statements it sends, counted, on SQLite and
+PostgreSQL. A lazy load, a per-line lookup or a second transaction creeping back into the intake
+path changes these numbers."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+from test_api import BODY, _setup
+
+
+@contextmanager
+def _statements(app):
+    """Every statement sent on the app's engine, and every COMMIT, in order. SQLite's BEGIN
+    IMMEDIATE is a statement of ours and counts; PostgreSQL's BEGIN is the driver's own and is
+    not seen here (nor the pool's ping), so a POST is one more round trip there than counted."""
+    engine = app.extensions["groupbuy"]["engine"]
+    sent: list[str] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement.split(None, 1)[0].upper())
+
+    def on_commit(conn):
+        sent.append("COMMIT")
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine, "commit", on_commit)
+
+
+def test_an_order_post_is_one_transaction_of_fifteen_round_trips(app):
+    """A two-line order of a new member into an existing open wave: the key's lock (PostgreSQL)
+    or BEGIN IMMEDIATE (SQLite), the token, the replay check, the leader, the wave, the
+    SKUs with their deals and tiers, the member, the order, one stock take per line, the lines,
+    the total, the audit entry, the answer, one COMMIT."""
+    api = _setup(app)
+    assert api.post({**BODY, "member": {"id": "M0"}}, key="warm-up").status_code == 201
+    with _statements(app) as sent:
+        answer = api.post(BODY, key="k-measured")
+    assert answer.status_code == 201, answer.text
+    assert sent.count("COMMIT") == 1
+    assert len(sent) == 15
+    assert sent.count("UPDATE") == 3  # two stock takes and the order's total
+    assert sent.count("INSERT") == 4  # the member, the order, its lines, the audit entry
+
+
+def test_a_known_members_order_adds_one_statement(app):
+    """A member's second order finds the member after its ignored insert: one SELECT more."""
+    api = _setup(app)
+    assert api.post(BODY, key="first").status_code == 201
+    with _statements(app) as sent:
+        answer = api.post(BODY, key="second")
+    assert answer.status_code == 201, answer.text
+    assert len(sent) == 16
+
+
+def test_a_replay_reads_and_writes_nothing_more(app):
+    """A retry with the same key: the lock (or BEGIN IMMEDIATE), the token, the replay check,
+    the answer, a COMMIT."""
+    api = _setup(app)
+    assert api.post(BODY, key="again").status_code == 201
+    with _statements(app) as sent:
+        answer = api.post(BODY, key="again")
+    assert answer.status_code == 200, answer.text
+    assert "INSERT" not in sent and "UPDATE" not in sent
+    assert len(sent) == 5
