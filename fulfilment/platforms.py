@@ -36,6 +36,7 @@ from .models import (
 )
 from .orders import LineRequest, MemberRef, cancel_order, place_order_or_replay
 from .orders import request_fingerprint as fingerprint_of
+from .plans import find_published_eta
 from .sites import get_region
 
 TOKEN_PREFIX = "gbk_"
@@ -210,14 +211,6 @@ def cancel_client_order(
     return cancel_order(session, order_id=order_id, actor=client.actor, now=now)
 
 
-def pickup_eta(session: Session, *, wave_id: int, leader_id: int) -> datetime | None:
-    """When the wave's published route plan reaches the leader's pickup point (UTC).
-
-    A hook for the stored plans of the nightly pipeline: None until a plan is published.
-    """
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class OrderLineView:
     sku: str
@@ -312,7 +305,7 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
         cutoff_due_at=row.cutoff_due_at,
         window_opens=datetime.combine(day, row.window_open, tzinfo=zone),
         window_closes=datetime.combine(day, row.window_close, tzinfo=zone),
-        eta=pickup_eta(session, wave_id=row.wave_id, leader_id=row.leader_id),
+        eta=find_published_eta(session, leader_id=row.leader_id, wave_id=row.wave_id),
         lines=[
             OrderLineView(r.sku, r.name, r.quantity, r.unit_price_cents, r.line_status)
             for r in rows

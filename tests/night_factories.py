@@ -107,26 +107,52 @@ def add_published_stop(session: Session, *, wave, leader, arrival_at: datetime) 
     session.add(plan)
     session.flush()
     part = PlanPart(
-        plan_id=plan.id, part=leader.station.code, echelon=Echelon.LAST_MILE,
-        station_id=leader.station_id, search_status="solved", distance_m=0, vehicles_used=1,
-        fixed_cost=0, lateness_s=0, cost_total=0, solve_s=0.0, stored_at=arrival_at,
-    )  # fmt: skip
+        plan_id=plan.id,
+        part=leader.station.code,
+        echelon=Echelon.LAST_MILE,
+        station_id=leader.station_id,
+        search_status="solved",
+        distance_m=0,
+        vehicles_used=1,
+        fixed_cost=0,
+        lateness_s=0,
+        cost_total=0,
+        solve_s=0.0,
+        stored_at=arrival_at,
+    )
     session.add(part)
     session.flush()
     route = PlanRoute(
-        plan_id=plan.id, part_id=part.id, echelon=Echelon.LAST_MILE,
-        station_id=leader.station_id, vehicle_code="VAN-1", start_at=arrival_at,
-        end_at=arrival_at, distance_m=0, duration_s=0, start_weight_g=0, start_volume_ml=0,
+        plan_id=plan.id,
+        part_id=part.id,
+        echelon=Echelon.LAST_MILE,
+        station_id=leader.station_id,
+        vehicle_code="VAN-1",
+        start_at=arrival_at,
+        end_at=arrival_at,
+        distance_m=0,
+        duration_s=0,
+        start_weight_g=0,
+        start_volume_ml=0,
         start_crates=0,
-    )  # fmt: skip
+    )
     session.add(route)
     session.flush()
     session.add(
         PlanStop(
-            route_id=route.id, seq=1, leader_id=leader.id, stop_code=leader.code,
-            zones="ambient", arrival_at=arrival_at, departure_at=arrival_at,
-            delivered_weight_g=0, delivered_volume_ml=0, delivered_crates=0,
-            after_weight_g=0, after_volume_ml=0, after_crates=0,
-        )  # fmt: skip
+            route_id=route.id,
+            seq=1,
+            leader_id=leader.id,
+            stop_code=leader.code,
+            zones="ambient",
+            arrival_at=arrival_at,
+            departure_at=arrival_at,
+            delivered_weight_g=0,
+            delivered_volume_ml=0,
+            delivered_crates=0,
+            after_weight_g=0,
+            after_volume_ml=0,
+            after_crates=0,
+        )
     )
     session.flush()

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from factories import make_world
+from night_factories import add_published_stop
 from platform_factories import add_city, make_client
 from sqlalchemy import func, select, update
 
 from fulfilment.cutoff import cut_off_wave
 from fulfilment.db import session_scope
-from fulfilment.models import AuditEntry, Deal, Member, Order, Product, Region, Wave, utcnow
+from fulfilment.models import (
+    AuditEntry,
+    Deal,
+    Leader,
+    Member,
+    Order,
+    Product,
+    Region,
+    Wave,
+    utcnow,
+)
 from fulfilment.offers import offer_next_waves
 from fulfilment.platforms import ApiClient
 from web import create_app
@@ -112,6 +123,24 @@ def test_post_places_an_order_with_its_wave_prices_and_pickup_code(api):
     assert order["pickup"]["window_opens"].startswith(api.delivery.isoformat() + "T07:00")
     assert order["member"] == {"id": "M1"}
     assert api.sold("APPLE") == 2
+
+
+def test_an_orders_answer_carries_the_published_eta(api):
+    """Once the wave's route plan is published, GET on an order carries the van's arrival at the
+    member's pickup point (UTC, ISO 8601)."""
+    order = api.post(BODY).get_json()
+    with session_scope(api.app.extensions["groupbuy"]["sessions"]) as s:
+        row = s.get(Order, order["id"])
+        leader = s.get(Leader, row.leader_id)
+        add_published_stop(
+            s, wave=row.wave, leader=leader, arrival_at=datetime(2026, 3, 10, 0, 42, tzinfo=UTC)
+        )
+    again = api.client.get(
+        f"/api/v1/orders/{order['id']}",
+        headers={"Authorization": f"Bearer {api.tokens['shop-a']}"},
+    )
+    assert again.status_code == 200
+    assert again.get_json()["pickup"]["eta"] == "2026-03-10T00:42:00Z"
 
 
 def test_the_orders_time_is_when_it_was_received(api):
