@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Select, String, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from .audit import record_change
@@ -395,12 +395,9 @@ def get_plan_for_show(session: Session, *, wave: Wave) -> RoutePlan:
     return plan
 
 
-def find_published_eta(session: Session, *, leader_id: int, wave_id: int) -> datetime | None:
-    """When the published plan brings the wave's goods to a leader's pickup point (UTC), or None.
-
-    A leader served by several vans (zones split) gets the latest arrival: the goods are
-    complete then."""
-    return session.scalar(
+def published_eta_select(*, leader_id, wave_id) -> Select:
+    """The query behind `find_published_eta`; ids may be columns, to embed it in a larger read."""
+    return (
         select(func.max(PlanStop.arrival_at))
         .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
         .join(RoutePlan, RoutePlan.id == PlanRoute.plan_id)
@@ -410,6 +407,14 @@ def find_published_eta(session: Session, *, leader_id: int, wave_id: int) -> dat
             PlanStop.leader_id == leader_id,
         )
     )
+
+
+def find_published_eta(session: Session, *, leader_id: int, wave_id: int) -> datetime | None:
+    """When the published plan brings the wave's goods to a leader's pickup point (UTC), or None.
+
+    A leader served by several vans (zones split) gets the latest arrival: the goods are
+    complete then."""
+    return session.scalar(published_eta_select(leader_id=leader_id, wave_id=wave_id))
 
 
 def list_routes(session: Session, plan: RoutePlan) -> list[PlanRoute]:

@@ -36,7 +36,7 @@ from .models import (
 )
 from .orders import LineRequest, MemberRef, cancel_order, place_order_or_replay
 from .orders import request_fingerprint as fingerprint_of
-from .plans import find_published_eta
+from .plans import published_eta_select
 from .sites import get_region
 
 TOKEN_PREFIX = "gbk_"
@@ -249,7 +249,8 @@ class OrderView:
 
 
 def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> OrderView:
-    """One of the client's own orders, read in one query; any other id is NotFound."""
+    """One of the client's own orders, read in one query (with the published plan's ETA at its
+    pickup point); any other id is NotFound."""
     rows = session.execute(
         select(
             Order.id,
@@ -274,6 +275,9 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
             OrderLine.quantity,
             OrderLine.unit_price_cents,
             OrderLine.status.label("line_status"),
+            published_eta_select(leader_id=Order.leader_id, wave_id=Order.wave_id)
+            .scalar_subquery()
+            .label("eta"),
         )
         .join(Wave, Wave.id == Order.wave_id)
         .join(Leader, Leader.id == Order.leader_id)
@@ -305,7 +309,7 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
         cutoff_due_at=row.cutoff_due_at,
         window_opens=datetime.combine(day, row.window_open, tzinfo=zone),
         window_closes=datetime.combine(day, row.window_close, tzinfo=zone),
-        eta=find_published_eta(session, leader_id=row.leader_id, wave_id=row.wave_id),
+        eta=row.eta,
         lines=[
             OrderLineView(r.sku, r.name, r.quantity, r.unit_price_cents, r.line_status)
             for r in rows
