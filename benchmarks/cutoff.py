@@ -17,12 +17,12 @@ import resource
 import statistics
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from benchmarks._postgres import DEFAULT_PG, fresh_schema
+
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 FLOOR_SQL = text(
@@ -131,23 +131,6 @@ def run(
     }
 
 
-def _postgres_schema(base_url: str) -> tuple[str, callable]:
-    from fulfilment.db import make_engine
-
-    schema = f"gb_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}options=-csearch_path%3D{schema}", drop
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
     if args.backend in ("postgres", "both"):
-        url, drop = _postgres_schema(args.postgres_url)
+        url, drop = fresh_schema(args.postgres_url)
         try:
             results.append(run("postgres", url, args.orders, args.leaders, args.statistics))
         finally:

@@ -25,27 +25,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from benchmarks._postgres import DEFAULT_PG, fresh_schema
+
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-
-
-def _schema(base_url: str):
-    from fulfilment.db import make_engine
-
-    schema = f"gb_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}options=-csearch_path%3D{schema}", drop
 
 
 def build(url: str, regions: int, leaders: int, orders: int) -> tuple[list[str], float]:
@@ -173,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.workers:
         tmp = tempfile.TemporaryDirectory()
         if args.backend == "postgres":
-            url, drop = _schema(args.postgres_url)
+            url, drop = fresh_schema(args.postgres_url)
         else:
             url, drop = f"sqlite:///{tmp.name}/bench.sqlite", (lambda: None)
         procs: list[subprocess.Popen] = []

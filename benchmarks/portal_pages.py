@@ -16,10 +16,10 @@ import re
 import statistics
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from benchmarks._postgres import DEFAULT_PG, fresh_schema
+
 PAGES = ("/leader/today", "/leader/arrival", "/leader/pickups", "/leader/uncollected")
 RUNS = 30
 
@@ -104,22 +104,11 @@ def main() -> None:
 
 
 def _on_postgres(url: str, orders: int, leaders: int):
-    from sqlalchemy import text
-
-    from fulfilment.db import make_engine
-
-    schema = f"gb_bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    schema_url, drop = fresh_schema(url)
     try:
-        sep = "&" if "?" in url else "?"
-        return run(f"{url}{sep}options=-csearch_path%3D{schema}", orders, leaders)
+        return run(schema_url, orders, leaders)
     finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
+        drop()
 
 if __name__ == "__main__":
     main()

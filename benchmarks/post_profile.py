@@ -27,26 +27,14 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 
+from benchmarks._postgres import fresh_schema
 from benchmarks.web import DEFAULT_PG, post_requests
 
 
 def _database(kind: str, base_url: str, workdir: Path):
     if kind == "sqlite":
         return f"sqlite:///{workdir / 'profile.sqlite'}", lambda: None
-    from fulfilment.db import make_engine
-
-    schema = f"gb_profile_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}options=-csearch_path%3D{schema}", drop
+    return fresh_schema(base_url, prefix="gb_profile")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,7 +49,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from benchmarks._postgres import DEFAULT_PG, fresh_schema
+
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TARGET_P95_MS = 100.0
 REQUEST_TIMEOUT_S = 10.0
@@ -405,23 +406,6 @@ async def sign_in(pool: Pool, args, leader: str) -> str:
 # --- setting up: database, demo, server ---------------------------------------------------------
 
 
-def _postgres_schema(base_url: str) -> tuple[str, Callable[[], None]]:
-    from fulfilment.db import make_engine
-
-    schema = f"gb_webbench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    sep = "&" if "?" in base_url else "?"
-    return f"{base_url}{sep}options=-csearch_path%3D{schema}", drop
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -593,7 +577,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    url, drop = _postgres_schema(args.postgres_url)
+    url, drop = fresh_schema(args.postgres_url, prefix="gb_webbench")
     application_name = f"gb-webbench-{uuid.uuid4().hex[:8]}"  # to find the server's backends
     url = f"{url}&application_name={application_name}"
     instance = Path(os.environ.get("TMPDIR", "/tmp")) / f"gb-webbench-{uuid.uuid4().hex[:8]}"
