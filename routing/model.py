@@ -94,6 +94,10 @@ class Engine(StrEnum):
     ORTOOLS = "ortools"
     PYVRP = "pyvrp"
     PYVRP_ORTOOLS = "pyvrp+ortools"  # PyVRP's routes, then OR-Tools inserted what it left
+    # driver breaks (routing/breaks.py): PyVRP without them, then each break fitted into its route
+    PYVRP_RELAXED = "pyvrp-relaxed"
+    # ... and then OR-Tools from those routes, with the breaks (inserting what fitting took out)
+    PYVRP_RELAXED_ORTOOLS = "pyvrp-relaxed+ortools"
 
 
 @dataclass(frozen=True, slots=True)

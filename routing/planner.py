@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
+from .breaks import plan_with_breaks
 from .check import recheck
 from .decompose import can_decompose, improve_by_route_groups
 from .matrix import MatrixCache, build_matrices
 from .model import Engine, Plan, PlanStatus, Problem, RoutingInputError, UnassignedReason
 from .prepare import Prepared, empty_plan, prepare
-from .pyvrp_engine import misfit, solve_pyvrp
+from .pyvrp_engine import BREAKS_ONLY, misfit, solve_pyvrp
 from .search import DEFAULT_SEARCH, SearchConfig
 from .solver import solve_ortools
 
@@ -85,6 +86,16 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
                 if pv is not None:
                     ot = replace(ot, engine=Engine.PYVRP_ORTOOLS)
                 _keep(prep, ot, found, discarded)
+    elif engine == "auto" and why_not == BREAKS_ONLY and solution_limit is None:
+        def keep(plan: Plan) -> Plan | None:
+            return _keep(prep, plan, found, discarded)
+
+        if not plan_with_breaks(prep, t0=t0, deadline=deadline, seed=seed, config=config,
+                                keep=keep, start=start):
+            discarded.append(f"{Engine.PYVRP_RELAXED}: no feasible plan without the breaks")
+            ot = solve_ortools(prep, t0=t0, deadline=deadline, seed=seed, config=config,
+                               start=start)
+            _keep(prep, ot, found, discarded)
     elif (config.decompose_threshold is not None
           and len(problem.stops) >= config.decompose_threshold
           and not locked and not initial_routes and solution_limit is None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,10 @@ import numpy as np
 from .model import UNREACHABLE, Engine, Plan, Problem, TempZone
 from .prepare import Prepared, build_plan, build_route, schedule
 
-__all__ = ["misfit", "solve_pyvrp"]
+__all__ = ["BREAKS_ONLY", "misfit", "search_routes", "solve_pyvrp"]
+
+# what `misfit` says when a driver break is the only thing PyVRP cannot express
+BREAKS_ONLY = "driver breaks"
 
 
 def misfit(problem: Problem, locked: Mapping[str, str] | None = None) -> str | None:
@@ -45,7 +48,7 @@ def misfit(problem: Problem, locked: Mapping[str, str] | None = None) -> str | N
     if problem.soft_windows:
         return "soft windows"
     if any(v.break_ is not None for v in problem.vehicles):
-        return "driver breaks"
+        return BREAKS_ONLY
     return None
 
 
@@ -232,16 +235,17 @@ class _FeasibleInTime:
         return now >= self.deadline or (now >= self.give_up_at and best_cost >= _INFEASIBLE_COST)
 
 
-def _run(mapped: _Mapped, stop, seed: int, initial):
+def _run(mapped: _Mapped, stop, seed: int, initial, params: Any = None):
     import pyvrp
     from pyvrp.exceptions import PenaltyBoundWarning
 
+    extra = {} if params is None else {"params": params}
     with warnings.catch_warnings():
         # the all-required model of a problem that cannot serve everything warns before giving
         # up; that outcome is expected and handled (the caller falls back)
         warnings.simplefilter("ignore", PenaltyBoundWarning)
         return pyvrp.solve(mapped.data, stop=stop, seed=seed, collect_stats=True,
-                           display=False, initial_solution=initial)
+                           display=False, initial_solution=initial, **extra)
 
 
 def _first_feasible(result, offset: float) -> float | None:
@@ -274,3 +278,54 @@ def _read(p: Prepared, mapped: _Mapped, result, t0: float, first: float | None,
     return build_plan(p, routes, served, engine=Engine.PYVRP, engine_status=status,
                       first_s=first, solve_s=time.perf_counter() - t0,
                       first_complete_s=first if len(served) == len(p.candidates) else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes only, for a caller that finishes them itself (routing/breaks.py)
+
+
+def search_routes(p: Prepared, *, give_up_at: float, deadline: float, seed: int,
+                  start: Mapping[int, Sequence[int]] | None = None,
+                  on_first_feasible: Callable[[dict[int, list[int]]], None] | None = None
+                  ) -> tuple[dict[int, list[int]], str] | None:
+    """PyVRP on the all-required model: its best routes as vehicle index -> drop numbers in
+    order, and its status; None when the fleet cannot hold everything or no feasible solution
+    came before `give_up_at` (perf_counter), else it runs until `deadline`. `on_first_feasible`
+    is called once, inside the search, with the routes of the first feasible solution (the
+    search waits for it)."""
+    from pyvrp import IteratedLocalSearchParams, SolveParams
+    from pyvrp.IteratedLocalSearch import IteratedLocalSearchCallbacks
+
+    if not _fleet_may_suffice(p):
+        return None
+    mapped = _Mapped(p, required=True)
+    initial = mapped.initial(p, start) if start else None
+    params = None
+    if on_first_feasible is not None:
+        report = on_first_feasible
+
+        class _First(IteratedLocalSearchCallbacks):
+            done = False
+
+            def on_best(self, best) -> None:
+                if not self.done and best.is_feasible():
+                    self.done = True
+                    report(_drop_routes(mapped, best))
+
+        params = SolveParams(ils=IteratedLocalSearchParams(callbacks=_First()))
+    result = _run(mapped, _FeasibleInTime(give_up_at, deadline), seed, initial, params)
+    if not result.best.is_feasible():
+        return None
+    return (_drop_routes(mapped, result.best),
+            f"feasible (all drops required), {result.num_iterations} iterations")
+
+
+def _drop_routes(mapped: _Mapped, solution) -> dict[int, list[int]]:
+    """A PyVRP solution's routes as vehicle index -> drop numbers, vehicles numbered as `_read`
+    does (each vehicle type's vehicles in order)."""
+    free = {t: list(vs) for t, vs in enumerate(mapped.type_vehicles)}
+    out: dict[int, list[int]] = {}
+    for route in solution.routes():
+        v = free[route.vehicle_type()].pop(0)
+        out[v] = [mapped.client_drop[a.idx] for a in route if a.is_client()]
+    return out

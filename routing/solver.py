@@ -26,9 +26,12 @@ _STATUS = routing_enums_pb2.RoutingSearchStatus.DESCRIPTOR.enum_types_by_name["V
 
 def solve_ortools(m: Prepared, *, t0: float, deadline: float, seed: int, config: SearchConfig,
                   solution_limit: int | None = None, locked: Mapping[str, str] | None = None,
-                  start: Mapping[int, Sequence[int]] | None = None) -> Plan:
+                  start: Mapping[int, Sequence[int]] | None = None,
+                  cold_if_refused: bool = True) -> Plan:
     """Search until `deadline` (perf_counter); `start` (vehicle index -> drop numbers in order)
-    is a warm start. Times in the plan count from `t0`, the caller's start."""
+    is a warm start. Times in the plan count from `t0`, the caller's start. When OR-Tools refuses
+    the start (cannot read it, or cannot search from it), it builds its own first plan, or with
+    `cold_if_refused=False` returns no plan (status timed out, `engine_status` "start refused")."""
     problem = m.problem
     n_vehicles = len(problem.vehicles)
     n_nodes = m.n_depots + len(m.candidates)
@@ -69,6 +72,9 @@ def solve_ortools(m: Prepared, *, t0: float, deadline: float, seed: int, config:
     warm = None
     if start:
         warm = _read_routes(routing, manager, m, start)
+        if warm is None and not cold_if_refused:
+            return empty_plan(m, engine=Engine.ORTOOLS, engine_status="start refused",
+                              solve_s=time.perf_counter() - t0, found=False)
     # the limit is the caller's: matrices and model building came out of it
     search_s = max(0.05, deadline - time.perf_counter())
     if warm is not None:
@@ -83,6 +89,10 @@ def solve_ortools(m: Prepared, *, t0: float, deadline: float, seed: int, config:
             solution = routing.SolveWithIteratedLocalSearch(params)
         else:
             solution = routing.SolveWithParameters(params)
+    if solution is None and warm is not None and not cold_if_refused:
+        # measured on city-1000: OR-Tools reads the routes, then fails to place the breaks
+        return empty_plan(m, engine=Engine.ORTOOLS, engine_status="start refused",
+                          solve_s=time.perf_counter() - t0, found=False)
     if solution is None:  # the construction failed: start from nothing served, then improve
         params = search_parameters(config, time_limit_s=max(0.1, deadline - time.perf_counter()),
                                    num_nodes=n_nodes, solution_limit=solution_limit,
