@@ -3,8 +3,13 @@
 One call, one wall-clock budget (`time_limit_s`), matrices and re-checks included. When the
 problem fits PyVRP (`pyvrp_engine.misfit`) and PyVRP finds a plan serving every drop (within half
 of the budget), PyVRP runs to the end; if a plan leaves drops a vehicle could take, OR-Tools
-starts from its routes and inserts them. Otherwise (a break, soft windows, a lock, a fleet too
-small) OR-Tools runs (with decomposition on large problems). Every plan an engine returns is re-checked
+starts from its routes and inserts them. When a driver break is all that does not fit,
+`breaks.plan_with_breaks` runs: PyVRP on the problem with each break's time reserved instead,
+each break fitted into its route (stops that keep it from fitting taken out and put back where
+they can go), then, below 1,000 drops, OR-Tools from those routes with the breaks for the last
+tenth (`Engine.PYVRP_RELAXED`, `Engine.PYVRP_RELAXED_ORTOOLS`); if PyVRP finds nothing in half of
+the budget, OR-Tools alone has the rest. Otherwise (soft windows, a lock, a fleet too small)
+OR-Tools runs (with decomposition on large problems). Every plan an engine returns is re-checked
 (`check.recheck`) and one that fails is discarded and named in `Plan.discarded`.
 """
 
