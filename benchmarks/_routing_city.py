@@ -6,8 +6,9 @@ on some vehicles, fixed costs, and one case with too small a fleet.
 
 Each case runs the planner's default and OR-Tools alone (one core each, side by side), then the
 planner on two cores; every plan is re-checked (`routing.recheck`), and every stop must be served
-or unassigned with a reason. Cases with breaks go to OR-Tools (PyVRP cannot express breaks); the
-"fits" cases have no break, so the default runs PyVRP there.
+or unassigned with a reason. Cases with breaks take the default's break path (PyVRP without the
+breaks, each break fitted, then OR-Tools below 1,000 drops: routing/breaks.py); the "fits" cases
+have no break, so the default runs PyVRP there.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 import time
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from routing_fixtures import planar_problem, van
 
 from routing import (
@@ -159,3 +161,55 @@ def test_default_is_not_dearer_than_ortools_alone_with_breaks():
     assert default.rechecked and alone.rechecked
     assert (len(default.unassigned), default.cost.total) <= (len(alone.unassigned),
                                                              alone.cost.total)
+
+
+@st.composite
+def _routes_on_a_small_problem(draw):
+    """A small problem with breaks on some vans, and routes for it that respect zones and
+    capacity but not necessarily windows, shifts or breaks (drops dealt out in a drawn order)."""
+    zones = [TempZone.AMBIENT, TempZone.CHILLED]
+    stops = []
+    for i in range(draw(st.integers(1, 10))):
+        xy = (draw(st.integers(-60, 60)), draw(st.integers(-60, 60)))
+        drops = {z: Load(draw(st.integers(1, 30)), 0, 0)
+                 for z in draw(st.lists(st.sampled_from(zones), min_size=1, max_size=2,
+                                        unique=True))}
+        open_s = draw(st.integers(0, 300))
+        windows = [(open_s, open_s + draw(st.integers(0, 150)))] if draw(st.booleans()) else []
+        stops.append((f"s{i}", xy, drops, windows, draw(st.integers(0, 20))))
+    vans = []
+    for i in range(draw(st.integers(1, 3))):
+        brk = None
+        if draw(st.booleans()):
+            earliest = draw(st.integers(0, 300))
+            brk = Break(earliest, earliest + draw(st.integers(0, 100)), draw(st.integers(0, 60)))
+        vans.append(van(f"v{i}", Load(draw(st.integers(20, 90)), 100, 100),
+                        zones=frozenset(draw(st.lists(st.sampled_from(zones), min_size=1,
+                                                      max_size=2, unique=True))),
+                        shift_end_s=draw(st.integers(200, 600)), break_=brk,
+                        max_duration_s=draw(st.sampled_from([None, 250, 400]))))
+    problem = planar_problem((0, 0), stops, vans)
+    dist, times = build_matrices(problem)
+    prep = prepare(problem, dist, times)
+    order = draw(st.permutations(prep.candidates))
+    room = {v: problem.vehicles[v].capacity for v in range(len(vans))}
+    routes: dict[int, list[int]] = {}
+    for k in order:
+        drop = prep.drops[k]
+        v = draw(st.integers(0, len(vans) - 1))
+        if drop.zone in problem.vehicles[v].zones and drop.load.fits_in(room[v]):
+            room[v] = room[v] - drop.load
+            routes.setdefault(v, []).append(k)
+    return problem, prep, routes
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(case=_routes_on_a_small_problem())
+def test_fitted_routes_always_pass_the_recheck(case):
+    """Whatever routes come in (zones and capacity kept, anything else possibly broken),
+    fitting gives a plan that passes the re-check: each drop on a route or unassigned with its
+    reason, windows, shifts, maximum durations and every break kept."""
+    problem, prep, routes = case
+    plan = fit_breaks(prep, routes, t0=time.perf_counter(), status="drawn")
+    assert recheck(problem, plan, prep.dist_rows, prep.time_rows) == []
