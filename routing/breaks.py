@@ -68,6 +68,8 @@ def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, conf
     False when PyVRP found no feasible plan by `REQUIRED_TRY_SHARE` of the budget (or the fleet
     cannot hold everything): the caller has the rest of the time."""
     relaxed = prepare(relax_breaks(p.problem), p.dist_rows, p.time_rows)
+    if not relaxed.candidates:  # every drop needs the time the breaks' reservation takes
+        return False
     share = PYVRP_SHARE if pyvrp_share is None else pyvrp_share
     warm_start = len(p.candidates) < ORTOOLS_WARM_MAX_DROPS
 

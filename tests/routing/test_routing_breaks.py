@@ -23,6 +23,7 @@ from routing import (
     recheck,
 )
 from routing.breaks import fit_breaks, relax_breaks
+from routing.parallel import plan_routes_on_cores
 from routing.prepare import prepare
 
 RELAXED = (Engine.PYVRP_RELAXED, Engine.PYVRP_RELAXED_ORTOOLS)
@@ -95,6 +96,14 @@ def test_break_vans_on_a_mid_size_problem_take_the_relaxed_path():
     driving = [vid for vid in breakers if plan.route_of(vid) is not None]
     assert driving, "no break van was used: the case does not test the fitting"
     assert all(_break_has_room(problem, plan, vid) for vid in driving)
+
+
+def test_two_cores_run_the_break_path_too():
+    """On two cores a problem whose only misfit is a break runs the relaxed path (each core
+    with its own seed), not the OR-Tools portfolio, and the plan passed the re-check."""
+    problem = _depot_town(40, seed=7)
+    plan = plan_routes_on_cores(problem, time_limit_s=8.0, cores=2, seed=1)
+    assert plan.engine in RELAXED and plan.rechecked
 
 
 # One van whose break must start at exactly 100 and lasts 50: a is served at 40, b at 100..110,
