@@ -21,6 +21,9 @@ Fits: no break, no soft windows, no locked stop. The mapping (docs/routing.md, "
   duration, fixed cost and profile; one PyVRP profile (distance, duration matrix) per profile;
 - service time folded into the duration matrix exactly as the OR-Tools model does (service at the
   from-location, 0 between drops of one stop).
+
+`search_routes` runs the same all-required model and gives back only the routes (drop numbers),
+for a caller that finishes them itself: the break path (routing/breaks.py).
 """
 
 from __future__ import annotations
