@@ -38,6 +38,9 @@ _FINISH_S = 0.5
 _ORTOOLS_MIN_S = 0.5
 _ORTOOLS_PER_DROP_S = 0.003
 
+# places tried per drop left off, cheapest first: each try simulates the route once per leg
+_INSERT_TRIES = 50
+
 # one (stop, zone) drop number per entry, in visiting order, per vehicle index
 DropRoutes = Mapping[int, Sequence[int]]
 
@@ -145,7 +148,8 @@ def fit_breaks(p: Prepared, routes: DropRoutes, *, t0: float, status: str,
 def _insert_left(p: Prepared, routes: dict[int, list[int]], deadline: float | None) -> None:
     """Each candidate drop on no route, in turn, goes where it adds the least distance (plus the
     fixed cost of a vehicle not used yet) among the places where its zone, the capacity and the
-    schedule with the break allow it; drops with no such place stay left."""
+    schedule with the break allow it (the `_INSERT_TRIES` cheapest places are tried); drops with
+    no such place stay left."""
     problem = p.problem
     on_route = {n for nodes in routes.values() for n in nodes}
     left = [n for n in p.node_of().values() if n not in on_route]
@@ -166,7 +170,7 @@ def _insert_left(p: Prepared, routes: dict[int, list[int]], deadline: float | No
                 a, b = path[i], path[i + 1]
                 added = int(p.dist[a, node]) + int(p.dist[node, b]) - int(p.dist[a, b])
                 options.append((added + fixed, v, i))
-        for _, v, i in sorted(options):
+        for _, v, i in sorted(options)[:_INSERT_TRIES]:
             nodes = routes.get(v, [])
             trial = nodes[:i] + [node] + nodes[i:]
             if _schedule_with_break(p, v, trial) is not None:
@@ -174,7 +178,7 @@ def _insert_left(p: Prepared, routes: dict[int, list[int]], deadline: float | No
                 break
 
 
-def _load(p: Prepared, nodes: list[int]):
+def _load(p: Prepared, nodes: list[int]) -> Load:
     total = Load()
     for n in nodes:
         total = total + p.drops[p.candidates[n - p.n_depots]].load
