@@ -47,8 +47,10 @@ _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and loc
 
 @dataclass(frozen=True, slots=True)
 class TwoEchelonPlan:
+    """The trunk's plan, the stations planned in the call, and every station's ready time."""
+
     trunk: Plan
-    last_mile: dict[str, Plan]         # station id -> its plan (stations solved in this call)
+    last_mile: dict[str, Plan]         # station id -> its plan (stations planned in this call)
     ready_s: dict[str, int | None]     # station id -> earliest last-mile departure (None: unsupplied)
 
 
@@ -252,10 +254,11 @@ def plan_two_echelons(
     """Plan the trunk, then every station's last mile from what the trunk brings it.
 
     The trunk is solved first (`split_oversized`), then `station_jobs` turns its plan into one
-    problem per station; the stations are solved by `runner` (default: `PoolRunner(workers)`).
-    A station's plan carries the engine's unassigned and the drops the trunk does not bring
-    (`station_not_supplied`; the plan is then `PARTIAL` at best). A station with nothing arriving
-    has every drop `station_not_supplied`; a station with goods but no vehicle has them
+    problem per station (vans from the last truck's departure plus `handling_s`, only what
+    arrives); the stations are solved by `runner` (default: `PoolRunner(workers)`). A station's
+    plan carries the engine's unassigned and the drops the trunk does not bring
+    (`station_not_supplied`; a plan that was `SOLVED` becomes `PARTIAL`). A station with nothing
+    arriving has every drop `station_not_supplied`; a station with goods but no vehicle has them
     `no_vehicle_for_zone`; neither is searched.
 
     Budgets. With `time_limit_s`, it is the whole call's wall-clock budget: the trunk gets
