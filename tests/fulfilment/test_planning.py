@@ -34,6 +34,7 @@ from fulfilment.plans import (
     load_plan,
     publish_plan,
     store_part,
+    stored_parts,
 )
 from fulfilment.sites import get_region
 from fulfilment.workers import LocalRunner
@@ -162,6 +163,54 @@ def test_a_part_is_stored_once(sessions):
         )
         assert again is False
         assert s.scalar(select(func.count()).select_from(PlanRoute)) == before
+
+
+class FailsAfter(LocalRunner):
+    """Solves in this process and records what it is asked; fails once it has handed back
+    `parts` plans (a solver host lost mid-plan)."""
+
+    def __init__(self, parts):
+        super().__init__(1)
+        self.left = parts
+        self.asked = []
+
+    def solve(self, problems, **kwargs):
+        self.asked.append(sorted(problems))
+        for key, plan in super().solve(problems, **kwargs):
+            if self.left == 0:
+                raise RuntimeError("solver host unreachable")
+            self.left -= 1
+            yield key, plan
+
+
+def test_an_unfinished_plan_resumes_from_its_stored_trunk_and_stations(sessions):
+    """The runner fails after the trunk and one station: both are stored. Solving the same plan
+    again asks the runner for the other stations only (the trunk is read back, not solved), and
+    every part ends up stored once."""
+    wave_id, _ = cut_demo(sessions)
+    first, started = FailsAfter(2), []
+    with pytest.raises(RuntimeError):
+        solve_wave(
+            sessions,
+            wave_id=wave_id,
+            runner=first,
+            options=FAST,
+            now=lambda: NOW,
+            on_plan_started=started.append,
+        )
+    (plan_id,) = started
+    stations = first.asked[1]
+    with session_scope(sessions) as s:
+        stored = set(stored_parts(s, s.get(RoutePlan, plan_id)))
+    assert "trunk" in stored and len(stored & set(stations)) == 1
+    again = FailsAfter(100)
+    assert solve_wave(
+        sessions, wave_id=wave_id, runner=again, options=FAST, now=lambda: NOW, plan_id=plan_id
+    ) == plan_id
+    assert again.asked == [sorted(set(stations) - stored)]
+    with session_scope(sessions) as s:
+        parts = s.scalars(select(PlanPart.part).where(PlanPart.plan_id == plan_id)).all()
+    assert sorted(parts) == sorted({"trunk", *stations})
 
 
 def test_versions_are_kept_and_publishing_supersedes_the_one_before(sessions):
