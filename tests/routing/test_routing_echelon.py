@@ -45,11 +45,10 @@ def _station_a():
         [van("vanA", Load(200, 200, 200))])
 
 
-def _trunk_to_a(trucks=1):
-    """Only station A (150 kg, 10 min unloading) and 100 kg trucks."""
+def _trunk_to_a():
+    """Only station A (150 kg, 10 min unloading) and one 100 kg truck."""
     return planar_problem((0, 0), [("A", (0, 600), Load(150, 0, 0), (), 600)],
-                          [van(f"truck{i}", Load(100, 100, 100), shift_start_s=3600)
-                           for i in range(trucks)])
+                          [van("truck0", Load(100, 100, 100), shift_start_s=3600)])
 
 
 def _two_stations():
