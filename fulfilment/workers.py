@@ -36,7 +36,11 @@ def solve_problem(problem: routing.Problem, time_limit_s: float, seed: int) -> r
 
 @dataclass
 class LocalRunner:
-    """Solves in a pool of `workers` local processes (one: in this process)."""
+    """Solves in a pool of `workers` local processes (one: in this process); a `routing.Runner`.
+
+    Each problem gets the whole `time_limit_s` from when a process starts it (the night's
+    per-problem limits), unlike `routing.PoolRunner`, which holds problems to slots of one call's
+    budget."""
 
     workers: int = 2
 
@@ -68,7 +72,8 @@ class JobFailed(FulfilmentError):
 
 @dataclass
 class RQRunner:
-    """Each problem is an RQ job on Redis; results are collected here as they finish.
+    """Each problem is an RQ job on Redis; results are collected here as they finish (a
+    `routing.Runner`; each job gets `time_limit_s`).
 
     A job whose worker died (its heartbeat older than `stale_after_s`) or that failed is given
     to the queue again, up to `attempts` times. Job ids are `<queue>-<tag>-<key>` (tag = plan id),

@@ -5,7 +5,16 @@ Knows nothing of the database or Flask; see docs/routing.md.
 """
 
 from .check import recheck
-from .echelon import DEFAULT_HANDLING_S, TwoEchelonPlan, plan_two_echelons
+from .echelon import (
+    DEFAULT_HANDLING_S,
+    TRUNK_KEY,
+    PoolRunner,
+    Runner,
+    StationJob,
+    TwoEchelonPlan,
+    plan_two_echelons,
+    station_jobs,
+)
 from .matrix import GreatCircleSource, MatrixCache, OsrmError, OsrmTable, build_matrices, geodesic_m
 from .model import (
     UNREACHABLE,
@@ -57,10 +66,15 @@ __all__ = [
     "SolveDeadlineExceeded",
     "SolveFailed",
     "SolveHandle",
+    "TRUNK_KEY",
+    "PoolRunner",
+    "Runner",
+    "StationJob",
     "TwoEchelonPlan",
     "compare_plans",
     "plan_routes_on_cores",
     "plan_two_echelons",
+    "station_jobs",
     "replan",
     "solve_in_subprocess",
     "solve_many",

@@ -19,7 +19,6 @@ from fulfilment.orders import LineRequest, MemberRef, ensure_wave, place_order
 from fulfilment.planning import (
     PlanningOptions,
     build_network,
-    last_mile_jobs,
     seconds_since_midnight,
     solve_wave,
 )
@@ -35,6 +34,7 @@ from fulfilment.plans import (
     load_plan,
     publish_plan,
     store_part,
+    stored_parts,
 )
 from fulfilment.sites import get_region
 from fulfilment.workers import LocalRunner
@@ -165,6 +165,54 @@ def test_a_part_is_stored_once(sessions):
         assert s.scalar(select(func.count()).select_from(PlanRoute)) == before
 
 
+class FailsAfter(LocalRunner):
+    """Solves in this process and records what it is asked; fails once it has handed back
+    `parts` plans (a solver host lost mid-plan)."""
+
+    def __init__(self, parts):
+        super().__init__(1)
+        self.left = parts
+        self.asked = []
+
+    def solve(self, problems, **kwargs):
+        self.asked.append(sorted(problems))
+        for key, plan in super().solve(problems, **kwargs):
+            if self.left == 0:
+                raise RuntimeError("solver host unreachable")
+            self.left -= 1
+            yield key, plan
+
+
+def test_an_unfinished_plan_resumes_from_its_stored_trunk_and_stations(sessions):
+    """The runner fails after the trunk and one station: both are stored. Solving the same plan
+    again asks the runner for the other stations only (the trunk is read back, not solved), and
+    every part ends up stored once."""
+    wave_id, _ = cut_demo(sessions)
+    first, started = FailsAfter(2), []
+    with pytest.raises(RuntimeError):
+        solve_wave(
+            sessions,
+            wave_id=wave_id,
+            runner=first,
+            options=FAST,
+            now=lambda: NOW,
+            on_plan_started=started.append,
+        )
+    (plan_id,) = started
+    stations = first.asked[1]
+    with session_scope(sessions) as s:
+        stored = set(stored_parts(s, s.get(RoutePlan, plan_id)))
+    assert "trunk" in stored and len(stored & set(stations)) == 1
+    again = FailsAfter(100)
+    assert solve_wave(
+        sessions, wave_id=wave_id, runner=again, options=FAST, now=lambda: NOW, plan_id=plan_id
+    ) == plan_id
+    assert again.asked == [sorted(set(stations) - stored)]
+    with session_scope(sessions) as s:
+        parts = s.scalars(select(PlanPart.part).where(PlanPart.plan_id == plan_id)).all()
+    assert sorted(parts) == sorted({"trunk", *stations})
+
+
 def test_versions_are_kept_and_publishing_supersedes_the_one_before(sessions):
     """Two plans are v1 and v2; publishing v2 then v3 leaves v3 published, v1 and v2 superseded."""
     wave_id, _ = cut_demo(sessions, leaders=8, orders=40)
@@ -210,44 +258,49 @@ def _small_wave(session, *, truck_kg):
     return world, wave
 
 
-def test_a_partly_supplied_station_routes_only_what_arrives(session):
-    """The truck carries 250 kg of the 420 kg ordered: the last mile routes only leaders whose
-    goods arrive; the rest come back unassigned as station_not_supplied, nothing lost."""
+def test_a_partly_supplied_station_stores_only_what_arrives_on_routes(session, sessions):
+    """The truck carries 250 kg of the 420 kg ordered: the stored last mile routes only leaders
+    whose goods arrive, the rest are stored unassigned as station_not_supplied, nothing lost, and
+    the station's part is partial."""
     world, wave = _small_wave(session, truck_kg=250)
     network = build_network(session, wave=wave)
-    trunk = routing.plan_routes(network.trunk, time_limit_s=1.0)
-    assert trunk.unassigned  # the truck is too small
-    jobs = last_mile_jobs(network, trunk)
-    job = jobs["GS1"]
-    short = {(u.stop_id, u.zone) for u in job.not_supplied}
-    assert all(u.reason == routing.UnassignedReason.STATION_NOT_SUPPLIED for u in job.not_supplied)
-    assert job.problem is not None
-    routed = {(s.id, z) for s in job.problem.stops for z in s.drops}
-    everything = {(s.id, z) for s in network.leader_stops["GS1"] for z in s.drops}
-    assert routed | short == everything and not routed & short
-    delivered = sum(v.delivered.weight_g for r in trunk.routes for v in r.visits)
-    routed_kg = sum(load.weight_g for s in job.problem.stops for load in s.drops.values())
-    assert routed_kg <= delivered
+    session.commit()
+    plan_id = plan_and_finish(sessions, wave.id)
+    with session_scope(sessions) as s:
+        stored = load_plan(s, s.get(RoutePlan, plan_id))
+    assert stored.trunk is not None and stored.trunk.unassigned  # the truck is too small
+    gs1 = stored.last_mile["GS1"]
+    assert gs1.status == routing.PlanStatus.PARTIAL
+    assert {u.reason for u in gs1.unassigned} == {routing.UnassignedReason.STATION_NOT_SUPPLIED}
+    short = {(u.stop_id, u.zone) for u in gs1.unassigned}
+    routed = {(v.stop_id, z) for r in gs1.routes for v in r.visits for z in v.zones}
+    everything = {(s.id, z) for s in network.last_mile["GS1"].stops for z in s.drops}
+    assert routed | short == everything and not routed & short and routed
+    delivered = sum(v.delivered.weight_g for r in stored.trunk.routes for v in r.visits)
+    assert sum(v.delivered.weight_g for r in gs1.routes for v in r.visits) <= delivered
 
 
-def test_last_mile_vans_leave_after_the_trunk_arrives_plus_handling(session):
-    """Vans start no earlier than the truck's departure from the station plus handling time."""
+def test_last_mile_vans_leave_after_the_trunk_leaves_plus_handling(session, sessions):
+    """Stored vans' routes start no earlier than the truck's departure from the station plus
+    the handling time."""
     world, wave = _small_wave(session, truck_kg=5000)
-    network = build_network(session, wave=wave)
-    trunk = routing.plan_routes(network.trunk, time_limit_s=1.0)
-    left = max(v.departure_s for r in trunk.routes for v in r.visits if v.stop_id == "GS1")
-    job = last_mile_jobs(network, trunk)["GS1"]
-    assert job.not_supplied == ()
-    assert all(v.shift_start_s >= left + network.options.handling_s for v in job.problem.vehicles)
+    session.commit()
+    plan_id = plan_and_finish(sessions, wave.id)
+    with session_scope(sessions) as s:
+        stored = load_plan(s, s.get(RoutePlan, plan_id))
+    left = max(v.departure_s for r in stored.trunk.routes for v in r.visits if v.stop_id == "GS1")
+    gs1 = stored.last_mile["GS1"]
+    assert gs1.unassigned == () and gs1.routes
+    assert all(r.start_s >= left + FAST.handling_s for r in gs1.routes)
 
 
 def test_crates_come_from_volume_by_the_configured_crate_size(session):
     """100 apples of 1.5 L with 40 L crates are 4 crates; with 100 L crates, 2."""
     world, wave = _small_wave(session, truck_kg=5000)
-    stops = build_network(session, wave=wave).leader_stops["GS1"]
+    stops = build_network(session, wave=wave).last_mile["GS1"].stops
     assert stops[0].drops[routing.TempZone.AMBIENT].crates == 4
     bigger = build_network(session, wave=wave, options=PlanningOptions(crate_volume_ml=100_000))
-    assert bigger.leader_stops["GS1"][0].drops[routing.TempZone.AMBIENT].crates == 2
+    assert bigger.last_mile["GS1"].stops[0].drops[routing.TempZone.AMBIENT].crates == 2
 
 
 def test_windows_are_seconds_since_local_midnight_on_a_dst_day():
