@@ -12,10 +12,8 @@ or RQ workers on Redis).
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -31,7 +29,7 @@ from .model import (
     Unassigned,
     UnassignedReason,
 )
-from .parallel import plan_until
+from .parallel import PoolRunner
 
 __all__ = ["DEFAULT_HANDLING_S", "TRUNK_KEY", "PoolRunner", "Runner", "StationJob",
            "TwoEchelonPlan", "plan_two_echelons", "station_jobs"]
@@ -41,9 +39,6 @@ DEFAULT_HANDLING_S = 30 * 60
 TRUNK_SHARE = 0.3
 # the trunk's key among the parts a runner solves and `on_part` receives (no station may use it)
 TRUNK_KEY = "trunk"
-
-_SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
-
 
 @dataclass(frozen=True, slots=True)
 class TwoEchelonPlan:
@@ -65,40 +60,6 @@ class Runner(Protocol):
 
     def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
               tag: str) -> Iterator[tuple[str, Plan]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PoolRunner:
-    """A pool of `workers` spawned processes (one worker, or one problem: in this process).
-
-    Problems run in rounds of `workers`, in the order given: problem i must end by the call's
-    start + (i // workers + 1) × `time_limit_s`, so starting the processes comes out of the
-    first round and the whole call ends within rounds × `time_limit_s`."""
-
-    workers: int = 2
-
-    def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
-              tag: str = "") -> Iterator[tuple[str, Plan]]:
-        start = time.time()
-        items = list(problems.items())
-        if self.workers <= 1 or len(items) <= 1:
-            for i, (key, problem) in enumerate(items):
-                yield key, _plan_in_slot(problem, start + (i + 1) * time_limit_s, seed)
-            return
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
-                                 mp_context=_SPAWN) as pool:
-            futures = {
-                pool.submit(_plan_in_slot, problem,
-                            start + (i // self.workers + 1) * time_limit_s, seed): key
-                for i, (key, problem) in enumerate(items)
-            }
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-
-
-def _plan_in_slot(problem: Problem, slot_end_epoch: float, seed: int) -> Plan:
-    """A problem gets from when it starts until its slot ends (at least a little)."""
-    return plan_until(problem, max(slot_end_epoch, time.time() + 0.2), seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------

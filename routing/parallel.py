@@ -4,7 +4,8 @@
 cancellation (the child is terminated). `plan_routes_on_cores` runs PyVRP and OR-Tools side by
 side (with only a break in the way, PyVRP's break path on each core with its own seed; when PyVRP
 does not fit otherwise, the OR-Tools portfolio) and keeps the better re-checked plan.
-`solve_many` solves independent problems in a pool. `time_limit_s` is the whole call's budget:
+`PoolRunner` solves independent problems in a pool, streaming each plan as it finishes (the
+two echelons' default runner); `solve_many` collects them. `time_limit_s` is the whole call's budget:
 children are given an absolute wall-clock deadline, so process start-up comes out of it.
 """
 
@@ -13,9 +14,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 import traceback
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import Plan, Problem
@@ -23,7 +24,7 @@ from .planner import better, plan_routes
 from .pyvrp_engine import BREAKS_ONLY, misfit
 from .search import PORTFOLIO, SearchConfig
 
-__all__ = ["SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
+__all__ = ["PoolRunner", "SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
            "ortools_then_pyvrp", "plan_routes_on_cores", "plan_until", "solve_in_subprocess", "solve_many"]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
@@ -227,27 +228,43 @@ def pick(plans: Sequence[Plan]) -> Plan:
 def solve_many(problems: Mapping[str, Problem], *, time_limit_s: float, workers: int = 2,
                seed: int = 0) -> dict[str, Plan]:
     """Independent problems (e.g. the last mile of each station) in a pool of worker processes;
-    `time_limit_s` bounds the whole call: problems share the workers' time."""
+    `time_limit_s` bounds the whole call: the problems run in rounds of `workers`
+    (`PoolRunner`), each round with its share of the time."""
     if not problems:
         return {}
-    t_end = time.time() + time_limit_s
-    if workers <= 1 or len(problems) <= 1:
-        out = {}
-        for i, (k, p) in enumerate(problems.items()):
-            share = (t_end - time.time()) / (len(problems) - i)
-            out[k] = plan_routes(p, time_limit_s=max(0.05, share), seed=seed)
-        return out
-    workers = min(workers, len(problems))
-    rounds = -(-len(problems) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_SPAWN) as pool:
-        futures = {}
-        for i, (k, p) in enumerate(problems.items()):
-            # problem i runs in round i // workers: it must end by that round's share of the time
-            round_end = time.time() + (t_end - time.time()) * (i // workers + 1) / rounds
-            futures[k] = pool.submit(_plan_in_slot, p, round_end, seed)
-        return {k: f.result() for k, f in futures.items()}
+    rounds = -(-len(problems) // max(1, min(workers, len(problems))))
+    return dict(PoolRunner(workers).solve(problems, time_limit_s=time_limit_s / rounds, seed=seed))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRunner:
+    """A pool of `workers` spawned processes (one worker, or one problem: in this process).
+
+    Problems run in rounds of `workers`, in the order given: problem i must end by the call's
+    start + (i // workers + 1) × `time_limit_s`, so starting the processes comes out of the
+    first round and the whole call ends within rounds × `time_limit_s`."""
+
+    workers: int = 2
+
+    def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
+              tag: str = "") -> Iterator[tuple[str, Plan]]:
+        start = time.time()
+        items = list(problems.items())
+        if self.workers <= 1 or len(items) <= 1:
+            for i, (key, problem) in enumerate(items):
+                yield key, _plan_in_slot(problem, start + (i + 1) * time_limit_s, seed)
+            return
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
+                                 mp_context=_SPAWN) as pool:
+            futures = {
+                pool.submit(_plan_in_slot, problem,
+                            start + (i // self.workers + 1) * time_limit_s, seed): key
+                for i, (key, problem) in enumerate(items)
+            }
+            for future in as_completed(futures):
+                yield futures[future], future.result()
 
 
 def _plan_in_slot(problem: Problem, slot_end_epoch: float, seed: int) -> Plan:
-    """A pooled problem gets from when a worker picks it up until its slot ends (at least a bit)."""
+    """A problem gets from when it starts until its slot ends (at least a little)."""
     return plan_until(problem, max(slot_end_epoch, time.time() + 0.2), seed=seed)
