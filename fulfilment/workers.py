@@ -75,9 +75,12 @@ class RQRunner:
     """Each problem is an RQ job on Redis; results are collected here as they finish (a
     `routing.Runner`; each job gets `time_limit_s`).
 
-    A job whose worker died (its heartbeat older than `stale_after_s`) or that failed is given
-    to the queue again, up to `attempts` times. Job ids are `<queue>-<tag>-<key>` (tag = plan id),
-    so a planning process that restarts finds the jobs (and results) of the one before."""
+    An attempt that failed, whose worker stopped answering (its heartbeat older than
+    `stale_after_s`) or that a dead worker took off the queue without starting is given to the
+    queue again as a new job, up to `attempts` times; whichever attempt of a problem finishes
+    first is the answer (a worker's orphaned work horse may still finish the first). Each attempt
+    has its own id, `<queue>-<tag>-<key>-<n>` (tag = plan id): two attempts never share a job
+    hash in Redis, and a planning process that restarts finds the attempts of the one before."""
 
     redis_url: str
     queue_name: str = DEFAULT_QUEUE
@@ -100,73 +103,100 @@ class RQRunner:
         tag: str = "",
     ) -> Iterator[tuple[str, routing.Plan]]:
         from rq.exceptions import NoSuchJobError
-        from rq.job import Job, JobStatus
+        from rq.job import Job
 
         queue = self._queue()
         timeout = int(time_limit_s * 3 + 120)
-        tries: dict[str, int] = {}
-        jobs: dict[str, Any] = {}
+        attempts: dict[str, list[Any]] = {}  # every attempt of each problem, oldest first
+        tries: dict[str, int] = {}  # attempts this call has enqueued
 
         def enqueue(key: str) -> None:
             tries[key] = tries.get(key, 0) + 1
-            job_id = _job_id(self.queue_name, tag, key)
-            try:
-                Job.fetch(job_id, connection=queue.connection).delete()
-            except NoSuchJobError:
-                pass
-            jobs[key] = queue.enqueue_call(
-                solve_problem,
-                args=(problems[key], time_limit_s, seed),
-                job_id=job_id,
-                timeout=timeout,
-                result_ttl=24 * 3600,
-                failure_ttl=24 * 3600,
+            number = len(attempts.setdefault(key, [])) + 1
+            attempts[key].append(
+                queue.enqueue_call(
+                    solve_problem,
+                    args=(problems[key], time_limit_s, seed),
+                    job_id=_job_id(self.queue_name, tag, key, number),
+                    timeout=timeout,
+                    result_ttl=24 * 3600,
+                    failure_ttl=24 * 3600,
+                )
             )
 
-        for key in problems:
-            job_id = _job_id(self.queue_name, tag, key)
-            try:  # a restarted planner: the job of the run before may be done or under way
-                job = Job.fetch(job_id, connection=queue.connection)
-                if job.get_status() in (JobStatus.FINISHED, JobStatus.QUEUED, JobStatus.STARTED):
-                    jobs[key] = job
-                    tries[key] = 1
-                    continue
-            except NoSuchJobError:
-                pass
-            enqueue(key)
-        pending = set(jobs)
+        for key in problems:  # a restarted planner: the attempts of the run before
+            number = 1
+            while True:
+                try:
+                    job = Job.fetch(
+                        _job_id(self.queue_name, tag, key, number), connection=queue.connection
+                    )
+                except NoSuchJobError:
+                    break
+                attempts.setdefault(key, []).append(job)
+                number += 1
+            if not attempts.get(key) or self._state(queue, attempts[key][-1]) != "running":
+                if not any(self._state(queue, job) == "finished" for job in attempts.get(key, [])):
+                    enqueue(key)
+        pending = set(problems)
         while pending:
             for key in sorted(pending):
-                job = jobs[key]
-                status = job.get_status(refresh=True)
-                if status == JobStatus.FINISHED:
+                states = [(job, self._state(queue, job)) for job in attempts[key]]
+                done = next((job for job, state in states if state == "finished"), None)
+                if done is not None:
                     pending.discard(key)
-                    yield key, job.return_value()
-                    job.delete()  # the caller has stored the result: Redis need not keep it
+                    yield key, done.return_value()
+                    for job in attempts[key]:  # the caller has stored the result
+                        job.delete()
                     continue
-                lost = status == JobStatus.STARTED and self._stale(job)
-                if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED) or lost:
-                    why = "its worker stopped answering" if lost else f"it {status.value}"
-                    if tries[key] >= self.attempts:
-                        raise JobFailed(f"route planning job {job.id}: {why} {tries[key]} times")
-                    log.warning("route planning job %s: %s; queued again", job.id, why)
+                last, why = states[-1]
+                if why != "running":
+                    if tries.get(key, 0) >= self.attempts:
+                        raise JobFailed(
+                            f"route planning job {last.id}: {why} ({self.attempts} tries)"
+                        )
+                    log.warning("route planning job %s: %s; queued again", last.id, why)
                     enqueue(key)
             if pending:
                 time.sleep(self.poll_s)
 
-    def _stale(self, job) -> bool:
-        job.refresh()
-        beat = job.last_heartbeat or job.started_at
-        if beat is None:
-            return False
-        if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=UTC)
-        return (datetime.now(UTC) - beat).total_seconds() > self.stale_after_s
+    def _state(self, queue, job) -> str:
+        """The attempt is "finished", "running" (queued, or started with a fresh heartbeat), or lost
+        (then the reason).
+
+        Reads four fields of the job's hash, not the whole job (its problem may be large)."""
+        from rq.job import JobStatus
+        from rq.utils import utcparse
+
+        raw = queue.connection.hmget(
+            job.key, "status", "last_heartbeat", "started_at", "enqueued_at"
+        )
+        status, beat, started, enqueued = (v.decode() if v else None for v in raw)
+        if status is None:
+            return "it is gone from Redis"
+        if status == JobStatus.FINISHED.value:
+            return "finished"
+        if status in (JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value):
+            return f"it {status}"
+        since = beat or started if status == JobStatus.STARTED.value else enqueued
+        if since is None or _age_s(utcparse(since)) <= self.stale_after_s:
+            return "running"
+        if status == JobStatus.STARTED.value:
+            return "its worker stopped answering"
+        if status == JobStatus.QUEUED.value and job.id not in queue.get_job_ids():
+            return "a worker took it off the queue and died before starting it"
+        return "running"
 
 
-def _job_id(queue: str, tag: str, key: str) -> str:
+def _age_s(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+def _job_id(queue: str, tag: str, key: str, attempt: int) -> str:
     """RQ job ids take letters, digits, dashes and underscores only."""
-    raw = f"{queue}-{tag}-{key}"
+    raw = f"{queue}-{tag}-{key}-{attempt}"
     return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in raw)
 
 

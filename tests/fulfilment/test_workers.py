@@ -1,7 +1,5 @@
 """Route planning on RQ workers over Redis: a worker killed mid-job loses nothing, stores once."""
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -34,10 +32,17 @@ def start_worker(redis_url: str, queue: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        start_new_session=True,  # its own process group: the work horse dies with it
+        start_new_session=True,  # its own session: the work horse (own process group) is in it
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def kill_session(leader: subprocess.Popen) -> None:
+    """SIGKILL the worker and its work horse, as when their machine dies (RQ puts the horse in a
+    process group of its own, so killing the worker's group alone would leave the horse running)."""
+    subprocess.run(["pkill", "-KILL", "-s", str(leader.pid)], check=False)
+    leader.wait(10)
 
 
 def wait_until(condition, timeout_s: float = 60.0) -> None:
@@ -57,8 +62,8 @@ def test_without_redis_the_planner_uses_a_local_pool():
 
 @pytest.mark.postgres
 def test_a_worker_killed_mid_job_loses_nothing_and_the_plan_is_stored_once(pg_url, redis_url):
-    """Worker A is killed (SIGKILL, with its work horse) while it solves; its job goes to worker B
-    once A's heartbeat is stale; every part of the plan is stored exactly once and every leader's
+    """Worker A is killed (SIGKILL, with its work horse) while it solves; the job is given to
+    worker B as a new attempt once A's heartbeat is stale; every part of the plan is stored exactly once and every leader's
     goods are on the routes once."""
     from redis import Redis
     from rq import Queue
@@ -95,8 +100,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_plan_is_stored_once(pg_ur
         started = StartedJobRegistry(queue_name, connection=connection)
         wait_until(lambda: started.count > 0 or not planner.is_alive())
         assert planner.is_alive(), outcome
-        os.killpg(worker_a.pid, signal.SIGKILL)
-        worker_a.wait(10)
+        kill_session(worker_a)
         worker_b = start_worker(redis_url, queue_name)
         planner.join(180)
         assert not planner.is_alive()
@@ -118,9 +122,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_plan_is_stored_once(pg_ur
             assert delivered == ordered
     finally:
         for proc in (worker_a, worker_b):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            if proc is not None:
+                kill_session(proc)
         Queue(queue_name, connection=connection).delete(delete_jobs=True)
         for key in connection.scan_iter(f"rq:*{queue_name}*"):  # this test's keys only
             connection.delete(key)
