@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from .model import Engine, Load, Plan, Problem, Vehicle
 from .prepare import Prepared, build_plan, build_route, prepare, transit
-from .pyvrp_engine import REQUIRED_TRY_SHARE, search_routes
+from .pyvrp_engine import required_try_until, search_routes
 from .search import SearchConfig
 from .solver import solve_ortools
 
@@ -68,8 +68,8 @@ def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, conf
     routes for the last `1 - pyvrp_share` of the time, until `deadline` (perf_counter). Every
     plan goes to `keep` (the planner's re-check): the first feasible PyVRP solution, fitted as
     soon as PyVRP finds it (the call's first plan), PyVRP's best, fitted, and OR-Tools' plan.
-    False when PyVRP found no feasible plan by `REQUIRED_TRY_SHARE` of the budget (or the fleet
-    cannot hold everything): the caller has the rest of the time."""
+    False when PyVRP found no feasible plan by `required_try_until` (or the fleet cannot hold
+    everything): the caller has the rest of the time."""
     relaxed = prepare(relax_breaks(p.problem), p.dist_rows, p.time_rows)
     if not relaxed.candidates:  # every drop needs the time the breaks' reservation takes
         return False
@@ -82,8 +82,8 @@ def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, conf
 
     now = time.perf_counter()
     pyvrp_end = now + share * (deadline - now) if warm_start else deadline - _FINISH_S
-    found = search_routes(relaxed, give_up_at=t0 + REQUIRED_TRY_SHARE * (deadline - t0),
-                          deadline=pyvrp_end, seed=seed, start=start,
+    give_up_at = required_try_until(t0, deadline, len(relaxed.candidates))
+    found = search_routes(relaxed, give_up_at=give_up_at, deadline=pyvrp_end, seed=seed, start=start,
                           on_first_feasible=first_feasible)
     if found is None:
         return False

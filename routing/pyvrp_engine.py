@@ -12,8 +12,9 @@ Fits: no break, no soft windows, no locked stop. The mapping (docs/routing.md, "
 - every drop optional, its prize the same penalty OR-Tools pays for leaving it out -- or, when the
   fleet looks large enough (`_fleet_may_suffice`), first every drop required: PyVRP searches
   required clients 2-3 times faster (measured: RC208 and X-n101 at 5 s, 0.00-0.16 % against
-  0.44-0.86 % optional). If that finds no feasible plan in `REQUIRED_TRY_SHARE` of the time, the
-  rest of it goes to the optional model (started from nothing served, which is feasible) -- or,
+  0.44-0.86 % optional). If that finds no feasible plan by `required_try_until` (a share of the
+  time, less on a small problem), the rest of it goes to the optional model (started from nothing
+  served, which is feasible) -- or,
   with `allow_optional=False` (the planner's default engine), back to the caller: on a fleet too
   small PyVRP's optional model is far behind OR-Tools (city-200-small-fleet at 5 s: 317 of 361
   drops left out, OR-Tools 66);
@@ -147,15 +148,16 @@ class _Mapped:
         import pyvrp
 
         type_of = {v: t for t, vs in enumerate(self.type_vehicles) for v in vs}
+        node_of = p.node_of()
         routes = []
         seen: set[int] = set()
         for v, drops in start.items():
-            clients = []
-            for k in drops:
-                if k in self.first_client_of_drop and k not in seen:
-                    seen.add(k)
-                    clients.append(pyvrp.Activity(pyvrp.ActivityType.CLIENT,
-                                                  self.first_client_of_drop[k]))
+            kept = [k for k in drops if k in self.first_client_of_drop and k not in seen]
+            seen.update(kept)
+            # a stop with several windows: the copy for the window the route reaches it in
+            times, _ = schedule(p, v, [node_of[k] for k in kept], p.problem.vehicles[v].shift_start_s)
+            clients = [pyvrp.Activity(pyvrp.ActivityType.CLIENT, self._client(k, at))
+                       for k, at in zip(kept, times, strict=True)]
             if clients:
                 routes.append(pyvrp.Route(self.data, clients, type_of[v]))
         try:
@@ -163,10 +165,33 @@ class _Mapped:
         except RuntimeError:
             return None
 
+    def _client(self, k: int, at: int) -> int:
+        """Drop `k`'s client whose window holds `at` (its first when none does)."""
+        first = c = self.first_client_of_drop[k]
+        while c < len(self.client_drop) and self.client_drop[c] == k:
+            window = self.client_window[c]
+            if window is not None and window[0] <= at <= window[1]:
+                return c
+            c += 1
+        return first
 
-# every drop required: the share of the time to find a first feasible plan before giving up
-# (a quarter was too little on 1,706 drops on two cores: first feasible at ~4 s of ~18 s)
+
+# Every drop required: how long to look for a first feasible plan before giving up. At most a
+# share of the budget (a quarter was too little on 1,706 drops on two cores: first feasible at
+# ~4 s of ~18 s), and no longer than a fleet that can serve everything needs: a floor plus a time
+# per drop (first feasible at <= 0.3 s on Solomon and X up to 1,001 drops; 2.4 s on
+# city-1000-fits, 1,706 drops, 7.0 s on a loaded machine). Past that the fleet is taken to be too
+# small and the rest of the budget is the caller's (city-200-small-fleet, 361 drops, at 20 s:
+# half the budget spent before OR-Tools began made the plan 16.7 % dearer than OR-Tools alone).
 REQUIRED_TRY_SHARE = 0.5
+REQUIRED_TRY_MIN_S = 1.5
+REQUIRED_TRY_PER_DROP_S = 0.005
+
+
+def required_try_until(began: float, deadline: float, drops: int) -> float:
+    """When the all-required search stops if it has no feasible plan yet (perf_counter)."""
+    return began + min(REQUIRED_TRY_SHARE * (deadline - began),
+                       max(REQUIRED_TRY_MIN_S, REQUIRED_TRY_PER_DROP_S * drops))
 
 
 def _fleet_may_suffice(p: Prepared) -> bool:
@@ -202,7 +227,7 @@ def solve_pyvrp(p: Prepared, *, t0: float, deadline: float, seed: int,
         initial = mapped.initial(p, start) if start else None
         # one uninterrupted run: restarting from the first feasible plan was measured worse
         # (R208 at 10 s: 716.1 against 702.5 in one run)
-        stop = _FeasibleInTime(began + REQUIRED_TRY_SHARE * (deadline - began), deadline)
+        stop = _FeasibleInTime(required_try_until(began, deadline, len(p.candidates)), deadline)
         result = _run(mapped, stop, seed, initial)
         if result.best.is_feasible():
             first = _first_feasible(result, began - t0)

@@ -287,3 +287,37 @@ def test_pyvrp_gives_up_on_an_all_served_plan_that_windows_forbid():
     assert [u.reason for u in plan.unassigned] == [UnassignedReason.FLEET_EXHAUSTED]
     explicit = plan_routes(p, engine="pyvrp", **FAST)
     assert explicit.engine == Engine.PYVRP and len(explicit.unassigned) == 1
+
+
+def test_the_all_required_try_gives_up_sooner_on_a_small_problem():
+    """PyVRP's all-required search looks for a first feasible plan for at most half the budget,
+    and on a small problem for less (a floor plus a time per drop), so that when the fleet is too
+    small the rest of the budget is OR-Tools'."""
+    from routing.pyvrp_engine import required_try_until
+
+    assert required_try_until(0.0, 20.0, 50) == pytest.approx(1.5)
+    assert required_try_until(0.0, 20.0, 361) == pytest.approx(1.805)
+    assert required_try_until(0.0, 20.0, 1_706) == pytest.approx(8.53)
+    assert required_try_until(0.0, 20.0, 3_000) == pytest.approx(10.0)
+    assert required_try_until(5.0, 6.0, 200) == pytest.approx(5.5)
+
+
+def test_a_warm_start_serves_a_two_window_stop_in_the_window_the_route_reaches_it_in():
+    """A route reaching a stop in its second window starts PyVRP from a feasible solution: the
+    copy of the stop for that window, not its first (an infeasible start cost PyVRP its warm
+    start: a plan from OR-Tools stayed infeasible under PyVRP for a whole search)."""
+    from routing import TimeWindow
+    from routing.prepare import prepare
+    from routing.pyvrp_engine import _Mapped
+
+    stops = [("near", (0, 10), Load(1, 0, 0), [(0, 15)]),
+             ("both", (0, 50), Load(1, 0, 0), [(0, 20), (40, 90)])]
+    p = planar_problem((0, 0), stops, [van("v1")])
+    assert p.stops[1].windows == (TimeWindow(0, 20), TimeWindow(40, 90))
+    prep = prepare(p, *build_matrices(p))
+    drop = {prep.drops[k].stop_index: k for k in prep.candidates}
+    mapped = _Mapped(prep, required=True)
+    start = mapped.initial(prep, {0: [drop[0], drop[1]]})  # "both" reached at 50
+    assert start is not None and start.is_feasible()
+    plan = plan_routes(p, initial_routes={"v1": ["near", "both"]}, engine="pyvrp", **FAST)
+    assert plan.rechecked and not plan.unassigned
