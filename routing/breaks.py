@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from .model import Engine, Load, Plan, Problem, Vehicle
-from .prepare import Prepared, build_plan, build_route, prepare, transit
+from .prepare import Prepared, build_plan, build_route, drops_of, prepare, transit
 from .pyvrp_engine import required_try_until, search_routes
 from .search import SearchConfig
 from .solver import solve_ortools
@@ -95,22 +95,9 @@ def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, conf
     if not warm_start or deadline - time.perf_counter() < needs:
         return True
     ot = solve_ortools(p, t0=t0, deadline=deadline, seed=seed, config=config,
-                       start=_served_routes(p, fitted), cold_if_refused=False)
+                       start=drops_of(p, fitted), cold_if_refused=False)
     keep(replace(ot, engine=Engine.PYVRP_RELAXED_ORTOOLS))
     return True
-
-
-def _served_routes(p: Prepared, plan: Plan) -> dict[int, list[int]]:
-    """A fitted plan's routes as vehicle index -> drop numbers (each stop's candidate drops in the
-    zones its visit delivers)."""
-    vehicle_no = {v.id: i for i, v in enumerate(p.problem.vehicles)}
-    stop_no = {s.id: i for i, s in enumerate(p.problem.stops)}
-    pool: dict[tuple[int, str], list[int]] = {}
-    for k in p.candidates:
-        pool.setdefault((p.drops[k].stop_index, p.drops[k].zone), []).append(k)
-    return {vehicle_no[r.vehicle_id]: [k for visit in r.visits for z in visit.zones
-                                       for k in pool.get((stop_no[visit.stop_id], z), [])]
-            for r in plan.routes}
 
 
 # ---------------------------------------------------------------------------------------------

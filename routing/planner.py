@@ -25,7 +25,7 @@ from .check import recheck
 from .decompose import can_decompose, improve_by_route_groups
 from .matrix import MatrixCache, build_matrices
 from .model import Engine, Plan, PlanStatus, Problem, RoutingInputError, UnassignedReason
-from .prepare import Prepared, empty_plan, prepare
+from .prepare import Prepared, drops_of, empty_plan, prepare
 from .pyvrp_engine import BREAKS_ONLY, misfit, solve_pyvrp
 from .search import DEFAULT_SEARCH, SearchConfig
 from .solver import solve_ortools
@@ -163,26 +163,6 @@ def _choose(prep: Prepared, found: list[Plan], discarded: list[str], t0: float) 
     return replace(best, solve_s=solve_s, rechecked=True, discarded=tuple(discarded),
                    time_to_first_solution_s=min(firsts) if firsts else None,
                    time_to_first_complete_s=min(completes) if completes else None)
-
-
-def drops_of(prep: Prepared, plan: Plan) -> dict[int, list[int]]:
-    """A plan's routes as vehicle index -> drop numbers in order (for a warm start)."""
-    vehicle_no = {v.id: i for i, v in enumerate(prep.problem.vehicles)}
-    stop_no = {s.id: i for i, s in enumerate(prep.problem.stops)}
-    pool: dict[tuple[int, str], list[int]] = {}
-    for k in prep.candidates:
-        drop = prep.drops[k]
-        pool.setdefault((drop.stop_index, drop.zone), []).append(k)
-    out: dict[int, list[int]] = {}
-    for route in plan.routes:
-        seq: list[int] = []
-        for visit in route.visits:
-            for zone in visit.zones:
-                left = pool.get((stop_no[visit.stop_id], zone))
-                if left:
-                    seq.append(left.pop(0))
-        out[vehicle_no[route.vehicle_id]] = seq
-    return out
 
 
 def _start_drops(prep: Prepared, initial: Mapping[str, Sequence[str]] | None

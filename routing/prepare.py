@@ -177,6 +177,33 @@ def build_route(p: Prepared, vehicle_index: int, nodes: Sequence[tuple[int, int]
                  load_at_start)
 
 
+def drops_of(p: Prepared, plan: Plan) -> dict[int, list[int]]:
+    """A plan's routes as vehicle index -> candidate drop numbers in order (a warm start, or
+    routes to finish). Each visit takes, per zone it delivers, the stop's drops of that zone not
+    taken yet: one, then more while they add up to no more than the visit delivered (a drop split
+    over several vehicles is taken once, by the visits that carry its parts)."""
+    vehicle_no = {v.id: i for i, v in enumerate(p.problem.vehicles)}
+    stop_no = {s.id: i for i, s in enumerate(p.problem.stops)}
+    pool: dict[tuple[int, TempZone], list[int]] = {}
+    for k in p.candidates:
+        pool.setdefault((p.drops[k].stop_index, p.drops[k].zone), []).append(k)
+    out: dict[int, list[int]] = {}
+    for route in plan.routes:
+        seq: list[int] = []
+        for visit in route.visits:
+            taken = Load()
+            for zone in visit.zones:
+                left = pool.get((stop_no[visit.stop_id], zone), [])
+                first = True
+                while left and (first or (taken + p.drops[left[0]].load).fits_in(visit.delivered)):
+                    k = left.pop(0)
+                    seq.append(k)
+                    taken = taken + p.drops[k].load
+                    first = False
+        out[vehicle_no[route.vehicle_id]] = seq
+    return out
+
+
 def _merge_visits(p: Prepared, nodes: Sequence[tuple[int, int]]) -> list[Visit]:
     """Consecutive drops of one stop become one visit (they share the stop's service time)."""
     problem = p.problem

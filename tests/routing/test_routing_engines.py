@@ -321,3 +321,26 @@ def test_a_warm_start_serves_a_two_window_stop_in_the_window_the_route_reaches_i
     assert start is not None and start.is_feasible()
     plan = plan_routes(p, initial_routes={"v1": ["near", "both"]}, engine="pyvrp", **FAST)
     assert plan.rechecked and not plan.unassigned
+
+
+def test_a_plans_routes_read_back_as_drops_take_each_part_of_a_split_stop_once():
+    """A stop too big for one van is split over two; reading the plan back into drop numbers
+    (a warm start, the break path's OR-Tools finish) gives each part to the van that carries
+    it, once, with the load that van delivers there."""
+    from routing.prepare import drops_of, prepare
+
+    stops = [("big", (0, 10), Load(150, 0, 0)), ("small", (10, 0), Load(10, 0, 0))]
+    vans = [van("v1", Load(100, 100, 100)), van("v2", Load(100, 100, 100))]
+    p = planar_problem((0, 0), stops, vans, split_oversized=True)
+    plan = plan_routes(p, engine="ortools", **FAST)
+    prep = prepare(p, *build_matrices(p))
+    assert len([k for k in prep.candidates if prep.drops[k].stop_index == 0]) == 2
+    routes = drops_of(prep, plan)
+    taken = [k for seq in routes.values() for k in seq]
+    assert sorted(taken) == sorted(prep.candidates)
+    by_vehicle = {r.vehicle_id: r for r in plan.routes}
+    for v, seq in routes.items():
+        route = by_vehicle[p.vehicles[v].id]
+        big = [prep.drops[k].load.weight_g for k in seq if prep.drops[k].stop_index == 0]
+        delivered = [x.delivered.weight_g for x in route.visits if x.stop_id == "big"]
+        assert sum(big) == sum(delivered)
