@@ -135,13 +135,14 @@ class RQRunner:
                     break
                 attempts.setdefault(key, []).append(job)
                 number += 1
-            if not attempts.get(key) or self._state(queue, attempts[key][-1]) != "running":
-                if not any(self._state(queue, job) == "finished" for job in attempts.get(key, [])):
-                    enqueue(key)
+            earlier = [self._state(job, _Waiting(queue)) for job in attempts.get(key, [])]
+            if "finished" not in earlier and (not earlier or earlier[-1] != "running"):
+                enqueue(key)
         pending = set(problems)
         while pending:
+            waiting = _Waiting(queue)  # the queue's job ids, read at most once a round
             for key in sorted(pending):
-                states = [(job, self._state(queue, job)) for job in attempts[key]]
+                states = [(job, self._state(job, waiting)) for job in attempts[key]]
                 done = next((job for job, state in states if state == "finished"), None)
                 if done is not None:
                     pending.discard(key)
@@ -160,7 +161,7 @@ class RQRunner:
             if pending:
                 time.sleep(self.poll_s)
 
-    def _state(self, queue, job) -> str:
+    def _state(self, job, waiting: _Waiting) -> str:
         """The attempt is "finished", "running" (queued, or started with a fresh heartbeat), or lost
         (then the reason).
 
@@ -168,9 +169,7 @@ class RQRunner:
         from rq.job import JobStatus
         from rq.utils import utcparse
 
-        raw = queue.connection.hmget(
-            job.key, "status", "last_heartbeat", "started_at", "enqueued_at"
-        )
+        raw = job.connection.hmget(job.key, "status", "last_heartbeat", "started_at", "enqueued_at")
         status, beat, started, enqueued = (v.decode() if v else None for v in raw)
         if status is None:
             return "it is gone from Redis"
@@ -183,9 +182,22 @@ class RQRunner:
             return "running"
         if status == JobStatus.STARTED.value:
             return "its worker stopped answering"
-        if status == JobStatus.QUEUED.value and job.id not in queue.get_job_ids():
+        if status == JobStatus.QUEUED.value and not waiting.holds(job.id):
             return "a worker took it off the queue and died before starting it"
         return "running"
+
+
+class _Waiting:
+    """The ids of the jobs waiting in a queue, read from Redis the first time they are asked."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+        self.ids: set[str] | None = None
+
+    def holds(self, job_id: str) -> bool:
+        if self.ids is None:
+            self.ids = set(self.queue.get_job_ids())
+        return job_id in self.ids
 
 
 def _age_s(moment: datetime) -> float:

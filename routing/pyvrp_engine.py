@@ -14,10 +14,9 @@ Fits: no break, no soft windows, no locked stop. The mapping (docs/routing.md, "
   required clients 2-3 times faster (measured: RC208 and X-n101 at 5 s, 0.00-0.16 % against
   0.44-0.86 % optional). If that finds no feasible plan by `required_try_until` (a share of the
   time, less on a small problem), the rest of it goes to the optional model (started from nothing
-  served, which is feasible) -- or,
-  with `allow_optional=False` (the planner's default engine), back to the caller: on a fleet too
-  small PyVRP's optional model is far behind OR-Tools (city-200-small-fleet at 5 s: 317 of 361
-  drops left out, OR-Tools 66);
+  served, which is feasible) -- or, with `allow_optional=False` (the planner's default engine),
+  back to the caller: on a fleet too small PyVRP's optional model is far behind OR-Tools
+  (city-200-small-fleet at 5 s: 317 of 361 drops left out, OR-Tools 66);
 - one vehicle type per group of vehicles alike in depots, capacity, zones, shift, maximum
   duration, fixed cost and profile; one PyVRP profile (distance, duration matrix) per profile;
 - service time folded into the duration matrix exactly as the OR-Tools model does (service at the

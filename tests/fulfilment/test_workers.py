@@ -128,3 +128,92 @@ def test_a_worker_killed_mid_job_loses_nothing_and_the_plan_is_stored_once(pg_ur
         for key in connection.scan_iter(f"rq:*{queue_name}*"):  # this test's keys only
             connection.delete(key)
         engine.dispose()
+
+
+def next_within(items, timeout_s: float = 60.0):
+    """The next item of a (blocking) iterator, or a failure after `timeout_s`."""
+    got: list[object] = []
+    reader = threading.Thread(target=lambda: got.append(next(items)), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    assert got, f"nothing came in {timeout_s:g} s"
+    return got[0]
+
+
+def _tiny_problem():
+    import routing
+
+    drops = {routing.TempZone.AMBIENT: routing.Load(1, 0, 0)}
+    stops = tuple(
+        routing.Stop(f"s{i}", routing.LatLon(31.2 + i / 100, 121.4), drops) for i in range(3)
+    )
+    depot = routing.Depot("D", routing.LatLon(31.2, 121.4))
+    van = routing.Vehicle("v1", "D", routing.Load(10, 10, 10))
+    return routing.Problem(depots=(depot,), stops=stops, vehicles=(van,))
+
+
+@pytest.fixture
+def rq_queue(redis_url):
+    """A queue of the test's own on the real Redis, removed with its jobs afterwards."""
+    from redis import Redis
+    from rq import Queue
+
+    connection = Redis.from_url(redis_url)
+    queue = Queue(f"gb-test-{uuid.uuid4().hex[:10]}", connection=connection)
+    yield queue
+    queue.delete(delete_jobs=True)
+    for key in connection.scan_iter(f"rq:*{queue.name}*"):
+        connection.delete(key)
+
+
+def test_a_restarted_planner_takes_the_finished_attempt_of_the_run_before(redis_url, rq_queue):
+    """The job of a planner that died after its worker finished is not run again: the next
+    planner finds attempt 1's result by its id and enqueues nothing."""
+    from rq import SimpleWorker
+    from rq.job import Job
+
+    from fulfilment.workers import _job_id, solve_problem
+
+    problem = _tiny_problem()
+    first = _job_id(rq_queue.name, "7", "trunk", 1)
+    rq_queue.enqueue_call(solve_problem, args=(problem, 0.2, 0), job_id=first)
+    SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True)
+    runner = RQRunner(redis_url, queue_name=rq_queue.name, poll_s=0.05)
+    solving = runner.solve({"trunk": problem}, time_limit_s=0.2, seed=0, tag="7")
+    key, plan = next_within(solving, 20)  # no worker runs: only attempt 1's result can come
+    assert key == "trunk" and not plan.unassigned and plan.rechecked
+    assert list(solving) == []
+    second = _job_id(rq_queue.name, "7", "trunk", 2)
+    assert not Job.exists(second, connection=rq_queue.connection)
+    assert not Job.exists(first, connection=rq_queue.connection)  # stored: Redis let go of it
+
+
+def test_an_attempt_whose_worker_stopped_answering_is_run_again_as_a_new_job(redis_url, rq_queue):
+    """Attempt 1 was started by a worker that is gone (its heartbeat an hour old, its hash left
+    as it was): the planner enqueues attempt 2 under its own id, a live worker solves it, and
+    attempt 1's hash is never overwritten meanwhile."""
+    from rq.job import Job
+
+    from fulfilment.workers import _job_id, solve_problem
+
+    problem = _tiny_problem()
+    first = _job_id(rq_queue.name, "8", "trunk", 1)
+    job = Job.create(
+        solve_problem, args=(problem, 0.2, 0), id=first, connection=rq_queue.connection
+    )
+    job.save()
+    hour_ago = "2026-01-01T00:00:00.000000Z"
+    rq_queue.connection.hset(
+        job.key, mapping={"status": "started", "started_at": hour_ago, "last_heartbeat": hour_ago}
+    )
+    worker = start_worker(redis_url, rq_queue.name)
+    try:
+        runner = RQRunner(redis_url, queue_name=rq_queue.name, stale_after_s=1, poll_s=0.05)
+        solving = runner.solve({"trunk": problem}, time_limit_s=0.2, seed=0, tag="8")
+        key, plan = next_within(solving)
+        assert key == "trunk" and not plan.unassigned and plan.rechecked
+        assert rq_queue.connection.hget(job.key, "status") == b"started"  # left alone
+        assert rq_queue.connection.hget(job.key, "last_heartbeat").decode() == hour_ago
+        assert list(solving) == []
+    finally:
+        kill_session(worker)
