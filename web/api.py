@@ -40,7 +40,7 @@ from fulfilment.platforms import (
     submit_order,
 )
 
-from .limits import limiter
+from .limits import limiter, set_retry_after
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -184,8 +184,7 @@ def _database_busy(err: DBAPIError):
     # A deadlock, a serialisation failure, a lost connection: nothing was written; retry.
     current_app.logger.warning("api: database error %s", type(err.orig).__name__)
     response = problem(503, "unavailable", "Try again", "the database could not finish the request")
-    response.headers["Retry-After"] = "1"
-    return response
+    return set_retry_after(response, 1)
 
 
 def _line_pointer(sku: str, field: str) -> str:
