@@ -135,14 +135,14 @@ class RQRunner:
                     break
                 attempts.setdefault(key, []).append(job)
                 number += 1
-            earlier = [self._state(job, _Waiting(queue)) for job in attempts.get(key, [])]
+            earlier = list(self._states(queue, attempts.get(key, [])).values())
             if "finished" not in earlier and (not earlier or earlier[-1] != "running"):
                 enqueue(key)
         pending = set(problems)
         while pending:
-            waiting = _Waiting(queue)  # the queue's job ids, read at most once a round
+            now = self._states(queue, [job for key in pending for job in attempts[key]])
             for key in sorted(pending):
-                states = [(job, self._state(job, waiting)) for job in attempts[key]]
+                states = [(job, now[job.id]) for job in attempts[key]]
                 done = next((job for job, state in states if state == "finished"), None)
                 if done is not None:
                     pending.discard(key)
@@ -161,43 +161,47 @@ class RQRunner:
             if pending:
                 time.sleep(self.poll_s)
 
-    def _state(self, job, waiting: _Waiting) -> str:
-        """The attempt is "finished", "running" (queued, or started with a fresh heartbeat), or lost
-        (then the reason).
-
-        Reads four fields of the job's hash, not the whole job (its problem may be large)."""
+    def _states(self, queue, jobs: list[Any]) -> dict[str, str]:
+        """Job id -> "finished", "running" (queued, or started with a fresh heartbeat), or why
+        the attempt is lost. One round trip for all of them, reading four fields of each job's
+        hash, not the whole job (its problem may be large); the queue's waiting ids are read
+        only when an attempt has been queued for longer than `stale_after_s`."""
         from rq.job import JobStatus
         from rq.utils import utcparse
 
-        raw = job.connection.hmget(job.key, "status", "last_heartbeat", "started_at", "enqueued_at")
-        status, beat, started, enqueued = (v.decode() if v else None for v in raw)
-        if status is None:
-            return "it is gone from Redis"
-        if status == JobStatus.FINISHED.value:
-            return "finished"
-        if status in (JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value):
-            return f"it {status}"
-        since = beat or started if status == JobStatus.STARTED.value else enqueued
-        if since is None or _age_s(utcparse(since)) <= self.stale_after_s:
-            return "running"
-        if status == JobStatus.STARTED.value:
-            return "its worker stopped answering"
-        if status == JobStatus.QUEUED.value and not waiting.holds(job.id):
-            return "a worker took it off the queue and died before starting it"
-        return "running"
-
-
-class _Waiting:
-    """The ids of the jobs waiting in a queue, read from Redis the first time they are asked."""
-
-    def __init__(self, queue) -> None:
-        self.queue = queue
-        self.ids: set[str] | None = None
-
-    def holds(self, job_id: str) -> bool:
-        if self.ids is None:
-            self.ids = set(self.queue.get_job_ids())
-        return job_id in self.ids
+        with queue.connection.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hmget(job.key, "status", "last_heartbeat", "started_at", "enqueued_at")
+            rows = pipe.execute()
+        waiting: set[str] | None = None
+        out: dict[str, str] = {}
+        for job, raw in zip(jobs, rows, strict=True):
+            status, beat, started, enqueued = (v.decode() if v else None for v in raw)
+            since = beat or started if status == JobStatus.STARTED.value else enqueued
+            if status is None:
+                out[job.id] = "it is gone from Redis"
+            elif status == JobStatus.FINISHED.value:
+                out[job.id] = "finished"
+            elif status in (
+                JobStatus.FAILED.value,
+                JobStatus.STOPPED.value,
+                JobStatus.CANCELED.value,
+            ):
+                out[job.id] = f"it {status}"
+            elif since is None or _age_s(utcparse(since)) <= self.stale_after_s:
+                out[job.id] = "running"
+            elif status == JobStatus.STARTED.value:
+                out[job.id] = "its worker stopped answering"
+            elif status == JobStatus.QUEUED.value:
+                waiting = set(queue.get_job_ids()) if waiting is None else waiting
+                out[job.id] = (
+                    "running"
+                    if job.id in waiting
+                    else "a worker took it off the queue and died before starting it"
+                )
+            else:
+                out[job.id] = "running"
+        return out
 
 
 def _age_s(moment: datetime) -> float:

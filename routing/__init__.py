@@ -8,7 +8,6 @@ from .check import recheck
 from .echelon import (
     DEFAULT_HANDLING_S,
     TRUNK_KEY,
-    PoolRunner,
     Runner,
     StationJob,
     TwoEchelonPlan,
@@ -40,6 +39,7 @@ from .model import (
     expand_drops,
 )
 from .parallel import (
+    PoolRunner,
     SolveCancelled,
     SolveDeadlineExceeded,
     SolveFailed,

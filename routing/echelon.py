@@ -31,8 +31,8 @@ from .model import (
 )
 from .parallel import PoolRunner
 
-__all__ = ["DEFAULT_HANDLING_S", "TRUNK_KEY", "PoolRunner", "Runner", "StationJob",
-           "TwoEchelonPlan", "plan_two_echelons", "station_jobs"]
+__all__ = ["DEFAULT_HANDLING_S", "TRUNK_KEY", "Runner", "StationJob", "TwoEchelonPlan",
+           "plan_two_echelons", "station_jobs"]
 
 DEFAULT_HANDLING_S = 30 * 60
 # without `trunk_time_limit_s`, the trunk's share of the whole budget
