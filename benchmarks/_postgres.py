@@ -12,7 +12,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 def fresh_schema(base_url: str, *, prefix: str = "gb_bench") -> tuple[str, Callable[[], None]]:
     """Create an empty schema; return a URL whose connections use it, and a function dropping it."""
-    from fulfilment.db import make_engine
+    from fulfilment.core.db import make_engine
 
     schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = make_engine(base_url)

@@ -32,9 +32,9 @@ FLOOR_SQL = text(
 
 
 def _build(url: str, orders: int, leaders: int, queue) -> None:
-    from fulfilment.db import make_engine, make_session_factory, session_scope
-    from fulfilment.demo import build_demo
-    from fulfilment.migrate import upgrade
+    from fulfilment.core.db import make_engine, make_session_factory, session_scope
+    from fulfilment.core.migrate import upgrade
+    from fulfilment.demo.city import build_demo
 
     engine = make_engine(url)
     upgrade(engine)
@@ -47,9 +47,9 @@ def _build(url: str, orders: int, leaders: int, queue) -> None:
 
 
 def _cutoff(url: str, delivery_date, statistics_mode: str, queue) -> None:
-    from fulfilment.cutoff import cut_off_wave
-    from fulfilment.db import make_engine, make_session_factory, session_scope
-    from fulfilment.sites import get_region
+    from fulfilment.catalogue.sites import get_region
+    from fulfilment.core.db import make_engine, make_session_factory, session_scope
+    from fulfilment.waves.cutoff import cut_off_wave
 
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -58,7 +58,7 @@ def _cutoff(url: str, delivery_date, statistics_mode: str, queue) -> None:
             text("SELECT id FROM wave WHERE delivery_date = :d"), {"d": delivery_date}
         ).scalar_one()
         conn.execute(FLOOR_SQL, {"wave": wave_id}).all()
-    from fulfilment.deadlines import refresh_cutoff_statistics
+    from fulfilment.waves.deadlines import refresh_cutoff_statistics
 
     started = time.perf_counter()
     analysed: list[str] = []

@@ -33,9 +33,9 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
 def build(url: str, regions: int, leaders: int, orders: int) -> tuple[list[str], float]:
-    from fulfilment.db import make_engine, make_session_factory, session_scope
-    from fulfilment.demo import build_demo
-    from fulfilment.migrate import upgrade
+    from fulfilment.core.db import make_engine, make_session_factory, session_scope
+    from fulfilment.core.migrate import upgrade
+    from fulfilment.demo.city import build_demo
 
     engine = make_engine(url)
     upgrade(engine)
@@ -50,13 +50,13 @@ def build(url: str, regions: int, leaders: int, orders: int) -> tuple[list[str],
 
 
 def night(url: str, codes: list[str], runner, seconds: float, trunk_seconds: float) -> dict:
-    from fulfilment.db import make_engine, make_session_factory, session_scope
-    from fulfilment.fleet import Vehicle
-    from fulfilment.models import Order, OrderStatus, Region, Wave
-    from fulfilment.night import NightSettings, run_night
-    from fulfilment.pipeline import PipelineRun, PipelineStep
-    from fulfilment.planning import PlanningOptions
-    from fulfilment.plans import PlanStatus, PlanUnassigned, RoutePlan
+    from fulfilment.catalogue.fleet import Vehicle
+    from fulfilment.core.db import make_engine, make_session_factory, session_scope
+    from fulfilment.core.models import Order, OrderStatus, Region, Wave
+    from fulfilment.night.pipeline import PipelineRun, PipelineStep
+    from fulfilment.night.planning import PlanningOptions
+    from fulfilment.night.plans import PlanStatus, PlanUnassigned, RoutePlan
+    from fulfilment.night.run import NightSettings, run_night
 
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -119,7 +119,7 @@ def night(url: str, codes: list[str], runner, seconds: float, trunk_seconds: flo
 def _workers(redis_url: str, queue: str, n: int) -> list[subprocess.Popen]:
     root = Path(__file__).resolve().parent.parent
     code = (
-        "from fulfilment.workers import run_worker; "
+        "from fulfilment.night.workers import run_worker; "
         f"run_worker(redis_url={redis_url!r}, queue_name={queue!r})"
     )
     return [
@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis", help="Redis URL: solve on RQ workers started here")
     args = parser.parse_args(argv)
 
-    from fulfilment.workers import LocalRunner, RQRunner
+    from fulfilment.night.workers import RQRunner
+    from routing import LocalRunner
 
     rows = []
     for n in args.workers:

@@ -25,12 +25,13 @@ RUNS = 30
 
 
 def run(url: str, orders: int, leaders: int) -> list[tuple[str, str, float, float]]:
-    from fulfilment.accounts import Role, create_user
-    from fulfilment.cutoff import cut_off_wave
-    from fulfilment.db import session_scope
-    from fulfilment.demo import build_demo
-    from fulfilment.migrate import upgrade
-    from fulfilment.sites import get_region
+    from fulfilment.accounts.models import Role
+    from fulfilment.accounts.services import create_user
+    from fulfilment.catalogue.sites import get_region
+    from fulfilment.core.db import session_scope
+    from fulfilment.core.migrate import upgrade
+    from fulfilment.demo.city import build_demo
+    from fulfilment.waves.cutoff import cut_off_wave
     from web import create_app
 
     with tempfile.TemporaryDirectory() as instance:

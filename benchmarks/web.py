@@ -237,7 +237,7 @@ class CpuMeter:
     """CPU time (user + system) of the gunicorn workers and of their PostgreSQL backends."""
 
     def __init__(self, master_pid: int, admin_url: str, application_name: str) -> None:
-        from fulfilment.db import make_engine
+        from fulfilment.core.db import make_engine
 
         self.master = master_pid
         self.admin = make_engine(admin_url)
@@ -464,7 +464,7 @@ def _serve(env: dict[str, str], port: int, args) -> subprocess.Popen:
 
 
 def _demo_facts(url: str) -> tuple[list[str], tuple[int, str]]:
-    from fulfilment.db import make_engine
+    from fulfilment.core.db import make_engine
 
     engine = make_engine(url)
     # Fresh planner statistics, as a live database has: otherwise autovacuum analyses the

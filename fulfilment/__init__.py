@@ -1,5 +1,14 @@
-"""groupbuy: fulfilment."""
+"""groupbuy: fulfilment, one sub-package per area (docs/architecture.md draws them).
 
-# The tables of the areas built on the foundation's models join the same metadata whichever
-# module is imported first, so that migrations and the schema test see every table.
-from . import accounts, arrivals, fleet, models, pickups, pipeline, plans, platforms  # noqa: F401
+The areas' tables join one metadata whichever module is imported first, so that migrations and
+the schema test see every table: importing the package imports each area's models.
+"""
+
+import fulfilment.accounts.models
+import fulfilment.catalogue.fleet
+import fulfilment.core.models
+import fulfilment.night.pipeline
+import fulfilment.night.plans
+import fulfilment.platforms.clients
+import fulfilment.points.arrivals
+import fulfilment.points.pickups  # noqa: F401

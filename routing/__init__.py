@@ -39,6 +39,7 @@ from .model import (
     expand_drops,
 )
 from .parallel import (
+    LocalRunner,
     PoolRunner,
     SolveCancelled,
     SolveDeadlineExceeded,
@@ -67,6 +68,7 @@ __all__ = [
     "SolveFailed",
     "SolveHandle",
     "TRUNK_KEY",
+    "LocalRunner",
     "PoolRunner",
     "Runner",
     "StationJob",

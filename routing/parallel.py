@@ -5,7 +5,8 @@ cancellation (the child is terminated). `plan_routes_on_cores` runs PyVRP and OR
 side (with only a break in the way, PyVRP's break path on each core with its own seed; when PyVRP
 does not fit otherwise, the OR-Tools portfolio) and keeps the better re-checked plan.
 `PoolRunner` solves independent problems in a pool, streaming each plan as it finishes (the
-two echelons' default runner); `solve_many` collects them. `time_limit_s` is the whole call's budget:
+two echelons' default runner), `LocalRunner` likewise with a whole limit per problem (the
+night's); `solve_many` collects them. `time_limit_s` is the whole call's budget:
 children are given an absolute wall-clock deadline, so process start-up comes out of it.
 """
 
@@ -24,7 +25,7 @@ from .planner import better, plan_routes
 from .pyvrp_engine import BREAKS_ONLY, misfit
 from .search import PORTFOLIO, SearchConfig
 
-__all__ = ["PoolRunner", "SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
+__all__ = ["LocalRunner", "PoolRunner", "SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
            "ortools_then_pyvrp", "plan_routes_on_cores", "plan_until", "solve_in_subprocess", "solve_many"]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
@@ -249,20 +250,41 @@ class PoolRunner:
     def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
               tag: str = "") -> Iterator[tuple[str, Plan]]:
         start = time.time()
-        items = list(problems.items())
-        if self.workers <= 1 or len(items) <= 1:
-            for i, (key, problem) in enumerate(items):
-                yield key, _plan_in_slot(problem, start + (i + 1) * time_limit_s, seed)
-            return
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
-                                 mp_context=_SPAWN) as pool:
-            futures = {
-                pool.submit(_plan_in_slot, problem,
-                            start + (i // self.workers + 1) * time_limit_s, seed): key
-                for i, (key, problem) in enumerate(items)
-            }
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+        per_round = max(1, self.workers) if len(problems) > 1 else 1
+        jobs = {key: (_plan_in_slot, (problem, start + (i // per_round + 1) * time_limit_s, seed))
+                for i, (key, problem) in enumerate(problems.items())}
+        yield from _in_pool(self.workers, jobs)
+
+
+@dataclass
+class LocalRunner:
+    """A pool of `workers` spawned processes (one worker, or one problem: in this process) in
+    which each problem gets the whole `time_limit_s` from when a process starts it: the night's
+    per-problem limits, where `PoolRunner` holds problems to slots of one call's budget."""
+
+    workers: int = 2
+
+    def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
+              tag: str = "") -> Iterator[tuple[str, Plan]]:
+        jobs = {key: (_plan_for, (problem, time_limit_s, seed)) for key, problem in problems.items()}
+        yield from _in_pool(self.workers, jobs)
+
+
+def _in_pool(workers: int, jobs: Mapping[str, tuple[Any, tuple]]) -> Iterator[tuple[str, Plan]]:
+    """Each job (key -> function, arguments) in a pool of `workers` spawned processes, yielded as
+    it finishes; one worker or one job runs here, in the order given."""
+    if workers <= 1 or len(jobs) <= 1:
+        for key, (fn, args) in jobs.items():
+            yield key, fn(*args)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_SPAWN) as pool:
+        futures = {pool.submit(fn, *args): key for key, (fn, args) in jobs.items()}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _plan_for(problem: Problem, time_limit_s: float, seed: int) -> Plan:
+    return plan_routes(problem, time_limit_s=time_limit_s, seed=seed)
 
 
 def _plan_in_slot(problem: Problem, slot_end_epoch: float, seed: int) -> Plan:

@@ -6,10 +6,10 @@ import argparse
 import logging
 import os
 
-from fulfilment.config import load_settings
-from fulfilment.db import make_engine, make_session_factory
-from fulfilment.night import NightSettings
-from fulfilment.planning import PlanningOptions
+from fulfilment.core.config import load_settings
+from fulfilment.core.db import make_engine, make_session_factory
+from fulfilment.night.planning import PlanningOptions
+from fulfilment.night.run import NightSettings
 
 from .service import NightScheduler
 

@@ -19,13 +19,13 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fulfilment.db import session_scope
-from fulfilment.deadlines import list_due_deliveries
-from fulfilment.models import Region
-from fulfilment.night import NightSettings, SystemClock, run_night
-from fulfilment.pipeline import Clock, RunOutcome, list_stuck_steps, needs_run
-from fulfilment.planning import Runner
-from fulfilment.workers import runner_from_environment
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import Region
+from fulfilment.night.pipeline import Clock, RunOutcome, list_stuck_steps, needs_run
+from fulfilment.night.planning import Runner
+from fulfilment.night.run import NightSettings, SystemClock, run_night
+from fulfilment.night.workers import runner_from_environment
+from fulfilment.waves.deadlines import list_due_deliveries
 
 log = logging.getLogger("groupbuy.scheduler")
 

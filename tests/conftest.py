@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from fulfilment.db import make_engine, make_session_factory
-from fulfilment.migrate import upgrade
-from fulfilment.models import Base
+from fulfilment.core.db import make_engine, make_session_factory
+from fulfilment.core.migrate import upgrade
+from fulfilment.core.models import Base
 
 POSTGRES_URL = os.environ.get(
     "GROUPBUY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

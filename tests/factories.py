@@ -7,8 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
-from fulfilment.cycle import cutoff_for_delivery
-from fulfilment.models import (
+from fulfilment.core.models import (
     Deal,
     GridStation,
     Leader,
@@ -18,6 +17,7 @@ from fulfilment.models import (
     TempZone,
     Warehouse,
 )
+from fulfilment.waves.cycle import cutoff_for_delivery
 
 DELIVERY = date(2026, 3, 10)  # delivered on the 10th: the cutoff is 23:00 Shanghai time on the 9th
 

@@ -8,8 +8,8 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fulfilment.fleet import Vehicle, VehicleKind
-from fulfilment.models import GridStation, Region, Warehouse
+from fulfilment.catalogue.fleet import Vehicle, VehicleKind
+from fulfilment.core.models import GridStation, Region, Warehouse
 
 
 @dataclass
@@ -91,7 +91,7 @@ def add_small_fleet(session: Session, region: Region, **truck: object) -> None:
 
 def add_published_stop(session: Session, *, wave, leader, arrival_at: datetime) -> None:
     """A published plan for the wave with one last-mile route that reaches `leader` at `arrival_at`."""
-    from fulfilment.plans import Echelon, PlanPart, PlanRoute, PlanStatus, PlanStop, RoutePlan
+    from fulfilment.night.plans import Echelon, PlanPart, PlanRoute, PlanStatus, PlanStop, RoutePlan
 
     plan = RoutePlan(
         wave_id=wave.id,

@@ -7,8 +7,8 @@ from datetime import time, timedelta
 from factories import DELIVERY, World
 from sqlalchemy.orm import Session
 
-from fulfilment.models import Deal, GridStation, Leader, Region, Warehouse
-from fulfilment.platforms import ApiClient, create_api_client
+from fulfilment.core.models import Deal, GridStation, Leader, Region, Warehouse
+from fulfilment.platforms.clients import ApiClient, create_api_client
 
 
 def add_city(session: Session, world: World, *, code: str = "BJ", days: int = 3) -> Region:

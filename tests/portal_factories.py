@@ -9,10 +9,11 @@ from datetime import time
 from factories import DELIVERY, World, make_world
 from sqlalchemy.orm import Session
 
-from fulfilment.accounts import Role, User, create_user
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.models import GridStation, Leader, Order, Region, Warehouse, Wave
-from fulfilment.orders import LineRequest, MemberRef, place_order
+from fulfilment.accounts.models import Role, User
+from fulfilment.accounts.services import create_user
+from fulfilment.core.models import GridStation, Leader, Order, Region, Warehouse, Wave
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cutoff import cut_off_wave
 
 PASSWORD = "correct horse battery"
 USERS = {

@@ -11,10 +11,11 @@ from typing import Any
 
 from flask import Flask, g, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
 
-from fulfilment.config import load_settings
-from fulfilment.db import make_engine, make_session_factory
-from fulfilment.errors import FulfilmentError
+from fulfilment.core.config import load_settings
+from fulfilment.core.db import make_engine, make_session_factory
+from fulfilment.core.errors import FulfilmentError
 
 
 class GroupbuyFlask(Flask):
@@ -89,13 +90,54 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return jsonify(body), err.http_status
         return render_template("error.html", error=body), err.http_status
 
-    from . import views
-    from .api import init_api
-    from .commands import register_commands
-    from .portal_setup import init_portal
+    from web import home
+    from web.api.views import init_api
+    from web.auth.views import bp as auth_bp
+    from web.cli import register_commands
+    from web.i18n import init_i18n
+    from web.limits import init_limits
+    from web.portal.views import bp as portal_bp
+    from web.portal.views import photos_bp
+    from web.security import init_security
+    from web.warehouse.views import bp as warehouse_bp
 
-    init_portal(app)  # sign-in, CSRF, limits, languages, the portal's pages
-    app.register_blueprint(views.bp)
+    init_i18n(app)
+    init_security(app)
+    init_limits(app)
+    _init_http_errors(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(photos_bp)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(warehouse_bp)
     init_api(app)
     register_commands(app.cli)
     return app
+
+
+def _init_http_errors(app: Flask) -> None:
+    """HTTP errors (400, 404, 413, 429, …) as the app's own page, or problem JSON under /api/."""
+    from .error_pages import error_response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        from flask_babel import gettext as _
+
+        g.rollback = True
+        titles = {
+            400: _("Bad request"),
+            404: _("Not found"),
+            405: _("Not allowed"),
+            413: _("Too large"),
+            429: _("Too many attempts"),
+        }
+        details = {
+            400: _("The request was not understood: %(why)s", why=err.description or ""),
+            404: _("There is nothing here, or it is not yours to see."),
+            413: _("The upload is too large."),
+            429: _("Too many attempts. Wait a minute and try again."),
+        }
+        status = err.code or 500
+        title = titles.get(status, err.name)
+        detail = details.get(status, err.description or "")
+        return error_response(status, title, detail)

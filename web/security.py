@@ -12,7 +12,8 @@ from flask import Flask, abort, g, render_template, request
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from fulfilment.accounts import Role, User, find_session
+from fulfilment.accounts.models import Role, User
+from fulfilment.accounts.services import find_session
 
 csrf = CSRFProtect()
 login_manager = LoginManager()

@@ -9,13 +9,14 @@ from factories import DELIVERY, make_world
 from portal_factories import make_portal_world
 from sqlalchemy import func, select
 
-from fulfilment.accounts import Role, User, create_user
-from fulfilment.arrivals import Arrival, confirm_arrival
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.errors import InvalidInput
-from fulfilment.models import Leader, Product, Refund, RefundReason, Wave
-from fulfilment.orders import LineRequest, MemberRef, place_order
+from fulfilment.accounts.models import Role, User
+from fulfilment.accounts.services import create_user
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.errors import InvalidInput
+from fulfilment.core.models import Leader, Product, Refund, RefundReason, Wave
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.points.arrivals import Arrival, confirm_arrival
+from fulfilment.waves.cutoff import cut_off_wave
 
 
 def test_shortage_refund_uses_the_price_after_the_final_tier(session):
@@ -119,8 +120,8 @@ def test_concurrent_confirmations_record_one_arrival(pg_url):
 def test_a_points_expected_goods_equal_its_sorting_list(session):
     """What Today and the arrival form expect at a point is exactly the point's sorting list
     from the cutoff's aggregation (same SKUs, units and bags)."""
-    from fulfilment.picklists import list_sorting_lists
-    from fulfilment.points import list_expected
+    from fulfilment.points.point import list_expected
+    from fulfilment.waves.picklists import list_sorting_lists
 
     world = make_portal_world(session)
     wave = session.get(Wave, world.wave.id)

@@ -6,9 +6,9 @@ import pytest
 from factories import make_world
 from sqlalchemy import select
 
-from fulfilment.errors import AlreadyCancelled, CutoffPassed
-from fulfilment.models import Deal, Order, OrderStatus, Wave, WaveStatus
-from fulfilment.orders import LineRequest, MemberRef, cancel_order, place_order
+from fulfilment.core.errors import AlreadyCancelled, CutoffPassed
+from fulfilment.core.models import Deal, Order, OrderStatus, Wave, WaveStatus
+from fulfilment.orders.intake import LineRequest, MemberRef, cancel_order, place_order
 
 
 def _placed(session, world):

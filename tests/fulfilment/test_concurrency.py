@@ -10,11 +10,11 @@ import pytest
 from factories import DELIVERY, make_world
 from sqlalchemy import func, select
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.errors import SoldOut
-from fulfilment.models import AuditEntry, CutoffRun, Deal, Order, OrderStatus, Region, Wave
-from fulfilment.orders import LineRequest, MemberRef, place_order
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.errors import SoldOut
+from fulfilment.core.models import AuditEntry, CutoffRun, Deal, Order, OrderStatus, Region, Wave
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cutoff import cut_off_wave
 
 
 def _race_for_stock(url: str, attempts: int, threads: int) -> tuple[int, int, list[BaseException]]:

@@ -4,9 +4,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from fulfilment.config import ConfigError, load_settings
-from fulfilment.migrate import current_revision
-from fulfilment.models import Base
+from fulfilment.core.config import ConfigError, load_settings
+from fulfilment.core.migrate import current_revision
+from fulfilment.core.models import Base
 
 
 def test_missing_secret_outside_dev_is_an_error():

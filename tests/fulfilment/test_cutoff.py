@@ -8,11 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from fulfilment import cutoff as cutoff_module
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.errors import CutoffNotReached
-from fulfilment.models import (
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.errors import CutoffNotReached
+from fulfilment.core.models import (
     CutoffRun,
     Deal,
     DealStatus,
@@ -28,7 +26,9 @@ from fulfilment.models import (
     Wave,
     WaveStatus,
 )
-from fulfilment.orders import LineRequest, MemberRef, place_order
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves import cutoff as cutoff_module
+from fulfilment.waves.cutoff import cut_off_wave
 
 
 def put(session, world, member, sku="APPLE", qty=1, leader="L1", minutes=60):
@@ -282,7 +282,7 @@ def test_pick_list_totals_equal_locked_order_lines(sqlite_template, tmp_path_fac
 
 def test_cutoff_audits_the_wave_and_every_deal_it_settles(session):
     """The audit log names who cut off the wave, and each deal confirmed or cancelled, with prices."""
-    from fulfilment.models import AuditEntry
+    from fulfilment.core.models import AuditEntry
 
     world = make_world(session, min_group=2, tiers=[(2, 800)])
     put(session, world, "M1", sku="MILK")

@@ -2,8 +2,8 @@
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from fulfilment.cycle import cutoff_for_delivery, cutoff_instant, delivery_date_for
-from fulfilment.models import Region
+from fulfilment.core.models import Region
+from fulfilment.waves.cycle import cutoff_for_delivery, cutoff_instant, delivery_date_for
 
 
 def region(tz="Asia/Shanghai", cutoff=time(23, 0), offset=1) -> Region:

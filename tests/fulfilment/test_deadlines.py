@@ -6,18 +6,18 @@ import pytest
 from factories import DELIVERY, make_world
 from sqlalchemy import select, text
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.cycle import cutoff_for_delivery
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.deadlines import (
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.errors import CutoffNotReached
+from fulfilment.core.models import AuditEntry, OrderStatus, Wave, WaveStatus
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cutoff import cut_off_wave
+from fulfilment.waves.cycle import cutoff_for_delivery, ensure_wave
+from fulfilment.waves.deadlines import (
     change_cutoff_time,
     latest_due_delivery_date,
     list_due_deliveries,
     refresh_cutoff_statistics,
 )
-from fulfilment.errors import CutoffNotReached
-from fulfilment.models import AuditEntry, OrderStatus, Wave, WaveStatus
-from fulfilment.orders import LineRequest, MemberRef, ensure_wave, place_order
 
 
 def order(session, world, member, at, sku="APPLE"):
@@ -192,7 +192,7 @@ def test_statistics_are_refreshed_outside_the_cutoff_transaction(pg_url):
         region_id, after = world.region.id, world.after_cutoff()
     assert "orders" in refresh_cutoff_statistics(engine)
     with session_scope(sessions) as s:
-        from fulfilment.models import Region
+        from fulfilment.core.models import Region
 
         cut_off_wave(s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=after)
         held = s.execute(

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.cycle import local_time
-from fulfilment.demo import build_demo
-from fulfilment.models import GridStation, Leader, Order, OrderLine, Region
+from fulfilment.core.models import GridStation, Leader, Order, OrderLine, Region
+from fulfilment.demo.city import build_demo
+from fulfilment.waves.cutoff import cut_off_wave
+from fulfilment.waves.cycle import local_time
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -27,7 +27,7 @@ def test_same_seed_same_city(tmp_path, sqlite_template):
     """Two builds with one seed give identical leaders and orders; another seed differs."""
     import shutil
 
-    from fulfilment.db import make_engine, make_session_factory
+    from fulfilment.core.db import make_engine, make_session_factory
 
     shots = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):

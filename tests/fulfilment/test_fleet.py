@@ -6,10 +6,16 @@ import pytest
 from factories import make_world
 from sqlalchemy import func, select
 
-from fulfilment.demo import build_demo
-from fulfilment.fleet import Vehicle, VehicleKind, import_fleet, list_vehicles, routing_vehicle
-from fulfilment.importer import ImportFailed
-from fulfilment.models import AuditEntry, GridStation
+from fulfilment.catalogue.fleet import (
+    Vehicle,
+    VehicleKind,
+    import_fleet,
+    list_vehicles,
+    routing_vehicle,
+)
+from fulfilment.core.csvimport import ImportFailed
+from fulfilment.core.models import AuditEntry, GridStation
+from fulfilment.demo.city import build_demo
 
 HEADER = (
     "code,region,home,kind,weight_kg,volume_l,crates,zones,shift_start,shift_end,"
@@ -76,7 +82,7 @@ def test_importing_again_updates_by_code_and_audits_the_change(session):
 def test_the_demo_city_has_cold_and_ambient_trucks_and_vans_at_every_station(session):
     """Refrigerated and ambient trucks at the warehouse; every station has vans, some cold."""
     summary = build_demo(session, leaders=60, orders=200)
-    from fulfilment.sites import get_region
+    from fulfilment.catalogue.sites import get_region
 
     region = get_region(session, summary.region_code)
     trucks = list_vehicles(session, region=region, kind=VehicleKind.TRUNK)

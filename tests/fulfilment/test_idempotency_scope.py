@@ -5,10 +5,11 @@ from factories import make_world
 from platform_factories import add_city
 from sqlalchemy import func, select
 
-from fulfilment.errors import IdempotencyConflict
-from fulfilment.importer import ImportFailed, import_orders
-from fulfilment.models import Deal, Order
-from fulfilment.orders import LineRequest, MemberRef, place_order, request_fingerprint
+from fulfilment.core.csvimport import ImportFailed
+from fulfilment.core.errors import IdempotencyConflict
+from fulfilment.core.models import Deal, Order
+from fulfilment.orders.importer import import_orders
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order, request_fingerprint
 
 HEADER = "order_no,order_time,leader_code,member_id,member_name,phone,sku,quantity\n"
 

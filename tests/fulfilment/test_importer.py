@@ -4,8 +4,9 @@ import pytest
 from factories import make_world
 from sqlalchemy import func, select
 
-from fulfilment.importer import ImportFailed, import_orders
-from fulfilment.models import Order, OrderLine
+from fulfilment.core.csvimport import ImportFailed
+from fulfilment.core.models import Order, OrderLine
+from fulfilment.orders.importer import import_orders
 
 CN_HEADER = "订单号,下单时间,团长编号,会员编号,会员昵称,手机号,商品编码,数量\n"
 ROWS = [

@@ -3,8 +3,8 @@
 from alembic import command
 from sqlalchemy import text
 
-from fulfilment.db import make_engine
-from fulfilment.migrate import alembic_config, upgrade
+from fulfilment.core.db import make_engine
+from fulfilment.core.migrate import alembic_config, upgrade
 
 ROWS = [
     "INSERT INTO region VALUES (1, 'SH', 'Shanghai', 'Asia/Shanghai', '23:00:00', 1, 31.2, 121.4, 80)",

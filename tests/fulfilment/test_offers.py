@@ -5,10 +5,10 @@ from datetime import timedelta
 from factories import DELIVERY, make_world
 from sqlalchemy import func, select
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.models import Deal, PriceTier
-from fulfilment.offers import offer_next_waves
-from fulfilment.orders import LineRequest, MemberRef, place_order
+from fulfilment.core.models import Deal, PriceTier
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cutoff import cut_off_wave
+from fulfilment.waves.offers import offer_next_waves
 
 
 def test_a_week_later_the_next_open_wave_is_offered_once_with_tiers(session):

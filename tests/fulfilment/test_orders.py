@@ -4,11 +4,11 @@ import pytest
 from factories import DELIVERY, make_world
 from sqlalchemy import func, select
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import session_scope
-from fulfilment.errors import InvalidInput, SoldOut, WaveClosed
-from fulfilment.models import AuditEntry, Deal, Order, OrderLine, OrderStatus, Wave
-from fulfilment.orders import LineRequest, MemberRef, cancel_order, place_order
+from fulfilment.core.db import session_scope
+from fulfilment.core.errors import InvalidInput, SoldOut, WaveClosed
+from fulfilment.core.models import AuditEntry, Deal, Order, OrderLine, OrderStatus, Wave
+from fulfilment.orders.intake import LineRequest, MemberRef, cancel_order, place_order
+from fulfilment.waves.cutoff import cut_off_wave
 
 
 def order(session, world, *, key=None, at=None, sku="APPLE", qty=1, member="M1", leader="L1"):

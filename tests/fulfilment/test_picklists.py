@@ -2,9 +2,9 @@
 
 from factories import DELIVERY, make_world
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.orders import LineRequest, MemberRef, place_order
-from fulfilment.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cutoff import cut_off_wave
+from fulfilment.waves.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
 
 
 def test_three_levels_read_back_with_member_lines_masked(session):

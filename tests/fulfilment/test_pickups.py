@@ -9,10 +9,10 @@ import pytest
 from portal_factories import make_portal_world
 from sqlalchemy import func, select
 
-from fulfilment.accounts import User
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.models import AuditEntry, Leader
-from fulfilment.pickups import Pickup, PickupLine, PickupRefused, Refusal, verify_pickup
+from fulfilment.accounts.models import User
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import AuditEntry, Leader
+from fulfilment.points.pickups import Pickup, PickupLine, PickupRefused, Refusal, verify_pickup
 
 TODAY = date(2026, 3, 10)
 

@@ -8,11 +8,10 @@ import pytest
 from night_factories import FakeClock
 from sqlalchemy import func, select
 
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.demo import build_demo
-from fulfilment.models import AuditEntry, CutoffRun, Order, OrderStatus, Wave, WaveStatus
-from fulfilment.night import NightSettings, run_night
-from fulfilment.pipeline import (
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import AuditEntry, CutoffRun, Order, OrderStatus, Wave, WaveStatus
+from fulfilment.demo.city import build_demo
+from fulfilment.night.pipeline import (
     PipelineConfig,
     PipelineRun,
     PipelineStep,
@@ -22,9 +21,10 @@ from fulfilment.pipeline import (
     list_runs,
     list_stuck_steps,
 )
-from fulfilment.planning import PlanningOptions
-from fulfilment.plans import PlanStatus, RoutePlan
-from fulfilment.workers import LocalRunner
+from fulfilment.night.planning import PlanningOptions
+from fulfilment.night.plans import PlanStatus, RoutePlan
+from fulfilment.night.run import NightSettings, run_night
+from routing import LocalRunner
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 SETTINGS = NightSettings(planning=PlanningOptions(time_limit_s=0.3, trunk_time_limit_s=0.5))
@@ -138,7 +138,7 @@ def test_a_run_claimed_by_a_live_process_is_left_alone_and_a_dead_ones_is_taken_
     delivery = demo(sessions)
     clock = FakeClock(NOW)
     with session_scope(sessions) as s:
-        from fulfilment.models import Region
+        from fulfilment.core.models import Region
 
         region = s.scalars(select(Region)).one()
         s.add(
@@ -167,7 +167,7 @@ def test_a_step_running_past_its_deadline_is_reported_stuck(sessions):
     """A step started an hour ago with a 10-minute deadline shows as stuck."""
     delivery = demo(sessions)
     with session_scope(sessions) as s:
-        from fulfilment.models import Region
+        from fulfilment.core.models import Region
 
         run = PipelineRun(
             region_id=s.scalars(select(Region.id)).one(),
@@ -242,7 +242,7 @@ def _die_in_the_middle_of_the_cutoff(url, delivery):
     import os
     import signal
 
-    from fulfilment import cutoff
+    from fulfilment.waves import cutoff
 
     def killed(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)

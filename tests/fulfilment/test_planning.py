@@ -9,20 +9,19 @@ from night_factories import add_small_fleet
 from sqlalchemy import func, select
 
 import routing
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import session_scope
-from fulfilment.demo import build_demo
-from fulfilment.errors import CutoffNotReached
-from fulfilment.fleet import Vehicle
-from fulfilment.models import Leader, Order, Region, Wave
-from fulfilment.orders import LineRequest, MemberRef, ensure_wave, place_order
-from fulfilment.planning import (
+from fulfilment.catalogue.fleet import Vehicle
+from fulfilment.catalogue.sites import get_region
+from fulfilment.core.db import session_scope
+from fulfilment.core.errors import CutoffNotReached
+from fulfilment.core.models import Leader, Order, Region, Wave
+from fulfilment.demo.city import build_demo
+from fulfilment.night.planning import (
     PlanningOptions,
     build_network,
     seconds_since_midnight,
     solve_wave,
 )
-from fulfilment.plans import (
+from fulfilment.night.plans import (
     PlanPart,
     PlanRoute,
     PlanStatus,
@@ -36,8 +35,10 @@ from fulfilment.plans import (
     store_part,
     stored_parts,
 )
-from fulfilment.sites import get_region
-from fulfilment.workers import LocalRunner
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cutoff import cut_off_wave
+from fulfilment.waves.cycle import ensure_wave
+from routing import LocalRunner
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 FAST = PlanningOptions(time_limit_s=0.5, trunk_time_limit_s=1.0)

@@ -7,12 +7,12 @@ import io
 from factories import DELIVERY, make_world
 from sqlalchemy import select, text
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import make_engine
-from fulfilment.migrate import upgrade
-from fulfilment.models import OrderLine, Refund, RefundReason, RefundState
-from fulfilment.orders import LineRequest, MemberRef, place_order
-from fulfilment.refunds import CSV_COLUMNS, export_refunds
+from fulfilment.core.db import make_engine
+from fulfilment.core.migrate import upgrade
+from fulfilment.core.models import OrderLine, Refund, RefundReason, RefundState
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.orders.refunds import CSV_COLUMNS, export_refunds
+from fulfilment.waves.cutoff import cut_off_wave
 
 
 def _tiered_wave(session):
@@ -109,7 +109,7 @@ def test_migration_0002_carries_refunds_over(tmp_path):
     assert [tuple(r) for r in rows] == [(1, 1, 300, "tier_price", "owed", "2026-03-09 15:01:00")]
     from alembic import command
 
-    from fulfilment.migrate import alembic_config
+    from fulfilment.core.migrate import alembic_config
 
     cfg = alembic_config(engine)
     with engine.begin() as conn:

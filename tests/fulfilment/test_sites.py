@@ -4,9 +4,9 @@ import pytest
 from factories import make_world
 from sqlalchemy import select
 
-from fulfilment.errors import InvalidInput
-from fulfilment.models import AuditEntry, Leader, Warehouse
-from fulfilment.sites import add_leader
+from fulfilment.catalogue.sites import add_leader
+from fulfilment.core.errors import InvalidInput
+from fulfilment.core.models import AuditEntry, Leader, Warehouse
 
 
 def new_leader(session, world, **kw):

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.demo import build_demo
-from fulfilment.models import PickLevel, PickLine
-from fulfilment.planning import PlanningOptions, solve_wave
-from fulfilment.plans import PlanPart, PlanRoute, PlanStop
-from fulfilment.sites import get_region
-from fulfilment.workers import LocalRunner, RQRunner, runner_from_environment
+from fulfilment.catalogue.sites import get_region
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import PickLevel, PickLine
+from fulfilment.demo.city import build_demo
+from fulfilment.night.planning import PlanningOptions, solve_wave
+from fulfilment.night.plans import PlanPart, PlanRoute, PlanStop
+from fulfilment.night.workers import RQRunner, runner_from_environment
+from fulfilment.waves.cutoff import cut_off_wave
+from routing import LocalRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -26,7 +27,7 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 def start_worker(redis_url: str, queue: str) -> subprocess.Popen:
     code = (
-        "from fulfilment.workers import run_worker; "
+        "from fulfilment.night.workers import run_worker; "
         f"run_worker(redis_url={redis_url!r}, queue_name={queue!r}, job_monitoring_interval=1)"
     )
     return subprocess.Popen(
@@ -172,7 +173,7 @@ def test_a_restarted_planner_takes_the_finished_attempt_of_the_run_before(redis_
     from rq import SimpleWorker
     from rq.job import Job
 
-    from fulfilment.workers import _job_id, solve_problem
+    from fulfilment.night.workers import _job_id, solve_problem
 
     problem = _tiny_problem()
     first = _job_id(rq_queue.name, "7", "trunk", 1)
@@ -194,7 +195,7 @@ def test_an_attempt_whose_worker_stopped_answering_is_run_again_as_a_new_job(red
     attempt 1's hash is never overwritten meanwhile."""
     from rq.job import Job
 
-    from fulfilment.workers import _job_id, solve_problem
+    from fulfilment.night.workers import _job_id, solve_problem
 
     problem = _tiny_problem()
     first = _job_id(rq_queue.name, "8", "trunk", 1)

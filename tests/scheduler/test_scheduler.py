@@ -9,17 +9,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from night_factories import FakeClock
 from sqlalchemy import func, select
 
-from fulfilment.cycle import cutoff_for_delivery
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.deadlines import change_cutoff_time
-from fulfilment.demo import build_demo
-from fulfilment.models import CutoffRun, Region, Wave
-from fulfilment.night import NightSettings
-from fulfilment.orders import ensure_wave
-from fulfilment.pipeline import PipelineRun, RunState
-from fulfilment.planning import PlanningOptions
-from fulfilment.plans import PlanStatus, RoutePlan
-from fulfilment.workers import LocalRunner
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import CutoffRun, Region, Wave
+from fulfilment.demo.city import build_demo
+from fulfilment.night.pipeline import PipelineRun, RunState
+from fulfilment.night.planning import PlanningOptions
+from fulfilment.night.plans import PlanStatus, RoutePlan
+from fulfilment.night.run import NightSettings
+from fulfilment.waves.cycle import cutoff_for_delivery, ensure_wave
+from fulfilment.waves.deadlines import change_cutoff_time
+from routing import LocalRunner
 from scheduler.service import NightScheduler, cutoff_trigger
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)

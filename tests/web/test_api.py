@@ -13,9 +13,8 @@ from night_factories import add_published_stop
 from platform_factories import add_city, make_client
 from sqlalchemy import func, select, update
 
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import session_scope
-from fulfilment.models import (
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import (
     AuditEntry,
     Deal,
     Leader,
@@ -26,8 +25,9 @@ from fulfilment.models import (
     Wave,
     utcnow,
 )
-from fulfilment.offers import offer_next_waves
-from fulfilment.platforms import ApiClient
+from fulfilment.platforms.clients import ApiClient
+from fulfilment.waves.cutoff import cut_off_wave
+from fulfilment.waves.offers import offer_next_waves
 from web import create_app
 
 PROBLEM = "application/problem+json"

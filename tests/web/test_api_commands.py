@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fulfilment.db import session_scope
-from fulfilment.models import AuditEntry
-from fulfilment.platforms import ApiClient, hash_token
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import AuditEntry
+from fulfilment.platforms.clients import ApiClient, hash_token
 
 README_ORDER = {
     "leader": "L00001",

@@ -10,9 +10,9 @@ from factories import make_world
 from platform_factories import make_client
 from sqlalchemy import func, select
 
-from fulfilment.db import session_scope
-from fulfilment.models import Deal, Order, Product, utcnow
-from fulfilment.offers import offer_next_waves
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import Deal, Order, Product, utcnow
+from fulfilment.waves.offers import offer_next_waves
 from web import create_app
 
 BODY = {"leader": "L1", "member": {"id": "M1"}, "lines": [{"sku": "APPLE", "quantity": 3}]}

@@ -13,11 +13,11 @@ from platform_factories import make_client
 from schemathesis import GenerationMode
 from schemathesis.checks import positive_data_acceptance
 
-from fulfilment.db import session_scope
-from fulfilment.demo import build_demo
-from fulfilment.models import utcnow
-from fulfilment.offers import offer_next_waves
-from fulfilment.sites import get_region
+from fulfilment.catalogue.sites import get_region
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import utcnow
+from fulfilment.demo.city import build_demo
+from fulfilment.waves.offers import offer_next_waves
 from web import create_app
 
 

@@ -8,8 +8,8 @@ import pytest
 from portal_factories import PASSWORD, csrf_token, login, make_portal_world
 from sqlalchemy import select
 
-from fulfilment.accounts import LoginSession
-from fulfilment.db import session_scope
+from fulfilment.accounts.models import LoginSession
+from fulfilment.core.db import session_scope
 from web import create_app
 
 

@@ -6,7 +6,7 @@ from portal_factories import csrf_token, login, make_portal_world
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from fulfilment.db import session_scope
+from fulfilment.core.db import session_scope
 
 ROLES = [
     "anonymous",
@@ -96,7 +96,7 @@ def test_changes_outside_scope_are_refused(app, portal, role):
     leader cannot collect L1's order (it is not found at its point) and nothing changes."""
     from sqlalchemy import func, select
 
-    from fulfilment.pickups import Pickup
+    from fulfilment.points.pickups import Pickup
 
     client = app.test_client()
     if role != "anonymous":
@@ -133,7 +133,7 @@ def test_a_failed_commit_is_the_apps_error_page(app, client, portal, monkeypatch
     monkeypatch.undo()
     from sqlalchemy import select
 
-    from fulfilment.models import AuditEntry
+    from fulfilment.core.models import AuditEntry
 
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
         assert (

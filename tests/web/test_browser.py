@@ -8,11 +8,12 @@ import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 from werkzeug.serving import make_server
 
-from fulfilment.accounts import Role, create_user
-from fulfilment.cutoff import cut_off_wave
-from fulfilment.db import session_scope
-from fulfilment.demo import build_demo
-from fulfilment.sites import get_region
+from fulfilment.accounts.models import Role
+from fulfilment.accounts.services import create_user
+from fulfilment.catalogue.sites import get_region
+from fulfilment.core.db import session_scope
+from fulfilment.demo.city import build_demo
+from fulfilment.waves.cutoff import cut_off_wave
 from web import create_app
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)

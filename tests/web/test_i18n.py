@@ -12,7 +12,7 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from portal_factories import login, make_portal_world
 
-from fulfilment.db import session_scope
+from fulfilment.core.db import session_scope
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 PO = WEB / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"

@@ -3,8 +3,8 @@
 import json
 from datetime import UTC, datetime
 
-from fulfilment.db import session_scope
-from fulfilment.demo import build_demo
+from fulfilment.core.db import session_scope
+from fulfilment.demo.city import build_demo
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 

@@ -10,9 +10,8 @@ from night_factories import add_published_stop
 from portal_factories import csrf_token, login, make_portal_world, post
 from sqlalchemy import select
 
-from fulfilment.arrivals import Photo, Shortage
-from fulfilment.db import session_scope
-from fulfilment.models import (
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import (
     AuditEntry,
     Leader,
     Order,
@@ -22,7 +21,8 @@ from fulfilment.models import (
     RefundReason,
     Wave,
 )
-from fulfilment.pickups import Pickup, PickupLine
+from fulfilment.points.arrivals import Photo, Shortage
+from fulfilment.points.pickups import Pickup, PickupLine
 
 
 @pytest.fixture
@@ -319,7 +319,7 @@ def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
     """After confirming, a lower count of MILK is a correction row and an audit entry; the
     confirmed count stays; the extra short unit becomes a refund on a line that still had one;
     the same count again changes nothing and a higher one is refused."""
-    from fulfilment.arrivals import ArrivalCorrection, ArrivalLine
+    from fulfilment.points.arrivals import ArrivalCorrection, ArrivalLine
 
     apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
     counts = {f"count-{apple}": "6", f"count-{milk}": "2", f"count-{prawn}": "1"}
@@ -355,7 +355,7 @@ def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
 
 def test_arrival_for_another_regions_wave_is_404(app, leader1, portal):
     """A posted arrival names its wave; another region's wave is not found and nothing is written."""
-    from fulfilment.arrivals import Arrival
+    from fulfilment.points.arrivals import Arrival
 
     apple = _pid(app, "APPLE")
     answer = post(

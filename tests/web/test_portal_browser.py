@@ -15,8 +15,8 @@ from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 from portal_factories import PASSWORD, make_portal_world
 from sqlalchemy import func, select
 
-from fulfilment.db import make_engine, make_session_factory, session_scope
-from fulfilment.models import Product, Refund
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import Product, Refund
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ import csv
 from portal_factories import PASSWORD, login, make_portal_world
 from sqlalchemy import select
 
-from fulfilment.accounts import Role, User
-from fulfilment.db import session_scope
-from fulfilment.models import Refund, RefundState
+from fulfilment.accounts.models import Role, User
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import Refund, RefundState
 from web import create_app
 
 
@@ -83,7 +83,7 @@ def test_demo_reset_is_refused_outside_demo_dev_and_test(tmp_path):
             "GROUPBUY_INSTANCE_DIR": str(tmp_path),
         }
     )
-    from fulfilment.migrate import upgrade
+    from fulfilment.core.migrate import upgrade
 
     upgrade(app.extensions["groupbuy"]["engine"])
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from portal_factories import PASSWORD, login
 from sqlalchemy import select
 
-from fulfilment.accounts import Role, create_user
-from fulfilment.db import session_scope
-from fulfilment.demo import build_demo
-from fulfilment.models import Member, Wave, WaveStatus
+from fulfilment.accounts.models import Role
+from fulfilment.accounts.services import create_user
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import Member, Wave, WaveStatus
+from fulfilment.demo.city import build_demo
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
@@ -98,8 +99,8 @@ def test_db_upgrade_command_creates_the_schema(tmp_path):
     """`groupbuy db upgrade` on an empty SQLite file creates every table at the head revision."""
     from sqlalchemy import inspect
 
-    from fulfilment.migrate import current_revision
-    from fulfilment.models import Base
+    from fulfilment.core.migrate import current_revision
+    from fulfilment.core.models import Base
     from web import create_app
 
     url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
@@ -116,7 +117,7 @@ def test_db_upgrade_command_creates_the_schema(tmp_path):
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
     from alembic.script import ScriptDirectory
 
-    from fulfilment.migrate import alembic_config
+    from fulfilment.core.migrate import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     assert current_revision(engine) == head  # one linear history, applied to its head

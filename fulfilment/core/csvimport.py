@@ -1,0 +1,41 @@
+"""Reading an uploaded CSV file, for every import (orders, fleet): the encodings these files come
+in, the error of one row's field, and the refusal of a whole file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fulfilment.core.errors import FulfilmentError, InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int  # the line number in the file, header = 1
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+class ImportFailed(FulfilmentError):
+    """The file was not imported at all; `errors` says which rows and fields were at fault."""
+
+    http_status = 422
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        shown = "; ".join(str(e) for e in errors[:10])
+        more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+        super().__init__(f"nothing imported, {len(errors)} bad row(s): {shown}{more}")
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GBK, the encodings these exports come in."""
+    for encoding in ("utf-8-sig", "gbk"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInput("file", "encoding", "neither UTF-8 nor GBK")
+

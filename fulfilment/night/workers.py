@@ -1,0 +1,213 @@
+"""Where the route problems are solved: a local process pool (`routing.LocalRunner`), or RQ
+workers on Redis.
+
+With `GROUPBUY_REDIS_URL` set, each problem of a wave (the trunk, each station's last mile) is an
+RQ job; `groupbuy worker` runs the workers. A job only solves (plain data in, plain data out):
+the planning process stores each result once, keyed by plan version and station, so a job that
+is run twice (a worker killed mid-solve, the job given to another) cannot store twice. See
+docs/night.md for why RQ rather than Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import routing
+from fulfilment.core.errors import FulfilmentError
+
+log = logging.getLogger(__name__)
+DEFAULT_QUEUE = "groupbuy-routing"
+
+
+def solve_problem(problem: routing.Problem, time_limit_s: float, seed: int) -> routing.Plan:
+    """The job: one problem, one plan (runs in an RQ worker)."""
+    return routing.plan_routes(problem, time_limit_s=time_limit_s, seed=seed)
+
+
+class JobFailed(FulfilmentError):
+    """A route planning job failed on every attempt; the message carries the last error."""
+
+
+@dataclass
+class RQRunner:
+    """Each problem is an RQ job on Redis; results are collected here as they finish (a
+    `routing.Runner`; each job gets `time_limit_s`).
+
+    An attempt that failed, whose worker stopped answering (its heartbeat older than
+    `stale_after_s`) or that a dead worker took off the queue without starting is given to the
+    queue again as a new job, up to `attempts` times; whichever attempt of a problem finishes
+    first is the answer (a worker's orphaned work horse may still finish the first). Each attempt
+    has its own id, `<queue>-<tag>-<key>-<n>` (tag = plan id): two attempts never share a job
+    hash in Redis, and a planning process that restarts finds the attempts of the one before."""
+
+    redis_url: str
+    queue_name: str = DEFAULT_QUEUE
+    attempts: int = 3
+    stale_after_s: float = 90.0
+    poll_s: float = 0.2
+
+    def _queue(self):
+        from redis import Redis
+        from rq import Queue
+
+        return Queue(self.queue_name, connection=Redis.from_url(self.redis_url))
+
+    def solve(
+        self,
+        problems: Mapping[str, routing.Problem],
+        *,
+        time_limit_s: float,
+        seed: int,
+        tag: str = "",
+    ) -> Iterator[tuple[str, routing.Plan]]:
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        queue = self._queue()
+        timeout = int(time_limit_s * 3 + 120)
+        attempts: dict[str, list[Any]] = {}  # every attempt of each problem, oldest first
+        tries: dict[str, int] = {}  # attempts this call has enqueued
+
+        def enqueue(key: str) -> None:
+            tries[key] = tries.get(key, 0) + 1
+            number = len(attempts.setdefault(key, [])) + 1
+            attempts[key].append(
+                queue.enqueue_call(
+                    solve_problem,
+                    args=(problems[key], time_limit_s, seed),
+                    job_id=_job_id(self.queue_name, tag, key, number),
+                    timeout=timeout,
+                    result_ttl=24 * 3600,
+                    failure_ttl=24 * 3600,
+                )
+            )
+
+        for key in problems:  # a restarted planner: the attempts of the run before
+            number = 1
+            while True:
+                try:
+                    job = Job.fetch(
+                        _job_id(self.queue_name, tag, key, number), connection=queue.connection
+                    )
+                except NoSuchJobError:
+                    break
+                attempts.setdefault(key, []).append(job)
+                number += 1
+            earlier = list(self._states(queue, attempts.get(key, [])).values())
+            if "finished" not in earlier and (not earlier or earlier[-1] != "running"):
+                enqueue(key)
+        pending = set(problems)
+        while pending:
+            now = self._states(queue, [job for key in pending for job in attempts[key]])
+            for key in sorted(pending):
+                states = [(job, now[job.id]) for job in attempts[key]]
+                done = next((job for job, state in states if state == "finished"), None)
+                if done is not None:
+                    pending.discard(key)
+                    yield key, done.return_value()
+                    for job in attempts[key]:  # the caller has stored the result
+                        job.delete()
+                    continue
+                last, why = states[-1]
+                if why != "running":
+                    if tries.get(key, 0) >= self.attempts:
+                        raise JobFailed(
+                            f"route planning job {last.id}: {why} ({self.attempts} tries)"
+                        )
+                    log.warning("route planning job %s: %s; queued again", last.id, why)
+                    enqueue(key)
+            if pending:
+                time.sleep(self.poll_s)
+
+    def _states(self, queue, jobs: list[Any]) -> dict[str, str]:
+        """Job id -> "finished", "running" (queued, or started with a fresh heartbeat), or why
+        the attempt is lost. One round trip for all of them, reading four fields of each job's
+        hash, not the whole job (its problem may be large); the queue's waiting ids are read
+        only when an attempt has been queued for longer than `stale_after_s`."""
+        from rq.job import JobStatus
+        from rq.utils import utcparse
+
+        with queue.connection.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hmget(job.key, "status", "last_heartbeat", "started_at", "enqueued_at")
+            rows = pipe.execute()
+        waiting: set[str] | None = None
+        out: dict[str, str] = {}
+        for job, raw in zip(jobs, rows, strict=True):
+            status, beat, started, enqueued = (v.decode() if v else None for v in raw)
+            since = beat or started if status == JobStatus.STARTED.value else enqueued
+            if status is None:
+                out[job.id] = "it is gone from Redis"
+            elif status == JobStatus.FINISHED.value:
+                out[job.id] = "finished"
+            elif status in (
+                JobStatus.FAILED.value,
+                JobStatus.STOPPED.value,
+                JobStatus.CANCELED.value,
+            ):
+                out[job.id] = f"it {status}"
+            elif since is None or _age_s(utcparse(since)) <= self.stale_after_s:
+                out[job.id] = "running"
+            elif status == JobStatus.STARTED.value:
+                out[job.id] = "its worker stopped answering"
+            elif status == JobStatus.QUEUED.value:
+                waiting = set(queue.get_job_ids()) if waiting is None else waiting
+                out[job.id] = (
+                    "running"
+                    if job.id in waiting
+                    else "a worker took it off the queue and died before starting it"
+                )
+            else:
+                out[job.id] = "running"
+        return out
+
+
+def _age_s(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - moment).total_seconds()
+
+
+def _job_id(queue: str, tag: str, key: str, attempt: int) -> str:
+    """RQ job ids take letters, digits, dashes and underscores only."""
+    raw = f"{queue}-{tag}-{key}-{attempt}"
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in raw)
+
+
+def runner_from_environment(environ: Mapping[str, str] | None = None):
+    """RQ workers when GROUPBUY_REDIS_URL is set, else a local pool (GROUPBUY_WORKERS, default 2)."""
+    env = os.environ if environ is None else environ
+    url = env.get("GROUPBUY_REDIS_URL")
+    if url:
+        return RQRunner(url, queue_name=env.get("GROUPBUY_RQ_QUEUE", DEFAULT_QUEUE))
+    return routing.LocalRunner(workers=int(env.get("GROUPBUY_WORKERS", "2")))
+
+
+def run_worker(
+    *,
+    burst: bool = False,
+    redis_url: str | None = None,
+    queue_name: str | None = None,
+    job_monitoring_interval: int = 10,
+) -> None:
+    """An RQ worker for the route planning queue (`groupbuy worker`)."""
+    from redis import Redis
+    from rq import Queue, Worker
+
+    url = redis_url or os.environ.get("GROUPBUY_REDIS_URL")
+    if not url:
+        raise FulfilmentError("GROUPBUY_REDIS_URL is not set: the worker needs Redis")
+    name = queue_name or os.environ.get("GROUPBUY_RQ_QUEUE", DEFAULT_QUEUE)
+    connection = Redis.from_url(url)
+    worker = Worker(
+        [Queue(name, connection=connection)],
+        connection=connection,
+        job_monitoring_interval=job_monitoring_interval,
+    )
+    worker.work(burst=burst, with_scheduler=False)

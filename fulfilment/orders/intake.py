@@ -1,0 +1,509 @@
+"""Order intake: placing and cancelling orders, choosing their wave, and never overselling."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+
+from fulfilment.core.audit import record_change
+from fulfilment.core.db import insert_ignore, is_postgres
+from fulfilment.core.errors import (
+    AlreadyCancelled,
+    CutoffPassed,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+    SoldOut,
+    WaveClosed,
+)
+from fulfilment.core.models import (
+    Deal,
+    DealStatus,
+    Leader,
+    LineStatus,
+    Member,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PriceTier,
+    Product,
+    Region,
+    Wave,
+    WaveStatus,
+    tier_price,
+    utcnow,
+)
+from fulfilment.waves.cycle import delivery_date_for, ensure_wave
+from fulfilment.waves.deadlines import accepts_orders_at
+
+MAX_QUANTITY_PER_LINE = 10_000
+PICKUP_CODE_DIGITS = 8
+
+# The intake path's statements, built once: building a statement's expression tree and its cache
+# key on every call costs more than executing it on a warm connection.
+_DEALS = cast(Table, Deal.__table__)
+_ORDERS = cast(Table, Order.__table__)
+_LEADER_BY_CODE = select(Leader.id, Leader.region_id, Leader.active).where(
+    Leader.code == bindparam("code")
+)
+_ORDER_BY_KEY = select(Order).where(
+    Order.idempotency_scope == bindparam("scope"), Order.idempotency_key == bindparam("key")
+)
+_OFFERS = (
+    select(
+        Product.sku,
+        Product.id,
+        Deal.id,
+        Deal.status,
+        Deal.base_price_cents,
+        PriceTier.min_qty,
+        PriceTier.price_cents,
+    )
+    .select_from(Product)
+    .outerjoin(
+        Deal,
+        and_(
+            Deal.product_id == Product.id,
+            Deal.region_id == bindparam("region_id"),
+            Deal.delivery_date == bindparam("delivery_date"),
+        ),
+    )
+    .outerjoin(PriceTier, PriceTier.deal_id == Deal.id)
+    .where(Product.sku.in_(bindparam("skus", expanding=True)))
+)
+_TAKE_STOCK = (
+    update(_DEALS)
+    .where(
+        _DEALS.c.id == bindparam("deal_id"),
+        _DEALS.c.status == DealStatus.OPEN.value,
+        (_DEALS.c.stock_cap.is_(None))
+        | (_DEALS.c.sold_qty + bindparam("qty") <= _DEALS.c.stock_cap),
+    )
+    .values(sold_qty=_DEALS.c.sold_qty + bindparam("qty"))
+    .returning(_DEALS.c.sold_qty)
+)
+_SET_TOTAL = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(total_cents=bindparam("total_cents"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """Who is ordering: the platform's member id, with name and phone for a first order."""
+
+    external_id: str
+    name: str = ""
+    phone: str = ""
+
+
+def request_fingerprint(request: object) -> str:
+    """A SHA-256 of the request in canonical JSON: equal requests, equal fingerprints."""
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def new_pickup_code() -> str:
+    """Eight random digits from the OS's CSPRNG: not guessable from other codes."""
+    return f"{secrets.randbelow(10**PICKUP_CODE_DIGITS):0{PICKUP_CODE_DIGITS}d}"
+
+
+def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tuple[Wave, bool]:
+    """The wave an order lands in, and whether it is late (its own wave was already cut off)."""
+    delivery = delivery_date_for(region, placed_at)
+    late = False
+    for days_later in range(0, 60):
+        wave = ensure_wave(session, region, delivery + timedelta(days=days_later), lock="share")
+        if accepts_orders_at(wave, placed_at):  # the wave's own deadline decides (deadlines.py)
+            return wave, late
+        late = late or wave.status == WaveStatus.CUT_OFF
+    raise WaveClosed(f"no open wave for region {region.code} within 60 days of {delivery}")
+
+
+def _check_member_ref(ref: MemberRef, record: str) -> None:
+    if not ref.external_id.strip():
+        raise InvalidInput(record, "member", "member id is empty")
+
+
+def _ensure_member_id(session: Session, *, region_id: int, leader_id: int, ref: MemberRef) -> int:
+    """The member's id, the member created on its first order (a known member keeps its row)."""
+    member_id = insert_ignore(
+        session,
+        Member.__table__,
+        {
+            "region_id": region_id,
+            "leader_id": leader_id,
+            "external_id": ref.external_id,
+            "name": ref.name or ref.external_id,
+            "phone": ref.phone,
+        },
+        ["external_id"],
+        returning=Member.__table__.c.id,
+    )
+    if member_id is None:
+        member_id = session.execute(
+            select(Member.id).where(Member.external_id == ref.external_id)
+        ).scalar_one()
+    return member_id
+
+
+def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
+    if not lines:
+        raise InvalidInput(record, "lines", "an order needs at least one line")
+    merged: dict[str, int] = {}
+    for n, line in enumerate(lines, 1):
+        if not isinstance(line.quantity, int) or isinstance(line.quantity, bool):
+            raise InvalidInput(
+                f"{record} line {n}", "quantity", f"{line.quantity!r} is not a whole number"
+            )
+        if not 0 < line.quantity <= MAX_QUANTITY_PER_LINE:
+            raise InvalidInput(
+                f"{record} line {n}",
+                "quantity",
+                f"{line.quantity} is not between 1 and {MAX_QUANTITY_PER_LINE}",
+            )
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    return merged
+
+
+def find_order_by_key(session: Session, key: str, *, scope: str = "") -> Order | None:
+    return session.scalars(_ORDER_BY_KEY, {"scope": scope, "key": key}).first()
+
+
+def find_replay(
+    session: Session, *, key: str, scope: str = "", fingerprint: str | None = None
+) -> Order | None:
+    """The order already placed under this key in this scope, or None.
+
+    The same key with another request (another fingerprint) raises IdempotencyConflict: a
+    retry must never silently get a different order. An order stored without a fingerprint
+    (placed before fingerprints were kept) is taken as the replay.
+    """
+    existing = find_order_by_key(session, key, scope=scope)
+    if existing is None:
+        return None
+    stored = existing.request_fingerprint
+    if fingerprint is not None and stored is not None and stored != fingerprint:
+        raise IdempotencyConflict(key, existing.id)
+    return existing
+
+
+def place_order(
+    session: Session,
+    *,
+    region: Region,
+    leader_code: str,
+    member: MemberRef,
+    lines: Sequence[LineRequest],
+    placed_at: datetime,
+    idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    fingerprint: str | None = None,
+    source: str = "api",
+    actor: str = "system",
+    received_at: datetime | None = None,
+) -> Order:
+    """Place one order into the wave its `placed_at` falls in (or the next open one, marked late).
+
+    Idempotent on `idempotency_key` within `idempotency_scope`: the same key with the same
+    `fingerprint` returns the order already placed; with another, IdempotencyConflict. Stock caps
+    are taken with one conditional UPDATE per deal, in deal-id order, so that concurrent orders
+    for the last units succeed for exactly the units that exist; a shortfall raises SoldOut and
+    the caller's rollback leaves nothing behind.
+    """
+    order, _created = place_order_or_replay(
+        session,
+        region=region,
+        leader_code=leader_code,
+        member=member,
+        lines=lines,
+        placed_at=placed_at,
+        idempotency_key=idempotency_key,
+        idempotency_scope=idempotency_scope,
+        fingerprint=fingerprint,
+        source=source,
+        actor=actor,
+        received_at=received_at,
+    )
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class _Offer:
+    """A wanted SKU as the order's wave offers it (deal_id None: not offered that day)."""
+
+    product_id: int
+    deal_id: int | None
+    deal_status: DealStatus | None
+    base_price_cents: int
+    tiers: list[tuple[int, int]]  # (min_qty, price_cents)
+
+
+def _read_offers(
+    session: Session, *, region_id: int, delivery_date: date | None, skus: Iterable[str]
+) -> dict[str, _Offer]:
+    """The wanted SKUs that exist, each with its deal and tiers for the delivery date, in one
+    query (delivery_date None: the products alone, no deal matches a NULL date)."""
+    rows = session.execute(
+        _OFFERS, {"region_id": region_id, "delivery_date": delivery_date, "skus": list(skus)}
+    ).all()
+    offers: dict[str, _Offer] = {}
+    for sku, product_id, deal_id, status, base, min_qty, tier_cents in rows:
+        offer = offers.get(sku)
+        if offer is None:
+            offer = offers[sku] = _Offer(product_id, deal_id, status, base or 0, [])
+        if min_qty is not None:
+            offer.tiers.append((min_qty, tier_cents))
+    return offers
+
+
+def _check_skus(record: str, wanted: dict[str, int], offers: dict[str, _Offer]) -> None:
+    for sku in wanted:
+        if sku not in offers:
+            raise InvalidInput(record, "sku", f"unknown SKU {sku!r}")
+
+
+def place_order_or_replay(
+    session: Session,
+    *,
+    region: Region,
+    leader_code: str,
+    member: MemberRef,
+    lines: Sequence[LineRequest],
+    placed_at: datetime,
+    idempotency_key: str | None = None,
+    idempotency_scope: str = "",
+    fingerprint: str | None = None,
+    source: str = "api",
+    actor: str = "system",
+    received_at: datetime | None = None,
+) -> tuple[Order, bool]:
+    """`place_order`, and whether this call placed the order (False: the key's order stands).
+
+    A few set-based statements: the leader, the wave, the SKUs with their deals and tiers in one
+    query, the member, the order row, one conditional UPDATE per deal, the lines in one INSERT,
+    the total, the audit entry.
+    """
+    record = f"order {idempotency_key}" if idempotency_key else "order"
+    if placed_at.tzinfo is None:
+        raise InvalidInput(record, "placed_at", "a time without a time zone")
+    if idempotency_key is not None:
+        if not 0 < len(idempotency_key) <= 128:
+            raise InvalidInput(record, "idempotency_key", "must be 1 to 128 characters")
+        existing = find_replay(
+            session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
+        )
+        if existing is not None:
+            return existing, False
+    wanted = _merge_lines(record, lines)
+
+    leader = session.execute(_LEADER_BY_CODE, {"code": leader_code}).first()
+    if leader is None or leader.region_id != region.id or not leader.active:
+        raise InvalidInput(
+            record, "leader", f"no active leader {leader_code!r} in region {region.code}"
+        )
+    try:
+        wave, late = _open_wave_for(session, region, placed_at)
+    except WaveClosed:  # the input's own faults are named first, as they always were
+        _check_skus(
+            record,
+            wanted,
+            _read_offers(session, region_id=region.id, delivery_date=None, skus=wanted),
+        )
+        _check_member_ref(member, record)
+        raise
+    offers = _read_offers(
+        session, region_id=region.id, delivery_date=wave.delivery_date, skus=wanted
+    )
+    _check_skus(record, wanted, offers)
+    _check_member_ref(member, record)
+    member_id = _ensure_member_id(session, region_id=region.id, leader_id=leader.id, ref=member)
+    for sku, offer in offers.items():
+        if offer.deal_id is None or offer.deal_status != DealStatus.OPEN:
+            raise InvalidInput(
+                record,
+                "sku",
+                f"{sku} is not on offer in {region.code} for delivery "
+                f"on {wave.delivery_date.isoformat()}",
+            )
+
+    row = {
+        "region_id": region.id,
+        "leader_id": leader.id,
+        "member_id": member_id,
+        "wave_id": wave.id,
+        "placed_at": placed_at,
+        "received_at": received_at or utcnow(),
+        "status": OrderStatus.PLACED,
+        "late": late,
+        "idempotency_key": idempotency_key,
+        "idempotency_scope": idempotency_scope,
+        "request_fingerprint": fingerprint,
+        "source": source,
+        "total_cents": 0,
+    }
+    inserted = _insert_order(session, row)
+    if isinstance(inserted, Order):  # lost an idempotency race: the other request's order stands
+        return inserted, False
+    row["id"], row["pickup_code"] = inserted
+
+    total = 0
+    order_lines = []
+    for sku, offer in sorted(offers.items(), key=lambda item: cast(int, item[1].deal_id)):
+        deal_id = cast(int, offer.deal_id)
+        qty = wanted[sku]
+        sold_before = _take_stock(session, deal_id, qty)
+        if sold_before is None:
+            raise SoldOut(sku, qty, _units_left(session, deal_id))
+        price = tier_price(offer.base_price_cents, offer.tiers, sold_before)
+        order_lines.append(
+            {
+                "order_id": row["id"],
+                "deal_id": deal_id,
+                "product_id": offer.product_id,
+                "quantity": qty,
+                "unit_price_cents": price,
+                "status": LineStatus.ACTIVE,
+            }
+        )
+        total += price * qty
+    session.execute(insert(OrderLine).values(order_lines))
+    session.execute(_SET_TOTAL, {"order_id": row["id"], "total_cents": total})
+    row["total_cents"] = total
+    record_change(
+        session,
+        actor=actor,
+        action="order.placed",
+        entity="order",
+        entity_id=row["id"],
+        after={
+            "wave": wave.delivery_date.isoformat(),
+            "late": late,
+            "lines": wanted,
+            "total_cents": total,
+            "source": source,
+        },
+    )
+    # The row as written, in the session as if loaded: its lines, member and wave load on use.
+    order = Order(**row)
+    make_transient_to_detached(order)
+    session.add(order)
+    return order, True
+
+
+def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
+    """Insert the order row; draw another pickup code on a collision, give way on a key race.
+
+    One INSERT … ON CONFLICT DO NOTHING RETURNING per attempt (no savepoint needed). Returns the
+    new row's id and pickup code, or the order another request placed under the same key."""
+    table = cast(Table, Order.__table__)
+    key, scope = row["idempotency_key"], row["idempotency_scope"]
+    for _attempt in range(5):
+        code = new_pickup_code()
+        order_id = insert_ignore(
+            session, table, {**row, "pickup_code": code}, None, returning=table.c.id
+        )
+        if order_id is not None:
+            return order_id, code
+        winner = (
+            find_replay(session, key=key, scope=scope, fingerprint=row["request_fingerprint"])
+            if key
+            else None
+        )
+        if winner is not None:
+            return winner
+    raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
+
+
+def _take_stock(session: Session, deal_id: int, qty: int) -> int | None:
+    """Add qty to the deal's sold units if the cap allows. Returns the units sold before, or None."""
+    after = session.execute(_TAKE_STOCK, {"deal_id": deal_id, "qty": qty}).scalar()
+    if after is None:
+        return None
+    deal = session.identity_map.get(session.identity_key(Deal, deal_id))
+    if deal is not None:  # keep a Deal the caller has loaded in step with the row
+        set_committed_value(deal, "sold_qty", after)
+    return after - qty
+
+
+def _units_left(session: Session, deal_id: int) -> int | None:
+    """What a SoldOut reports as left: None for a deal without a cap."""
+    cap, sold = session.execute(
+        select(Deal.stock_cap, Deal.sold_qty).where(Deal.id == deal_id)
+    ).one()
+    return None if cap is None else max(cap - sold, 0)
+
+
+def cancel_order(
+    session: Session, *, order_id: int, actor: str = "system", now: datetime | None = None
+) -> Order:
+    """A member cancels before the cutoff: the order and its lines are cancelled, stock goes back.
+
+    Refused with CutoffPassed from the wave's deadline on (`cutoff_due_at`), even when the cutoff
+    job has not run yet; an order already cancelled raises AlreadyCancelled.
+    """
+    now = now or utcnow()
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
+    query = select(Wave).where(Wave.id == order.wave_id)
+    if is_postgres(session):  # serialise with the cutoff, as intake does
+        query = query.with_for_update(read=True)
+    wave = session.scalars(query.execution_options(populate_existing=True)).one()
+    # The order's row lock: two cancels at once return its stock once.
+    order_query = select(Order).where(Order.id == order_id)
+    if is_postgres(session):
+        order_query = order_query.with_for_update()
+    order = session.scalars(order_query.execution_options(populate_existing=True)).one()
+    if order.status == OrderStatus.CANCELLED:
+        raise AlreadyCancelled(f"order {order_id} is already cancelled")
+    if wave.status != WaveStatus.OPEN or now >= wave.cutoff_due_at:
+        raise CutoffPassed(
+            f"order {order_id} can no longer be cancelled: its wave for delivery on "
+            f"{wave.delivery_date.isoformat()} was due to cut off at "
+            f"{wave.cutoff_due_at.isoformat()}"
+        )
+    if order.status != OrderStatus.PLACED:
+        raise WaveClosed(f"order {order_id} is {order.status.value}; it cannot be cancelled")
+    table = cast(Table, Deal.__table__)
+    for line in sorted(order.lines, key=lambda ln: ln.deal_id):
+        if line.status != LineStatus.ACTIVE:
+            continue
+        left = session.execute(
+            update(table)
+            .where(table.c.id == line.deal_id)
+            .values(sold_qty=table.c.sold_qty - line.quantity)
+            .returning(table.c.sold_qty)
+        ).scalar_one()
+        deal = session.identity_map.get(session.identity_key(Deal, line.deal_id))
+        if deal is not None:
+            set_committed_value(deal, "sold_qty", left)
+        line.status = LineStatus.CANCELLED
+    order.status = OrderStatus.CANCELLED
+    session.flush()
+    record_change(
+        session,
+        actor=actor,
+        action="order.cancelled",
+        entity="order",
+        entity_id=order.id,
+        before={"status": OrderStatus.PLACED.value},
+        after={"status": order.status.value},
+    )
+    return order

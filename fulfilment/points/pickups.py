@@ -1,0 +1,391 @@
+"""Pickup verification (核销): a member's code checked at the point, each order collected once.
+
+One row per collected order (unique on the order): concurrent verifications of one code race to
+insert it and exactly one wins; the others are told it was already collected. A line that
+arrived short is collected for what arrived.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from fulfilment.core.audit import record_change
+from fulfilment.core.errors import FulfilmentError
+from fulfilment.core.models import (
+    Base,
+    Leader,
+    LineStatus,
+    Member,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Wave,
+    WaveStatus,
+    utcnow,
+)
+from fulfilment.core.privacy import mask_name, mask_phone
+
+
+class Pickup(Base):
+    """An order handed to its member: who verified it, and when. One per order, ever."""
+
+    __tablename__ = "pickup"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"), index=True)
+    verified_at: Mapped[datetime]
+    verified_by: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    # The code as typed or scanned is not stored: it is the member's secret.
+    method: Mapped[str] = mapped_column(String(16), default="typed")
+
+
+class PickupLine(Base):
+    """What was handed over on one order line (less than ordered where it arrived short)."""
+
+    __tablename__ = "pickup_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pickup_id: Mapped[int] = mapped_column(ForeignKey("pickup.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
+    quantity: Mapped[int]
+
+
+class Refusal(StrEnum):
+    """Why a code cannot be verified; the view turns each into a clear message."""
+
+    WRONG_CODE = "wrong_code"
+    ALREADY_COLLECTED = "already_collected"
+    OTHER_POINT = "other_point"
+    CANCELLED = "cancelled"
+    NOT_ARRIVED = "not_arrived"
+
+
+class PickupRefused(FulfilmentError):
+    """The code does not give an order to collect here; nothing was changed."""
+
+    http_status = 409
+
+    def __init__(self, reason: Refusal, *, collected_at: datetime | None = None) -> None:
+        self.reason, self.collected_at = reason, collected_at
+        super().__init__(f"pickup refused: {reason.value}")
+
+
+@dataclass(frozen=True, slots=True)
+class PickupCandidate:
+    """An order a code names at this point, as shown before the staff confirms the handover."""
+
+    order_id: int
+    bag_no: int
+    member_id: int
+    member: str  # masked
+    phone: str  # masked
+    delivery_date: date
+    lines: tuple[tuple[str, str, int, int], ...]  # (sku, name, ordered, to hand over)
+
+
+def is_delivered(session: Session, *, wave: Wave, leader: Leader, today: date) -> bool:
+    """Goods of a cut-off wave are at the point once it confirmed arrival or the day has come."""
+    from .arrivals import find_arrival
+
+    if wave.status != WaveStatus.CUT_OFF:
+        return False
+    return (
+        wave.delivery_date <= today or find_arrival(session, wave=wave, leader=leader) is not None
+    )
+
+
+def _orders_with_code(session: Session, *, leader: Leader, code: str) -> list[Order]:
+    return list(
+        session.scalars(
+            select(Order)
+            .where(Order.leader_id == leader.id, Order.pickup_code == code)
+            .order_by(Order.id)
+        )
+    )
+
+
+def _collected(session: Session, order_ids: list[int]) -> dict[int, Pickup]:
+    if not order_ids:
+        return {}
+    return {
+        p.order_id: p for p in session.scalars(select(Pickup).where(Pickup.order_id.in_(order_ids)))
+    }
+
+
+def find_order_by_code(session: Session, *, leader: Leader, code: str, today: date) -> Order:
+    """The order a member's code names at this point, ready to hand over, else PickupRefused."""
+    code = "".join(code.split())
+    if not code.isdigit():
+        raise PickupRefused(Refusal.WRONG_CODE)
+    orders = _orders_with_code(session, leader=leader, code=code)
+    if not orders:
+        elsewhere = session.scalar(
+            select(func.count()).where(
+                Order.pickup_code == code,
+                Order.region_id == leader.region_id,
+                Order.leader_id != leader.id,
+                Order.status == OrderStatus.PLACED,
+            )
+        )
+        raise PickupRefused(Refusal.OTHER_POINT if elsewhere else Refusal.WRONG_CODE)
+    done = _collected(session, [o.id for o in orders])
+    waiting = [o for o in orders if o.status == OrderStatus.PLACED and o.id not in done]
+    ready = [o for o in waiting if is_delivered(session, wave=o.wave, leader=leader, today=today)]
+    if ready:
+        return ready[0]
+    if waiting:
+        raise PickupRefused(Refusal.NOT_ARRIVED)
+    if done:
+        last = max(done.values(), key=lambda p: p.verified_at)
+        raise PickupRefused(Refusal.ALREADY_COLLECTED, collected_at=last.verified_at)
+    raise PickupRefused(Refusal.CANCELLED)
+
+
+def _member_orders_ready(
+    session: Session, *, leader: Leader, member_id: int, today: date
+) -> list[Order]:
+    orders = list(
+        session.scalars(
+            select(Order)
+            .outerjoin(Pickup, Pickup.order_id == Order.id)
+            .where(
+                Order.leader_id == leader.id,
+                Order.member_id == member_id,
+                Order.status == OrderStatus.PLACED,
+                Pickup.id.is_(None),
+            )
+            .order_by(Order.id)
+        )
+    )
+    return [o for o in orders if is_delivered(session, wave=o.wave, leader=leader, today=today)]
+
+
+def describe(session: Session, *, leader: Leader, orders: list[Order]) -> list[PickupCandidate]:
+    """What the staff sees before confirming: bag number, masked member, lines to hand over."""
+    from .arrivals import short_units
+    from .point import bag_numbers
+
+    line_rows = (
+        session.execute(
+            select(OrderLine)
+            .where(
+                OrderLine.order_id.in_([o.id for o in orders]),
+                OrderLine.status == LineStatus.ACTIVE,
+            )
+            .order_by(OrderLine.id)
+        )
+        .scalars()
+        .all()
+    )
+    short = short_units(session, [ln.id for ln in line_rows])
+    by_order: dict[int, list[tuple[str, str, int, int]]] = defaultdict(list)
+    for ln in line_rows:
+        by_order[ln.order_id].append(
+            (ln.product.sku, ln.product.name, ln.quantity, ln.quantity - short.get(ln.id, 0))
+        )
+    out = []
+    bags: dict[int, int] = {}
+    for o in orders:
+        if o.id not in bags:
+            bags.update(bag_numbers(session, wave_id=o.wave_id, leader_id=leader.id))
+        member = session.get(Member, o.member_id)
+        assert member is not None
+        out.append(
+            PickupCandidate(
+                o.id,
+                bags[o.id],
+                member.id,
+                mask_name(member.name),
+                mask_phone(member.phone),
+                o.wave.delivery_date,
+                tuple(by_order[o.id]),
+            )
+        )
+    return out
+
+
+def lookup_code(
+    session: Session, *, leader: Leader, code: str, today: date
+) -> tuple[list[PickupCandidate], list[PickupCandidate]]:
+    """The order a code names, and the member's other orders ready at this point."""
+    order = find_order_by_code(session, leader=leader, code=code, today=today)
+    others = [
+        o
+        for o in _member_orders_ready(
+            session, leader=leader, member_id=order.member_id, today=today
+        )
+        if o.id != order.id
+    ]
+    return describe(session, leader=leader, orders=[order]), describe(
+        session, leader=leader, orders=others
+    )
+
+
+def verify_pickup(
+    session: Session,
+    *,
+    leader: Leader,
+    code: str,
+    user_id: int,
+    actor: str,
+    whole_member: bool = False,
+    method: str = "typed",
+    today: date,
+    now: datetime | None = None,
+) -> list[Pickup]:
+    """Hand over the order a code names (or all the member's ready orders here). Exactly once:
+    a concurrent or repeated verification raises PickupRefused(ALREADY_COLLECTED)."""
+    from .arrivals import short_units
+
+    now = now or utcnow()
+    order = find_order_by_code(session, leader=leader, code=code, today=today)
+    orders = [order]
+    if whole_member:
+        orders += [
+            o
+            for o in _member_orders_ready(
+                session, leader=leader, member_id=order.member_id, today=today
+            )
+            if o.id != order.id
+        ]
+    done: list[Pickup] = []
+    for o in orders:
+        pickup_id = _claim(session, order=o, leader=leader, user_id=user_id, now=now, method=method)
+        if pickup_id is None:
+            if o.id == order.id:  # the code's own order: another verification won
+                winner = _collected(session, [o.id]).get(o.id)
+                raise PickupRefused(
+                    Refusal.ALREADY_COLLECTED, collected_at=winner.verified_at if winner else None
+                )
+            continue
+        lines = [ln for ln in o.lines if ln.status == LineStatus.ACTIVE]
+        short = short_units(session, [ln.id for ln in lines])
+        handed = {ln.id: ln.quantity - short.get(ln.id, 0) for ln in lines}
+        session.add_all(
+            PickupLine(pickup_id=pickup_id, order_line_id=lid, quantity=q)
+            for lid, q in handed.items()
+        )
+        record_change(
+            session,
+            actor=actor,
+            action="order.collected",
+            entity="order",
+            entity_id=o.id,
+            after={
+                "point": leader.code,
+                "lines": {str(k): v for k, v in handed.items()},
+                "method": method,
+            },
+            at=now,
+        )
+        pickup = session.get(Pickup, pickup_id)
+        assert pickup is not None
+        done.append(pickup)
+    session.flush()
+    return done
+
+
+def _claim(
+    session: Session, *, order: Order, leader: Leader, user_id: int, now: datetime, method: str
+) -> int | None:
+    """Insert the order's pickup row unless one exists; the unique order id decides races."""
+    values = {
+        "order_id": order.id,
+        "leader_id": leader.id,
+        "verified_at": now,
+        "verified_by": user_id,
+        "method": method,
+    }
+    table = Pickup.__table__
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)  # type: ignore[arg-type]
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(table.c.id)  # type: ignore[attr-defined]
+    )
+    return session.execute(stmt).scalar()
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingOrder:
+    order_id: int
+    bag_no: int
+    member_id: int
+    member: str  # masked
+    phone: str  # masked
+    delivery_date: date
+    days_waiting: int
+
+
+def list_uncollected(session: Session, *, leader: Leader, today: date) -> list[WaitingOrder]:
+    """Orders of delivered waves still waiting at the point, oldest first, with days waiting."""
+    from .point import bag_numbers
+
+    rows = session.execute(
+        select(Order, Member, Wave)
+        .join(Member, Member.id == Order.member_id)
+        .join(Wave, Wave.id == Order.wave_id)
+        .outerjoin(Pickup, Pickup.order_id == Order.id)
+        .where(
+            Order.leader_id == leader.id,
+            Order.status == OrderStatus.PLACED,
+            Wave.status == WaveStatus.CUT_OFF,
+            Pickup.id.is_(None),
+        )
+        .order_by(Wave.delivery_date, Order.placed_at, Order.id)
+    ).all()
+    bags: dict[int, dict[int, int]] = {}
+    delivered: dict[int, bool] = {}
+    out = []
+    for order, member, wave in rows:
+        if wave.id not in delivered:
+            delivered[wave.id] = is_delivered(session, wave=wave, leader=leader, today=today)
+        if not delivered[wave.id]:
+            continue
+        if wave.id not in bags:
+            bags[wave.id] = bag_numbers(session, wave_id=wave.id, leader_id=leader.id)
+        out.append(
+            WaitingOrder(
+                order.id,
+                bags[wave.id][order.id],
+                member.id,
+                mask_name(member.name),
+                mask_phone(member.phone),
+                wave.delivery_date,
+                max((today - wave.delivery_date).days, 0),
+            )
+        )
+    return out
+
+
+def count_per_day(waiting: list[WaitingOrder]) -> list[tuple[date, int]]:
+    counts: dict[date, int] = defaultdict(int)
+    for w in waiting:
+        counts[w.delivery_date] += 1
+    return sorted(counts.items())
+
+
+def reveal_phone(session: Session, *, leader: Leader, member_id: int, actor: str) -> str:
+    """A member's full phone for its own point's staff; the view is audited."""
+    from .point import get_point_member
+
+    member = get_point_member(session, leader=leader, member_id=member_id)
+    record_change(
+        session,
+        actor=actor,
+        action="member.phone_viewed",
+        entity="member",
+        entity_id=member.id,
+        after={"point": leader.code},
+    )
+    return member.phone

@@ -1,0 +1,1 @@
+"""The order API for shop platforms (`views`) and its OpenAPI document (`openapi`)."""

@@ -1,0 +1,2 @@
+"""The leader's desk (团长, 自提点): Today, the arrival check, pickups by code, uncollected orders,
+and arrival photos (`views`; templates under `templates/leader/`)."""

@@ -1,0 +1,449 @@
+"""The leader and pickup-point portal: today's delivery, arrival confirmation (到货确认),
+pickup verification (核销) and the orders not yet collected. Mobile first; no JS needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.exceptions import NotFound as HTTPNotFound
+
+from fulfilment.core.errors import InvalidInput, NotFound
+from fulfilment.core.models import Leader, Member, Refund, RefundReason, Wave, WaveStatus
+from fulfilment.core.privacy import mask_name
+from fulfilment.points.arrivals import (
+    DiscrepancyKind,
+    DiscrepancyReport,
+    PhotoRejected,
+    confirm_arrival,
+    correct_arrival,
+    default_assignment,
+    find_arrival,
+    get_photo,
+    list_arrival_report,
+    list_candidate_lines,
+    save_photo,
+)
+from fulfilment.points.day import point_day
+from fulfilment.points.pickups import (
+    PickupRefused,
+    Refusal,
+    count_per_day,
+    list_uncollected,
+    lookup_code,
+    reveal_phone,
+    verify_pickup,
+)
+from fulfilment.points.point import bag_numbers, get_point_order, local_today
+from web.security import point_required
+
+bp = Blueprint("leader", __name__, url_prefix="/leader", template_folder="templates")
+photos_bp = Blueprint("photos", __name__)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(err: NotFound):
+    """Another point's order or member looks exactly like one that does not exist."""
+    g.rollback = True
+    return current_app.handle_http_exception(HTTPNotFound())
+
+
+def _leader() -> Leader:
+    leader = current_user.user.leader
+    if leader is None:  # an account at a point always has one; never guess another
+        abort(404)
+    return leader
+
+
+def _today():
+    return local_today(g.session, _leader())
+
+
+@bp.get("/today")
+@point_required
+def today():
+    leader = _leader()
+    day = point_day(g.session, leader=leader)
+    arrival = find_arrival(g.session, wave=day.wave, leader=leader) if day.wave else None
+    return render_template("leader/today.html", day=day, leader=leader, arrival=arrival)
+
+
+# --- arrival confirmation -------------------------------------------------------------------
+
+
+def _posted_wave(leader: Leader) -> Wave | None:
+    """The wave a posted form was filled in for (it may no longer be the current one after
+    midnight); another region's or an open wave is not found."""
+    raw = request.form.get("wave", "") if request.method == "POST" else ""
+    if not raw:
+        return None
+    wave = g.session.get(Wave, int(raw)) if raw.isdigit() else None
+    if wave is None or wave.region_id != leader.region_id or wave.status != WaveStatus.CUT_OFF:
+        abort(404)
+    return wave
+
+
+def _counts_from_form(expected) -> dict[int, int]:
+    counts = {}
+    for row in expected:
+        raw = request.form.get(f"count-{row.product_id}", "").strip()
+        if not raw.isdigit():
+            raise InvalidInput(row.sku, "counted", _("Enter the units counted as a whole number."))
+        counts[row.product_id] = int(raw)
+    return counts
+
+
+@bp.route("/arrival", methods=["GET", "POST"])
+@point_required
+def arrival():
+    leader = _leader()
+    day = point_day(g.session, leader=leader, wave=_posted_wave(leader))
+    if day.wave is None:
+        return render_template("leader/arrival.html", day=day, step="none")
+    done = find_arrival(g.session, wave=day.wave, leader=leader)
+    if done is not None:
+        if request.method == "POST":  # confirming again changes nothing
+            flash(_("This delivery was already confirmed."))
+            return redirect(url_for(".arrival"))
+        return _show_arrival(day, done)
+    if request.method == "GET":
+        return render_template("leader/arrival.html", day=day, step="count")
+    try:
+        counts = _counts_from_form(day.expected)
+    except InvalidInput as err:
+        return render_template("leader/arrival.html", day=day, step="count", error=err.message), 422
+    short = {r.product_id: r.quantity - counts[r.product_id] for r in day.expected}
+    if request.form.get("step") != "confirm":
+        return _review(day, counts, short)
+    try:
+        assignments, reports = _assignments_and_reports(day, leader, short)
+        arrival, created = confirm_arrival(
+            g.session,
+            wave=day.wave,
+            leader=leader,
+            counted=counts,
+            user_id=current_user.id,
+            actor=current_user.actor,
+            discrepancies=reports,
+            assignments=assignments,
+        )
+    except InvalidInput as err:
+        g.rollback = True
+        _discard_photos()
+        return _review(day, counts, short, error=_input_message(err), status=422)
+    flash(_("Arrival confirmed.") if created else _("This delivery was already confirmed."))
+    return redirect(url_for(".arrival"))
+
+
+@bp.post("/arrival/correct")
+@point_required
+def correct():
+    """A later, lower count of one SKU after the confirmation: a new entry, never an overwrite."""
+    leader = _leader()
+    day = point_day(g.session, leader=leader, wave=_posted_wave(leader))
+    done = find_arrival(g.session, wave=day.wave, leader=leader) if day.wave else None
+    if done is None:
+        abort(404)
+    product, counted = request.form.get("product", ""), request.form.get("counted", "").strip()
+    if not product.isdigit() or not counted.isdigit():
+        g.rollback = True
+        return _show_arrival(day, done, error=_("Enter the units counted as a whole number."))
+    try:
+        correction = correct_arrival(
+            g.session,
+            arrival=done,
+            product_id=int(product),
+            counted=int(counted),
+            user_id=current_user.id,
+            actor=current_user.actor,
+            note=request.form.get("note", "").strip(),
+        )
+    except InvalidInput as err:
+        g.rollback = True
+        return _show_arrival(day, done, error=_input_message(err), status=422)
+    flash(_("Correction recorded.") if correction else _("That is the count already recorded."))
+    return redirect(url_for(".arrival"))
+
+
+def _review(day, counts, short, *, error: str | None = None, status: int = 200):
+    leader = day.leader
+    bags = bag_numbers(g.session, wave_id=day.wave.id, leader_id=leader.id)
+    members = {}
+    candidates = {}
+    for row in day.expected:
+        if short[row.product_id] <= 0:
+            continue
+        lines = list_candidate_lines(
+            g.session, wave=day.wave, leader=leader, product_id=row.product_id
+        )
+        plan = default_assignment(lines, short[row.product_id])
+        candidates[row.product_id] = [(ln, plan.get(ln.order_line_id, 0)) for ln in lines]
+        for ln in lines:
+            if ln.member_id not in members:
+                members[ln.member_id] = mask_name(g.session.get(Member, ln.member_id).name)
+    return render_template(
+        "leader/arrival.html",
+        day=day,
+        step="review",
+        differing=[r for r in day.expected if short[r.product_id] != 0],
+        counts=counts,
+        short=short,
+        candidates=candidates,
+        members=members,
+        bags=bags,
+        kinds=list(DiscrepancyKind),
+        error=error,
+    ), status
+
+
+def _assignments_and_reports(day, leader, short):
+    assignments: dict[int, dict[int, int]] = {}
+    reports = []
+    for row in day.expected:
+        pid = row.product_id
+        if short[pid] > 0:
+            plan = {}
+            prefix = f"assign-{pid}-"
+            fields = [(k, v) for k, v in request.form.items() if k.startswith(prefix)]
+            for key, value in fields:
+                if value.strip():
+                    if not value.strip().isdigit() or not key.removeprefix(prefix).isdigit():
+                        raise InvalidInput(
+                            row.sku, "assign", _("Short units must be whole numbers.")
+                        )
+                    plan[int(key.removeprefix(prefix))] = int(value)
+            if fields:  # none in the form: the default (latest-placed lines first)
+                assignments[pid] = plan
+        kind = request.form.get(f"kind-{pid}")
+        note = request.form.get(f"note-{pid}", "").strip()
+        upload = request.files.get(f"photo-{pid}")
+        if not (kind or note or (upload and upload.filename)) and short[pid] == 0:
+            continue
+        photo_id = None
+        if upload and upload.filename:
+            try:
+                photo = save_photo(
+                    g.session,
+                    leader=leader,
+                    user_id=current_user.id,
+                    data=upload.read(),
+                    folder=photo_folder(),
+                )
+            except PhotoRejected as err:
+                raise InvalidInput(row.sku, "photo", _photo_message(err)) from None
+            photo_id = photo.id
+            g.setdefault("saved_photos", []).append(photo.stored_name)
+        try:
+            chosen = DiscrepancyKind(kind) if kind else None
+        except ValueError:
+            raise InvalidInput(row.sku, "kind", _("Choose a kind of discrepancy.")) from None
+        if chosen is None:
+            chosen = DiscrepancyKind.SHORTAGE if short[pid] > 0 else DiscrepancyKind.SURPLUS
+        reports.append(DiscrepancyReport(pid, chosen, note, photo_id))
+    return assignments, reports
+
+
+def _input_message(err: InvalidInput) -> str:
+    """The user's language for what the services report in English, by the field at fault."""
+    field = err.field.split("[", 1)[0]
+    sku = err.field[len(field) + 1 : -1] if "[" in err.field else ""
+    if field == "assign":
+        return _(
+            "The short units of %(sku)s must add up to the units missing and fit each order.",
+            sku=sku or err.record,
+        )
+    if field == "counted" and "more than" in err.message:
+        return _("A correction can only report further units missing.")
+    if field == "counted":
+        return _("Enter the units counted as a whole number.")
+    if field in ("photo", "kind"):
+        return err.message  # already in the user's language (set by this module)
+    return _("Check the form: %(field)s", field=err.field)
+
+
+def _discard_photos() -> None:
+    """Files saved for a confirmation that was then refused are removed with it."""
+    for name in g.pop("saved_photos", []):
+        (photo_folder() / name).unlink(missing_ok=True)
+
+
+def _photo_message(err: PhotoRejected) -> str:
+    if "5 MB" in err.message:
+        return _("The photo is larger than 5 MB.")
+    return _("The photo must be a JPEG, PNG or WebP image.")
+
+
+def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
+    shortages = (
+        g.session.execute(
+            select(Refund).where(
+                Refund.reason == RefundReason.SHORTAGE,
+                Refund.id.in_([s.refund_id for s in _shortages(done)]),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "leader/arrival.html",
+        day=day,
+        step="done",
+        arrival=done,
+        report=list_arrival_report(g.session, done),
+        refunds_cents=sum(r.amount_cents for r in shortages),
+        short_units=sum(s.quantity for s in _shortages(done)),
+        error=error,
+    ), status
+
+
+def _shortages(done):
+    from fulfilment.points.arrivals import Shortage
+
+    return g.session.scalars(select(Shortage).where(Shortage.arrival_id == done.id)).all()
+
+
+def photo_folder() -> Path:
+    return Path(current_app.instance_path) / "photos"
+
+
+@photos_bp.get("/photos/<int:photo_id>")
+def photo(photo_id: int):
+    """A discrepancy photo, for the point that took it, its region's staff and admin only."""
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    try:
+        item = get_photo(g.session, photo_id=photo_id)
+    except NotFound:
+        abort(404)
+    leader = g.session.get(Leader, item.leader_id)
+    if leader is None or not current_user.user.sees_leader(leader):
+        abort(404)
+    path = photo_folder() / item.stored_name
+    if not path.is_file():
+        abort(404)
+    response = send_file(path, mimetype=item.content_type, max_age=0)
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+# --- pickup verification --------------------------------------------------------------------
+
+REFUSALS = {
+    Refusal.WRONG_CODE: lambda r: _("No order has this code. Check the digits and try again."),
+    Refusal.ALREADY_COLLECTED: lambda r: _(
+        "Already collected (%(when)s). Nothing was changed.", when=r
+    ),
+    Refusal.OTHER_POINT: lambda r: _(
+        "This code belongs to another pickup point. Nothing was handed over."
+    ),
+    Refusal.CANCELLED: lambda r: _("This order was cancelled. Nothing to hand over."),
+    Refusal.NOT_ARRIVED: lambda r: _("This order has not arrived at the point yet."),
+}
+
+
+def _refusal_message(err: PickupRefused) -> str:
+    from web.i18n import local_datetime
+
+    when = local_datetime(err.collected_at, _leader_tz(), "short") if err.collected_at else ""
+    return REFUSALS[err.reason](when)
+
+
+def _leader_tz() -> str:
+    from fulfilment.points.point import leader_region
+
+    return leader_region(g.session, _leader()).tz
+
+
+@bp.route("/pickups", methods=["GET", "POST"])
+@point_required
+def pickups():
+    leader = _leader()
+    if request.method == "GET":
+        return render_template("leader/pickups.html")
+    code = "".join(request.form.get("code", "").split())
+    try:
+        found, others = lookup_code(g.session, leader=leader, code=code, today=_today())
+    except PickupRefused as err:
+        return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
+    return render_template("leader/pickups.html", code=code, found=found[0], others=others)
+
+
+@bp.post("/pickups/verify")
+@point_required
+def verify():
+    leader = _leader()
+    code = "".join(request.form.get("code", "").split())
+    whole = request.form.get("scope") == "member"
+    method = "scanned" if request.form.get("method") == "scanned" else "typed"
+    try:
+        done = verify_pickup(
+            g.session,
+            leader=leader,
+            code=code,
+            user_id=current_user.id,
+            actor=current_user.actor,
+            whole_member=whole,
+            method=method,
+            today=_today(),
+        )
+    except PickupRefused as err:
+        g.rollback = True
+        return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
+    flash(_("Handed over: %(count)d order(s).", count=len(done)))
+    return redirect(url_for(".pickups"))
+
+
+# --- not yet collected ----------------------------------------------------------------------
+
+
+def _uncollected_page(revealed: dict[int, str] | None = None):
+    leader = _leader()
+    waiting = list_uncollected(g.session, leader=leader, today=_today())
+    return render_template(
+        "leader/uncollected.html",
+        waiting=waiting,
+        per_day=count_per_day(waiting),
+        revealed=revealed or {},
+    )
+
+
+@bp.get("/uncollected")
+@point_required
+def uncollected():
+    return _uncollected_page()
+
+
+@bp.post("/uncollected/phone")
+@point_required
+def show_phone():
+    raw = request.form.get("member", "")
+    if not raw.isdigit():
+        abort(400)
+    phone = reveal_phone(g.session, leader=_leader(), member_id=int(raw), actor=current_user.actor)
+    return _uncollected_page({int(raw): phone})
+
+
+@bp.get("/orders/<int:order_id>")
+@point_required
+def order(order_id: int):
+    leader = _leader()
+    found = get_point_order(g.session, leader=leader, order_id=order_id)
+    from fulfilment.points.pickups import Pickup, describe
+
+    [view] = describe(g.session, leader=leader, orders=[found])
+    pickup = g.session.scalar(select(Pickup).where(Pickup.order_id == found.id))
+    return render_template("leader/order.html", order=found, view=view, pickup=pickup)

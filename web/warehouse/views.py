@@ -1,0 +1,100 @@
+"""The warehouse's pages (中心仓), read-only, for warehouse, dispatcher and admin: a wave's pick
+lists for the warehouse, per station and per leader, as pages and JSON.
+
+Each needs sign-in; a user sees only its region's waves (admin: all), anything else is 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from flask import Blueprint, abort, g, jsonify, render_template, request
+
+from fulfilment.core.models import Wave
+from fulfilment.waves.cycle import local_time
+from fulfilment.waves.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
+from web.security import region_or_404, staff_required
+
+bp = Blueprint("warehouse", __name__, template_folder="templates")
+SORTING_PAGE = 40
+
+
+def int_arg(name: str, default: int, *, minimum: int | None = None) -> int:
+    """A whole-number query parameter; anything else is a 400 naming the parameter."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400, description=f"query parameter {name!r} must be a whole number, not {raw!r}")
+    if minimum is not None and value < minimum:
+        abort(400, description=f"query parameter {name!r} must be at least {minimum}")
+    return value
+
+
+def _wave(wave_id: int) -> Wave:
+    wave = g.session.get(Wave, wave_id)
+    if wave is None:
+        abort(404)
+    region_or_404(wave.region_id)
+    return wave
+
+
+@bp.get("/waves/<int:wave_id>")
+@staff_required
+def wave_warehouse(wave_id: int):
+    wave = _wave(wave_id)
+    rows = list_warehouse_picks(g.session, wave)
+    return render_template("warehouse/wave_warehouse.html", wave=wave, rows=rows, local_time=local_time)
+
+
+@bp.get("/waves/<int:wave_id>/stations")
+@staff_required
+def wave_stations(wave_id: int):
+    wave = _wave(wave_id)
+    return render_template(
+        "warehouse/wave_stations.html", wave=wave, stations=list_station_picks(g.session, wave)
+    )
+
+
+@bp.get("/waves/<int:wave_id>/leaders")
+@staff_required
+def wave_leaders(wave_id: int):
+    wave = _wave(wave_id)
+    station = request.args.get("station") or None
+    leader = request.args.get("leader") or None
+    lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
+    page = int_arg("page", 1, minimum=1)
+    shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
+    return render_template(
+        "warehouse/wave_leaders.html",
+        wave=wave,
+        lists=shown,
+        page=page,
+        total=len(lists),
+        per_page=SORTING_PAGE,
+        station=station,
+    )
+
+
+@bp.get("/api/waves/<int:wave_id>/picks/<level>")
+@staff_required
+def api_picks(wave_id: int, level: str):
+    wave = _wave(wave_id)
+    if level == "warehouse":
+        return jsonify([asdict(r) for r in list_warehouse_picks(g.session, wave)])
+    if level == "stations":
+        return jsonify(
+            {k: [asdict(r) for r in v] for k, v in list_station_picks(g.session, wave).items()}
+        )
+    if level == "leaders":
+        return jsonify(
+            [
+                asdict(s)
+                for s in list_sorting_lists(
+                    g.session, wave, station_code=request.args.get("station")
+                )
+            ]
+        )
+    abort(404)
