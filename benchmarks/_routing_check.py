@@ -29,11 +29,11 @@ class FileInstance:
     xy: list[tuple[float, float]]
     demand: list[int]
     capacity: int
-    ready: list[float] | None     # None: no time windows (CVRP)
+    ready: list[float] | None  # None: no time windows (CVRP)
     due: list[float] | None
     service: list[float]
     vehicles: int | None
-    timed: bool                   # Solomon-style x10 truncated convention
+    timed: bool  # Solomon-style x10 truncated convention
 
     def dist(self, a: int, b: int) -> int:
         (xa, ya), (xb, yb) = self.xy[a], self.xy[b]
@@ -65,9 +65,16 @@ def _solomon_text(text: str) -> FileInstance:
             rows.append([float(p) for p in parts])
     if capacity is None:
         raise ValueError("no VEHICLE NUMBER/CAPACITY block")
-    return FileInstance([(r[1], r[2]) for r in rows], [int(r[3]) for r in rows], capacity,
-                        [r[4] * 10 for r in rows], [r[5] * 10 for r in rows],
-                        [r[6] * 10 for r in rows], vehicles, True)
+    return FileInstance(
+        [(r[1], r[2]) for r in rows],
+        [int(r[3]) for r in rows],
+        capacity,
+        [r[4] * 10 for r in rows],
+        [r[5] * 10 for r in rows],
+        [r[6] * 10 for r in rows],
+        vehicles,
+        True,
+    )
 
 
 def _vrplib_text(text: str) -> FileInstance:
@@ -107,8 +114,16 @@ def _vrplib_text(text: str) -> FileInstance:
         elif "SERVICE_TIME" in head:
             service = [0.0] + [float(head["SERVICE_TIME"]) * 10] * (n - 1)
     vehicles = int(head["VEHICLES"]) if "VEHICLES" in head else None
-    return FileInstance([coords[i] for i in ids], [demand[i] for i in ids],
-                        int(head["CAPACITY"]), ready, due, service, vehicles, timed)
+    return FileInstance(
+        [coords[i] for i in ids],
+        [demand[i] for i in ids],
+        int(head["CAPACITY"]),
+        ready,
+        due,
+        service,
+        vehicles,
+        timed,
+    )
 
 
 def _number(s: str) -> bool:
@@ -142,8 +157,10 @@ def verify(path: Path, routes: list[list[int]]) -> tuple[bool, str, float]:
             if f.ready is not None and f.due is not None:
                 clock = max(clock, f.ready[c])
                 if clock > f.due[c]:
-                    wrong.append(f"route {r + 1}: {'depot' if c == 0 else c} reached at "
-                                 f"{clock / 10:g} > due {f.due[c] / 10:g}")
+                    wrong.append(
+                        f"route {r + 1}: {'depot' if c == 0 else c} reached at "
+                        f"{clock / 10:g} > due {f.due[c] / 10:g}"
+                    )
             prev = c
     if f.vehicles is not None and len(routes) > f.vehicles:
         wrong.append(f"{len(routes)} routes > {f.vehicles} vehicles")

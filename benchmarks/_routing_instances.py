@@ -23,15 +23,15 @@ from routing import Depot, Load, Problem, Stop, TempZone, TimeWindow, Vehicle
 @dataclass(frozen=True)
 class Instance:
     name: str
-    kind: str                 # "solomon", "vrptw" (VRPLIB) or "x" (VRPLIB CVRP)
+    kind: str  # "solomon", "vrptw" (VRPLIB) or "x" (VRPLIB CVRP)
     path: Path
-    coords: np.ndarray        # (n+1, 2), depot first
-    demand: np.ndarray        # (n+1,)
+    coords: np.ndarray  # (n+1, 2), depot first
+    demand: np.ndarray  # (n+1,)
     capacity: int
-    dist: np.ndarray          # (n+1, n+1) integers in the set's convention
+    dist: np.ndarray  # (n+1, n+1) integers in the set's convention
     windows: np.ndarray | None  # (n+1, 2) integers (scaled), depot first
-    service: np.ndarray       # (n+1,) integers (scaled)
-    scale: int                # 10 for Solomon: report distance / scale
+    service: np.ndarray  # (n+1,) integers (scaled)
+    scale: int  # 10 for Solomon: report distance / scale
     num_vehicles: int
     bks: float | None
     bks_routes: int | None
@@ -66,11 +66,21 @@ def _solomon(path: Path) -> Instance:
     xy = np.asarray(raw["node_coord"], dtype=np.int64)
     dist = _truncated_x10(xy)
     bks, routes = _solomon_bks(path)
-    return Instance(raw["name"], "solomon", path, xy, np.asarray(raw["demand"], dtype=np.int64),
-                    int(raw["capacity"]), dist,
-                    (np.asarray(raw["time_window"]) * 10).astype(np.int64),
-                    (np.asarray(raw["service_time"]) * 10).astype(np.int64), 10,
-                    int(raw["vehicles"]), bks, routes)
+    return Instance(
+        raw["name"],
+        "solomon",
+        path,
+        xy,
+        np.asarray(raw["demand"], dtype=np.int64),
+        int(raw["capacity"]),
+        dist,
+        (np.asarray(raw["time_window"]) * 10).astype(np.int64),
+        (np.asarray(raw["service_time"]) * 10).astype(np.int64),
+        10,
+        int(raw["vehicles"]),
+        bks,
+        routes,
+    )
 
 
 def _vrplib_vrptw(path: Path, raw: dict) -> Instance:
@@ -94,9 +104,21 @@ def _vrplib_vrptw(path: Path, raw: dict) -> Instance:
         # out and back to every customer bounds any solution: above it, the file wrote ×10
         if bks > 2 * _truncated_x10(xy)[0].sum() / 10:
             bks /= 10
-    return Instance(str(raw["name"]), "vrptw", path, xy,
-                    np.asarray(raw["demand"], dtype=np.int64), int(raw["capacity"]),
-                    _truncated_x10(xy), windows, service, 10, vehicles, bks, routes)
+    return Instance(
+        str(raw["name"]),
+        "vrptw",
+        path,
+        xy,
+        np.asarray(raw["demand"], dtype=np.int64),
+        int(raw["capacity"]),
+        _truncated_x10(xy),
+        windows,
+        service,
+        10,
+        vehicles,
+        bks,
+        routes,
+    )
 
 
 def _solomon_bks(path: Path) -> tuple[float | None, int | None]:
@@ -127,9 +149,21 @@ def _x(path: Path, raw: dict) -> Instance:
     if sol.exists():
         s = vrplib.read_solution(str(sol))
         bks, routes = float(s["cost"]), len(s["routes"])
-    return Instance(raw["name"], "x", path, np.asarray(raw["node_coord"]),
-                    np.asarray(raw["demand"], dtype=np.int64), int(raw["capacity"]), dist,
-                    None, np.zeros(n + 1, dtype=np.int64), 1, vehicles, bks, routes)
+    return Instance(
+        raw["name"],
+        "x",
+        path,
+        np.asarray(raw["node_coord"]),
+        np.asarray(raw["demand"], dtype=np.int64),
+        int(raw["capacity"]),
+        dist,
+        None,
+        np.zeros(n + 1, dtype=np.int64),
+        1,
+        vehicles,
+        bks,
+        routes,
+    )
 
 
 def to_problem(inst: Instance) -> Problem:
@@ -143,13 +177,24 @@ def to_problem(inst: Instance) -> Problem:
         windows = ()
         if inst.windows is not None:
             windows = (TimeWindow(int(inst.windows[c, 0]), int(inst.windows[c, 1])),)
-        stops.append(Stop(str(c), None, {TempZone.AMBIENT: Load(int(inst.demand[c]), 0, 0)},
-                          windows, int(inst.service[c])))
-    vehicles = tuple(Vehicle(f"v{i + 1}", "depot", Load(inst.capacity, 0, 0),
-                             shift_start_s=0, shift_end_s=horizon)
-                     for i in range(inst.num_vehicles))
-    return Problem((Depot("depot"),), tuple(stops), vehicles, distance_m=inst.dist,
-                   travel_s=inst.dist)
+        stops.append(
+            Stop(
+                str(c),
+                None,
+                {TempZone.AMBIENT: Load(int(inst.demand[c]), 0, 0)},
+                windows,
+                int(inst.service[c]),
+            )
+        )
+    vehicles = tuple(
+        Vehicle(
+            f"v{i + 1}", "depot", Load(inst.capacity, 0, 0), shift_start_s=0, shift_end_s=horizon
+        )
+        for i in range(inst.num_vehicles)
+    )
+    return Problem(
+        (Depot("depot"),), tuple(stops), vehicles, distance_m=inst.dist, travel_s=inst.dist
+    )
 
 
 def gap(cost: float | None, bks: float | None) -> float | None:

@@ -111,5 +111,6 @@ def _on_postgres(url: str, orders: int, leaders: int):
     finally:
         drop()
 
+
 if __name__ == "__main__":
     main()

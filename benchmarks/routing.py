@@ -40,8 +40,12 @@ from routing.search import ALL_OPERATORS_SEARCH, NO_INACTIVE_OPERATORS
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 COLUMNS = ("default", "ortools", "pyvrp", "cores")
-LABELS = {"default": "default (1 core)", "ortools": "OR-Tools alone", "pyvrp": "PyVRP peer",
-          "cores": "default (2 cores)"}
+LABELS = {
+    "default": "default (1 core)",
+    "ortools": "OR-Tools alone",
+    "pyvrp": "PyVRP peer",
+    "cores": "default (2 cores)",
+}
 
 # OR-Tools variants measured for issue 12 (docs/routing.md, "Choosing the search")
 # neighbour lists: each node looks at its 45 nearest (the ratio alone, 1.0 by default, is all)
@@ -51,8 +55,9 @@ ORTOOLS_SEARCHES: dict[str, SearchConfig] = {
     "all-operators": ALL_OPERATORS_SEARCH,
     "no-inactive": replace(ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS),
     "neighbors45": replace(ALL_OPERATORS_SEARCH, extra=_NEIGHBORS_45),
-    "no-inactive+neighbors45": replace(ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS,
-                                       extra=_NEIGHBORS_45),
+    "no-inactive+neighbors45": replace(
+        ALL_OPERATORS_SEARCH, operators=NO_INACTIVE_OPERATORS, extra=_NEIGHBORS_45
+    ),
 }
 
 
@@ -62,14 +67,24 @@ def _planner(inst: Instance, seconds: float, seed: int, column: str, search: str
     if column == "cores":
         plan = plan_routes_on_cores(problem, time_limit_s=seconds, cores=2, seed=seed)
     elif column == "ortools":
-        plan = plan_routes(problem, time_limit_s=seconds, seed=seed, engine="ortools",
-                           search=ORTOOLS_SEARCHES[search])
+        plan = plan_routes(
+            problem,
+            time_limit_s=seconds,
+            seed=seed,
+            engine="ortools",
+            search=ORTOOLS_SEARCHES[search],
+        )
     else:
         plan = plan_routes(problem, time_limit_s=seconds, seed=seed)
-    return {"routes": [[int(s) for s in r.stop_ids] for r in plan.routes],
-            "first_s": plan.time_to_first_complete_s, "wall_s": time.perf_counter() - t0,
-            "engine": str(plan.engine), "status": str(plan.status),
-            "unassigned": len(plan.unassigned), "discarded": list(plan.discarded)}
+    return {
+        "routes": [[int(s) for s in r.stop_ids] for r in plan.routes],
+        "first_s": plan.time_to_first_complete_s,
+        "wall_s": time.perf_counter() - t0,
+        "engine": str(plan.engine),
+        "status": str(plan.status),
+        "unassigned": len(plan.unassigned),
+        "discarded": list(plan.discarded),
+    }
 
 
 def _pyvrp(inst: Instance, seconds: float, seed: int) -> dict:
@@ -83,15 +98,25 @@ def _pyvrp(inst: Instance, seconds: float, seed: int) -> dict:
         m = pyvrp.Model()
         locs = [m.add_location(float(x), float(y)) for x, y in inst.coords]
         assert inst.windows is not None
-        depot = m.add_depot(locs[0], tw_early=int(inst.windows[0, 0]),
-                            tw_late=int(inst.windows[0, 1]))
-        m.add_vehicle_type(num_available=inst.num_vehicles, capacity=inst.capacity,
-                           start_depot=depot, end_depot=depot,
-                           tw_early=int(inst.windows[0, 0]), tw_late=int(inst.windows[0, 1]))
+        depot = m.add_depot(
+            locs[0], tw_early=int(inst.windows[0, 0]), tw_late=int(inst.windows[0, 1])
+        )
+        m.add_vehicle_type(
+            num_available=inst.num_vehicles,
+            capacity=inst.capacity,
+            start_depot=depot,
+            end_depot=depot,
+            tw_early=int(inst.windows[0, 0]),
+            tw_late=int(inst.windows[0, 1]),
+        )
         for c in range(1, inst.customers + 1):
-            m.add_client(locs[c], delivery=int(inst.demand[c]),
-                         service_duration=int(inst.service[c]),
-                         tw_early=int(inst.windows[c, 0]), tw_late=int(inst.windows[c, 1]))
+            m.add_client(
+                locs[c],
+                delivery=int(inst.demand[c]),
+                service_duration=int(inst.service[c]),
+                tw_early=int(inst.windows[c, 0]),
+                tw_late=int(inst.windows[c, 1]),
+            )
         for i, a in enumerate(locs):
             for j, b in enumerate(locs):
                 m.add_edge(a, b, distance=int(inst.dist[i, j]), duration=int(inst.dist[i, j]))
@@ -107,9 +132,15 @@ def _pyvrp(inst: Instance, seconds: float, seed: int) -> dict:
         if datum.best_feas:
             first = elapsed
             break
-    return {"routes": routes, "first_s": first, "wall_s": time.perf_counter() - t0,
-            "engine": "pyvrp (peer)", "status": "feasible" if res.is_feasible() else "infeasible",
-            "unassigned": 0, "discarded": []}
+    return {
+        "routes": routes,
+        "first_s": first,
+        "wall_s": time.perf_counter() - t0,
+        "engine": "pyvrp (peer)",
+        "status": "feasible" if res.is_feasible() else "infeasible",
+        "unassigned": 0,
+        "discarded": [],
+    }
 
 
 def _child(column: str, inst: Instance, seconds: float, seed: int, search: str, conn) -> None:
@@ -124,17 +155,19 @@ def _child(column: str, inst: Instance, seconds: float, seed: int, search: str, 
         conn.close()
 
 
-def _run_side_by_side(columns: list[str], inst: Instance, seconds: float, seed: int,
-                      search: str) -> dict[str, dict]:
+def _run_side_by_side(
+    columns: list[str], inst: Instance, seconds: float, seed: int, search: str
+) -> dict[str, dict]:
     """One-core columns, two at a time, each in its own process (one core each)."""
     ctx = mp.get_context("spawn")
     out: dict[str, dict] = {}
     for i in range(0, len(columns), 2):
         running = []
-        for column in columns[i:i + 2]:
+        for column in columns[i : i + 2]:
             recv, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(column, inst, seconds, seed, search, send),
-                               daemon=True)
+            proc = ctx.Process(
+                target=_child, args=(column, inst, seconds, seed, search, send), daemon=True
+            )
             proc.start()
             send.close()
             running.append((column, proc, recv))
@@ -151,8 +184,9 @@ def _judge(inst: Instance, r: dict) -> dict:
     if "error" in r:
         return r
     feasible, why, cost = verify(inst.path, r["routes"])
-    r.update(feasible=feasible, why=why, cost=cost, vehicles=len(r["routes"]), gap=None,
-             below_bks=False)
+    r.update(
+        feasible=feasible, why=why, cost=cost, vehicles=len(r["routes"]), gap=None, below_bks=False
+    )
     if feasible:
         if below_bks(cost, inst.bks, inst.scale):
             r["below_bks"] = True
@@ -173,8 +207,10 @@ def _row(r: dict) -> str:
         flag = r["why"]
     else:
         flag = "ok" if r["feasible"] else f"INFEASIBLE ({r['why']})"
-    return (f"{r['vehicles']:>3} {r['cost']:>10.1f} {_fmt(r['gap'], '>6.2f')}% "
-            f"{_fmt(r['first_s'], '>6.2f')}s {r.get('engine', ''):<13} {flag}")
+    return (
+        f"{r['vehicles']:>3} {r['cost']:>10.1f} {_fmt(r['gap'], '>6.2f')}% "
+        f"{_fmt(r['first_s'], '>6.2f')}s {r.get('engine', ''):<13} {flag}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,18 +220,25 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unknown columns {sorted(unknown)}; choose from {COLUMNS}")
     one_core = [c for c in columns if c != "cores"]
-    print(f"# routing benchmark: {len(paths)} instances, {args.seconds:g} s each, seed {args.seed},"
-          f" columns {','.join(columns)}, OR-Tools search {args.ortools_search!r}, "
-          f"{os.cpu_count()} cpus, load at start {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"{'instance':<14}{'BKS':>10} | {'column':<18} {'veh':>3} {'distance':>10} {'gap':>7} "
-          f"{'first':>7} {'engine':<13} check", flush=True)
+    print(
+        f"# routing benchmark: {len(paths)} instances, {args.seconds:g} s each, seed {args.seed},"
+        f" columns {','.join(columns)}, OR-Tools search {args.ortools_search!r}, "
+        f"{os.cpu_count()} cpus, load at start {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    print(
+        f"{'instance':<14}{'BKS':>10} | {'column':<18} {'veh':>3} {'distance':>10} {'gap':>7} "
+        f"{'first':>7} {'engine':<13} check",
+        flush=True,
+    )
     results: dict[str, dict] = {}
     t_start = time.time()
     for path in paths:
         inst = load(path)
         entry: dict = {"instance": inst.name, "bks": inst.bks}
-        entry.update(_run_side_by_side(one_core, inst, args.seconds, args.seed,
-                                       args.ortools_search))
+        entry.update(
+            _run_side_by_side(one_core, inst, args.seconds, args.seed, args.ortools_search)
+        )
         load_one = os.getloadavg()[0]
         if "cores" in columns:
             entry["cores"] = _planner(inst, args.seconds, args.seed, "cores", "default")
@@ -210,8 +253,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head} | {LABELS[c]:<18} {_row(entry[c])}{tail}", flush=True)
     _summary(results, columns)
     loads = [e["load1"] for e in results.values()]
-    print(f"# {len(results)} instances in {(time.time() - t_start) / 60:.1f} min; load average "
-          f"(1 min) per instance: mean {statistics.fmean(loads):.2f}, max {max(loads):.2f}")
+    print(
+        f"# {len(results)} instances in {(time.time() - t_start) / 60:.1f} min; load average "
+        f"(1 min) per instance: mean {statistics.fmean(loads):.2f}, max {max(loads):.2f}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         print(f"# routes written to {args.json}")
@@ -242,11 +287,14 @@ def _summary(results: dict[str, dict], columns: list[str]) -> None:
                 firsts.append(r["first_s"])
         mean = statistics.fmean(gaps) if gaps else float("nan")
         worst_text = f"{worst[1]:6.2f}% ({worst[0]})" if worst[0] else "-"
-        print(f"{LABELS[c]:<18} mean gap {mean:6.3f}%  worst {worst_text}  "
-              f"feasible {len(results) - len(infeasible) - len(errors)}/{len(results)}"
-              f"{'  INFEASIBLE: ' + ','.join(infeasible) if infeasible else ''}"
-              f"{'  ERRORS: ' + ','.join(errors) if errors else ''}  "
-              f"first feasible max {max(firsts) if firsts else float('nan'):.2f}s", flush=True)
+        print(
+            f"{LABELS[c]:<18} mean gap {mean:6.3f}%  worst {worst_text}  "
+            f"feasible {len(results) - len(infeasible) - len(errors)}/{len(results)}"
+            f"{'  INFEASIBLE: ' + ','.join(infeasible) if infeasible else ''}"
+            f"{'  ERRORS: ' + ','.join(errors) if errors else ''}  "
+            f"first feasible max {max(firsts) if firsts else float('nan'):.2f}s",
+            flush=True,
+        )
 
 
 def scaling(seed: int) -> int:
@@ -257,44 +305,75 @@ def scaling(seed: int) -> int:
     for n in (100, 1000):
         rng = np.random.default_rng(seed)
         offsets = rng.uniform(-0.15, 0.15, size=(n, 2))
-        stops = tuple(Stop(f"s{i}", LatLon(31.23 + a, 121.47 + b),
-                           {TempZone.AMBIENT: Load(int(rng.integers(1_000, 20_000)), 1_000, 1)},
-                           (TimeWindow(6 * 3600, 11 * 3600),), 180)
-                      for i, (a, b) in enumerate(offsets))
-        vehicles = tuple(Vehicle(f"v{i}", "wh", Load(300_000, 100_000, 40), shift_start_s=5 * 3600,
-                                 shift_end_s=13 * 3600) for i in range(max(2, n // 12)))
+        stops = tuple(
+            Stop(
+                f"s{i}",
+                LatLon(31.23 + a, 121.47 + b),
+                {TempZone.AMBIENT: Load(int(rng.integers(1_000, 20_000)), 1_000, 1)},
+                (TimeWindow(6 * 3600, 11 * 3600),),
+                180,
+            )
+            for i, (a, b) in enumerate(offsets)
+        )
+        vehicles = tuple(
+            Vehicle(
+                f"v{i}",
+                "wh",
+                Load(300_000, 100_000, 40),
+                shift_start_s=5 * 3600,
+                shift_end_s=13 * 3600,
+            )
+            for i in range(max(2, n // 12))
+        )
         t0 = time.perf_counter()
         problem = Problem((Depot("wh", LatLon(31.23, 121.47)),), stops, vehicles)
         plan = plan_routes(problem, time_limit_s=30, seed=seed, solution_limit=1)
         wall = time.perf_counter() - t0
         served = sum(len(r.visits) for r in plan.routes)
-        print(f"{n:>5} stops: first plan {plan.time_to_first_solution_s:.2f} s "
-              f"(wall incl. validation and re-check {wall:.2f} s), served {served}/{n}, "
-              f"{plan.cost.vehicles_used} vehicles, {plan.status} via {plan.engine}, "
-              f"load {os.getloadavg()[0]:.2f}")
+        print(
+            f"{n:>5} stops: first plan {plan.time_to_first_solution_s:.2f} s "
+            f"(wall incl. validation and re-check {wall:.2f} s), served {served}/{n}, "
+            f"{plan.cost.vehicles_used} vehicles, {plan.status} via {plan.engine}, "
+            f"load {os.getloadavg()[0]:.2f}"
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.routing", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.routing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("instances", nargs="*", help="files, directories or globs")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", help="write every route (customer numbers) here")
-    parser.add_argument("--columns", default=",".join(COLUMNS),
-                        help=f"comma-separated, from {COLUMNS}")
-    parser.add_argument("--ortools-search", default="default", choices=sorted(ORTOOLS_SEARCHES),
-                        help="the OR-Tools variant for the `ortools` column")
-    parser.add_argument("--scaling", action="store_true",
-                        help="time to first plan for 100 and 1,000 lat/lon stops, then exit")
-    parser.add_argument("--product", action="store_true",
-                        help="demo-city problems (50, 200, 1,000 pickup points), then exit")
+    parser.add_argument(
+        "--columns", default=",".join(COLUMNS), help=f"comma-separated, from {COLUMNS}"
+    )
+    parser.add_argument(
+        "--ortools-search",
+        default="default",
+        choices=sorted(ORTOOLS_SEARCHES),
+        help="the OR-Tools variant for the `ortools` column",
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="time to first plan for 100 and 1,000 lat/lon stops, then exit",
+    )
+    parser.add_argument(
+        "--product",
+        action="store_true",
+        help="demo-city problems (50, 200, 1,000 pickup points), then exit",
+    )
     args = parser.parse_args(argv)
     if args.scaling:
         return scaling(args.seed)
     if args.product:
         from benchmarks._routing_city import run_product
+
         return run_product(args.seconds, args.seed, args.instances or None)
     return run(args)
 

@@ -20,8 +20,13 @@ from .pyvrp_engine import required_try_until, search_routes
 from .search import SearchConfig
 from .solver import solve_ortools
 
-__all__ = ["ORTOOLS_WARM_MAX_DROPS", "PYVRP_SHARE", "fit_breaks", "plan_with_breaks",
-           "relax_breaks"]
+__all__ = [
+    "ORTOOLS_WARM_MAX_DROPS",
+    "PYVRP_SHARE",
+    "fit_breaks",
+    "plan_with_breaks",
+    "relax_breaks",
+]
 
 # PyVRP's share of the time left after the matrices, when OR-Tools follows (measured on city-200
 # at 20 s, docs/routing.md "Driver breaks": 0.3 / 0.5 / 0.7 / 0.9 gave 991 / 1,003-1,010 / 986 /
@@ -56,13 +61,25 @@ def _relaxed(v: Vehicle) -> Vehicle:
         return v
     pause = v.break_.duration_s
     longest = None if v.max_duration_s is None else max(0, v.max_duration_s - pause)
-    return replace(v, break_=None, max_duration_s=longest,
-                   shift_end_s=max(v.shift_start_s, v.shift_end_s - pause))
+    return replace(
+        v,
+        break_=None,
+        max_duration_s=longest,
+        shift_end_s=max(v.shift_start_s, v.shift_end_s - pause),
+    )
 
 
-def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, config: SearchConfig,
-                     keep: Callable[[Plan], Plan | None],
-                     start: DropRoutes | None = None, pyvrp_share: float | None = None) -> bool:
+def plan_with_breaks(
+    p: Prepared,
+    *,
+    t0: float,
+    deadline: float,
+    seed: int,
+    config: SearchConfig,
+    keep: Callable[[Plan], Plan | None],
+    start: DropRoutes | None = None,
+    pyvrp_share: float | None = None,
+) -> bool:
     """PyVRP on the break-relaxed problem, each break fitted and what that took out inserted
     again where it fits (`fit_breaks`), then, below `ORTOOLS_WARM_MAX_DROPS`, OR-Tools from those
     routes for the last `1 - pyvrp_share` of the time, until `deadline` (perf_counter). Every
@@ -77,25 +94,46 @@ def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, conf
     warm_start = len(p.candidates) < ORTOOLS_WARM_MAX_DROPS
 
     def first_feasible(routes: dict[int, list[int]]) -> None:
-        keep(fit_breaks(p, routes, t0=t0, deadline=deadline,
-                        status="first feasible PyVRP plan, breaks fitted"))
+        keep(
+            fit_breaks(
+                p,
+                routes,
+                t0=t0,
+                deadline=deadline,
+                status="first feasible PyVRP plan, breaks fitted",
+            )
+        )
 
     now = time.perf_counter()
     pyvrp_end = now + share * (deadline - now) if warm_start else deadline - _FINISH_S
     give_up_at = required_try_until(t0, deadline, len(relaxed.candidates))
-    found = search_routes(relaxed, give_up_at=give_up_at, deadline=pyvrp_end, seed=seed, start=start,
-                          on_first_feasible=first_feasible)
+    found = search_routes(
+        relaxed,
+        give_up_at=give_up_at,
+        deadline=pyvrp_end,
+        seed=seed,
+        start=start,
+        on_first_feasible=first_feasible,
+    )
     if found is None:
         return False
     routes, status = found
-    fitted = fit_breaks(p, routes, t0=t0, deadline=deadline,
-                        status=f"PyVRP {status}, breaks fitted")
+    fitted = fit_breaks(
+        p, routes, t0=t0, deadline=deadline, status=f"PyVRP {status}, breaks fitted"
+    )
     keep(fitted)
     needs = _ORTOOLS_MIN_S + _ORTOOLS_PER_DROP_S * len(p.candidates)
     if not warm_start or deadline - time.perf_counter() < needs:
         return True
-    ot = solve_ortools(p, t0=t0, deadline=deadline, seed=seed, config=config,
-                       start=drops_of(p, fitted), cold_if_refused=False)
+    ot = solve_ortools(
+        p,
+        t0=t0,
+        deadline=deadline,
+        seed=seed,
+        config=config,
+        start=drops_of(p, fitted),
+        cold_if_refused=False,
+    )
     keep(replace(ot, engine=Engine.PYVRP_RELAXED_ORTOOLS))
     return True
 
@@ -104,8 +142,9 @@ def plan_with_breaks(p: Prepared, *, t0: float, deadline: float, seed: int, conf
 # Fitting the breaks
 
 
-def fit_breaks(p: Prepared, routes: DropRoutes, *, t0: float, status: str,
-               deadline: float | None = None) -> Plan:
+def fit_breaks(
+    p: Prepared, routes: DropRoutes, *, t0: float, status: str, deadline: float | None = None
+) -> Plan:
     """A plan of the whole problem from routes of drop numbers (vehicle index -> drops): every
     route scheduled with its vehicle's break where `check.recheck` accepts it; where it fits
     nowhere, stops are taken out (`_fit_route`); then every candidate drop left off a route is
@@ -113,8 +152,10 @@ def fit_breaks(p: Prepared, routes: DropRoutes, *, t0: float, status: str,
     back unassigned with its reason. Routes of vehicles without a break are scheduled the same
     way (from the relaxed problem, they fit as they are)."""
     node_of = p.node_of()
-    kept = {v: _fit_route(p, v, [node_of[k] for k in drops if k in node_of])
-            for v, drops in routes.items()}
+    kept = {
+        v: _fit_route(p, v, [node_of[k] for k in drops if k in node_of])
+        for v, drops in routes.items()
+    }
     _insert_left(p, kept, deadline)
     out = []
     served: set[int] = set()
@@ -127,9 +168,16 @@ def fit_breaks(p: Prepared, routes: DropRoutes, *, t0: float, status: str,
         served.update(p.candidates[n - p.n_depots] for n in nodes)
         out.append(build_route(p, v, list(zip(nodes, times, strict=True)), start_s, end_s))
     first = time.perf_counter() - t0
-    return build_plan(p, out, served, engine=Engine.PYVRP_RELAXED, engine_status=status,
-                      first_s=first, solve_s=first,
-                      first_complete_s=first if len(served) == len(p.candidates) else None)
+    return build_plan(
+        p,
+        out,
+        served,
+        engine=Engine.PYVRP_RELAXED,
+        engine_status=status,
+        first_s=first,
+        solve_s=first,
+        first_complete_s=first if len(served) == len(p.candidates) else None,
+    )
 
 
 def _insert_left(p: Prepared, routes: dict[int, list[int]], deadline: float | None) -> None:
@@ -147,8 +195,9 @@ def _insert_left(p: Prepared, routes: dict[int, list[int]], deadline: float | No
         options: list[tuple[int, int, int]] = []  # (added cost, vehicle, position)
         for v, vehicle in enumerate(problem.vehicles):
             nodes = routes.get(v, [])
-            if drop.zone not in vehicle.zones or not (
-                    _load(p, nodes) + drop.load).fits_in(vehicle.capacity):
+            if drop.zone not in vehicle.zones or not (_load(p, nodes) + drop.load).fits_in(
+                vehicle.capacity
+            ):
                 continue
             first, last = _depot_nodes(p, v)
             path = [first, *nodes, last]
@@ -210,12 +259,11 @@ def _saving(p: Prepared, v: int, nodes: list[int], a: int, b: int) -> int:
     path = [first, *nodes, last]
     before, after = path[a], path[b + 1]
     kept = int(p.dist[before, after])
-    cut = sum(int(p.dist[x, y]) for x, y in zip(path[a:b + 1], path[a + 1:b + 2], strict=True))
+    cut = sum(int(p.dist[x, y]) for x, y in zip(path[a : b + 1], path[a + 1 : b + 2], strict=True))
     return cut - kept
 
 
-def _nearest_to_break(p: Prepared, v: int, nodes: list[int], groups: list[tuple[int, int]]
-                      ) -> int:
+def _nearest_to_break(p: Prepared, v: int, nodes: list[int], groups: list[tuple[int, int]]) -> int:
     """The group to give up when no single removal lets the break fit: among stops with a
     window (those are what pin the route around the break), the one served nearest to the
     middle of the break's window in the schedule without the break."""
@@ -244,8 +292,9 @@ def _schedule_with_break(p: Prepared, v: int, nodes: list[int]) -> Schedule | No
     ahead = _latest_start(p, v, nodes, vehicle.shift_start_s, None)
     if ahead is not None and ahead[2] <= brk.latest_start_s:
         return ahead
-    later = _latest_start(p, v, nodes,
-                          max(vehicle.shift_start_s, brk.earliest_start_s + brk.duration_s), None)
+    later = _latest_start(
+        p, v, nodes, max(vehicle.shift_start_s, brk.earliest_start_s + brk.duration_s), None
+    )
     if later is not None:
         return later
     for leg in range(len(nodes) + 1):
@@ -255,8 +304,9 @@ def _schedule_with_break(p: Prepared, v: int, nodes: list[int]) -> Schedule | No
     return None
 
 
-def _latest_start(p: Prepared, v: int, nodes: list[int], earliest: int, leg: int | None
-                  ) -> Schedule | None:
+def _latest_start(
+    p: Prepared, v: int, nodes: list[int], earliest: int, leg: int | None
+) -> Schedule | None:
     """The schedule starting no earlier than `earliest` that comes back first and, for that, leaves
     latest (the least time on the road); None when it breaks a window, the shift or the maximum
     duration. Times only grow with the start, so the latest start keeping the earliest return is
@@ -282,8 +332,9 @@ def _latest_start(p: Prepared, v: int, nodes: list[int], earliest: int, leg: int
     return times, lo, end
 
 
-def _schedule(p: Prepared, v: int, nodes: list[int], start_s: int, leg: int | None
-              ) -> tuple[list[int], int] | None:
+def _schedule(
+    p: Prepared, v: int, nodes: list[int], start_s: int, leg: int | None
+) -> tuple[list[int], int] | None:
     """Earliest service starts leaving the depot at `start_s`, the break taken on leg `leg` (0:
     depot to the first node, len(nodes): the last node back; None: not on the road), waiting for
     the first window not yet closed, and the time back; None when a window closes first or the
@@ -300,8 +351,12 @@ def _schedule(p: Prepared, v: int, nodes: list[int], start_s: int, leg: int | No
             begin = max(t + int(p.service[prev]), brk.earliest_start_s)
             if begin > brk.latest_start_s:
                 return None
-            t = begin + brk.duration_s - int(p.service[prev]) + transit(p, vehicle.profile, prev,
-                                                                        node)
+            t = (
+                begin
+                + brk.duration_s
+                - int(p.service[prev])
+                + transit(p, vehicle.profile, prev, node)
+            )
         else:
             t = t + transit(p, vehicle.profile, prev, node)
         if i == len(nodes):

@@ -14,8 +14,9 @@ from .model import UNREACHABLE, Load, Plan, Problem, Route, TempZone, Vehicle
 __all__ = ["recheck"]
 
 
-def recheck(problem: Problem, plan: Plan, dist: np.ndarray, times: dict[str, np.ndarray]
-            ) -> list[str]:
+def recheck(
+    problem: Problem, plan: Plan, dist: np.ndarray, times: dict[str, np.ndarray]
+) -> list[str]:
     """Every rule the plan breaks, in words (empty: it passes). Checked: each (stop, zone) drop
     on one route or unassigned (never both, never neither), delivered amounts add up, zones,
     each capacity dimension, windows, travel times, shifts, maximum duration, breaks, roads that
@@ -42,8 +43,9 @@ def recheck(problem: Problem, plan: Plan, dist: np.ndarray, times: dict[str, np.
         if unknown:
             problems.append(f"{route.vehicle_id}: unknown stops {unknown[:3]}")
             continue
-        d, late = _route(problem, route, vehicle, dist, times[vehicle.profile], row, depot_row,
-                         problems)
+        d, late = _route(
+            problem, route, vehicle, dist, times[vehicle.profile], row, depot_row, problems
+        )
         total_dist += d
         total_late += late
         total_fixed += vehicle.fixed_cost
@@ -67,26 +69,44 @@ def recheck(problem: Problem, plan: Plan, dist: np.ndarray, times: dict[str, np.
             elif n > 1 and not problem.split_oversized:
                 problems.append(f"{stop.id}/{zone}: appears {n} times")
         if delivered.get(stop.id, Load()) != stop.demand:
-            problems.append(f"{stop.id}: delivered plus unassigned "
-                            f"{delivered.get(stop.id, Load())} is not its demand {stop.demand}")
+            problems.append(
+                f"{stop.id}: delivered plus unassigned "
+                f"{delivered.get(stop.id, Load())} is not its demand {stop.demand}"
+            )
     total = total_dist + total_fixed + total_late * problem.lateness_cost_per_s
-    got = (plan.cost.distance_m, plan.cost.fixed_cost, plan.cost.lateness_s, plan.cost.total,
-           plan.cost.vehicles_used)
+    got = (
+        plan.cost.distance_m,
+        plan.cost.fixed_cost,
+        plan.cost.lateness_s,
+        plan.cost.total,
+        plan.cost.vehicles_used,
+    )
     want = (total_dist, total_fixed, total_late, total, len(plan.routes))
     if got != want:
-        problems.append(f"reported cost (distance, fixed, lateness, total, vehicles) {got} "
-                        f"!= recomputed {want}")
+        problems.append(
+            f"reported cost (distance, fixed, lateness, total, vehicles) {got} != recomputed {want}"
+        )
     return problems
 
 
-def _route(problem: Problem, route: Route, vehicle: Vehicle, dist: np.ndarray,
-           travel: np.ndarray, row: dict[str, int], depot_row: dict[str, int],
-           problems: list[str]) -> tuple[int, int]:
+def _route(
+    problem: Problem,
+    route: Route,
+    vehicle: Vehicle,
+    dist: np.ndarray,
+    travel: np.ndarray,
+    row: dict[str, int],
+    depot_row: dict[str, int],
+    problems: list[str],
+) -> tuple[int, int]:
     """Checks one route; returns its recomputed distance and lateness."""
     name = route.vehicle_id
     stops = {s.id: s for s in problem.stops}
-    path = ([depot_row[vehicle.start_depot]] + [row[v.stop_id] for v in route.visits]
-            + [depot_row[vehicle.end]])
+    path = (
+        [depot_row[vehicle.start_depot]]
+        + [row[v.stop_id] for v in route.visits]
+        + [depot_row[vehicle.end]]
+    )
     distance = 0
     for a, b in zip(path, path[1:], strict=False):
         if dist[a, b] >= UNREACHABLE or travel[a, b] >= UNREACHABLE:
@@ -99,8 +119,10 @@ def _route(problem: Problem, route: Route, vehicle: Vehicle, dist: np.ndarray,
     for visit in route.visits:
         total = total + visit.delivered
         if not set(visit.zones) <= vehicle.zones:
-            problems.append(f"{name}: carries {visit.zones} to {visit.stop_id}, "
-                            f"equipped for {sorted(vehicle.zones)}")
+            problems.append(
+                f"{name}: carries {visit.zones} to {visit.stop_id}, "
+                f"equipped for {sorted(vehicle.zones)}"
+            )
     if not total.fits_in(vehicle.capacity):
         problems.append(f"{name}: load {total} exceeds capacity {vehicle.capacity}")
     if route.load_at_start != total:
@@ -116,8 +138,10 @@ def _route(problem: Problem, route: Route, vehicle: Vehicle, dist: np.ndarray,
         here = row[visit.stop_id]
         drive = 0 if here == prev_row else int(travel[prev_row, here])
         if visit.arrival_s < prev_departure + drive:
-            problems.append(f"{name}: at {visit.stop_id} at {visit.arrival_s}, "
-                            f"cannot be there before {prev_departure + drive}")
+            problems.append(
+                f"{name}: at {visit.stop_id} at {visit.arrival_s}, "
+                f"cannot be there before {prev_departure + drive}"
+            )
         gaps.append((prev_departure, visit.arrival_s, drive))
         if visit.departure_s != visit.arrival_s + stop.service_s:
             problems.append(f"{name}: {visit.stop_id} service is not {stop.service_s} s")
@@ -127,28 +151,35 @@ def _route(problem: Problem, route: Route, vehicle: Vehicle, dist: np.ndarray,
                 last_close = max(w.close_s for w in stop.windows)
                 lateness = max(0, visit.arrival_s - last_close)
                 if not inside and lateness == 0:
-                    problems.append(f"{name}: {visit.stop_id} served at {visit.arrival_s}, "
-                                    "outside its windows")
+                    problems.append(
+                        f"{name}: {visit.stop_id} served at {visit.arrival_s}, outside its windows"
+                    )
                 if visit.lateness_s != lateness:
-                    problems.append(f"{name}: {visit.stop_id} lateness {visit.lateness_s} != "
-                                    f"{lateness}")
+                    problems.append(
+                        f"{name}: {visit.stop_id} lateness {visit.lateness_s} != {lateness}"
+                    )
                 late += lateness
             elif not inside:
-                problems.append(f"{name}: {visit.stop_id} served at {visit.arrival_s}, outside "
-                                f"{[(w.open_s, w.close_s) for w in stop.windows]}")
+                problems.append(
+                    f"{name}: {visit.stop_id} served at {visit.arrival_s}, outside "
+                    f"{[(w.open_s, w.close_s) for w in stop.windows]}"
+                )
         prev_row, prev_departure = here, visit.departure_s
     back = int(travel[prev_row, path[-1]])
     if route.end_s < prev_departure + back:
         problems.append(f"{name}: back at {route.end_s}, cannot be before {prev_departure + back}")
     gaps.append((prev_departure, route.end_s, back))
     if route.end_s > vehicle.shift_end_s:
-        problems.append(f"{name}: back at {route.end_s} after its shift ends "
-                        f"({vehicle.shift_end_s})")
+        problems.append(
+            f"{name}: back at {route.end_s} after its shift ends ({vehicle.shift_end_s})"
+        )
     if route.duration_s != route.end_s - route.start_s:
         problems.append(f"{name}: duration {route.duration_s} != end - start")
     if vehicle.max_duration_s is not None and route.end_s - route.start_s > vehicle.max_duration_s:
-        problems.append(f"{name}: {route.end_s - route.start_s} s on the road, more than "
-                        f"{vehicle.max_duration_s}")
+        problems.append(
+            f"{name}: {route.end_s - route.start_s} s on the road, more than "
+            f"{vehicle.max_duration_s}"
+        )
     if vehicle.break_ is not None and not _break_fits(vehicle, route, gaps):
         problems.append(f"{name}: no room for the driver's break")
     return distance, late
@@ -162,7 +193,10 @@ def _break_fits(vehicle: Vehicle, route: Route, gaps: list[tuple[int, int, int]]
         return True
     for free_from, free_until, drive in gaps:
         begin = max(free_from, brk.earliest_start_s)
-        if begin <= brk.latest_start_s and free_until - free_from >= drive + brk.duration_s \
-                and begin + brk.duration_s <= free_until:
+        if (
+            begin <= brk.latest_start_s
+            and free_until - free_from >= drive + brk.duration_s
+            and begin + brk.duration_s <= free_until
+        ):
             return True
     return False

@@ -32,9 +32,16 @@ def can_decompose(problem: Problem) -> bool:
 Solve = Callable[..., Plan]
 
 
-def improve_by_route_groups(problem: Problem, plan: Plan, *, solve: Solve, deadline: float,
-                            seed: int, config: SearchConfig,
-                            cache: MatrixCache | None = None) -> Plan:
+def improve_by_route_groups(
+    problem: Problem,
+    plan: Plan,
+    *,
+    solve: Solve,
+    deadline: float,
+    seed: int,
+    config: SearchConfig,
+    cache: MatrixCache | None = None,
+) -> Plan:
     """Re-solve groups of `config.decompose_routes` close routes until `deadline` (perf_counter)
     with `solve`; a group's new routes replace the old ones only if all stops stay served and
     the cost drops."""
@@ -58,16 +65,20 @@ def improve_by_route_groups(problem: Problem, plan: Plan, *, solve: Solve, deadl
         stops = [stop_by_id[s] for vid in group for s in routes[vid].stop_ids]
         keep = list(range(n_depots)) + [row[s.id] for s in stops]
         ix = np.ix_(keep, keep)
-        sub = Problem(problem.depots, tuple(stops), tuple(vehicle_by_id[v] for v in group),
-                      distance_m=dist[ix], travel_s={p: t[ix] for p, t in times.items()},
-                      soft_windows=problem.soft_windows,
-                      lateness_cost_per_s=problem.lateness_cost_per_s)
+        sub = Problem(
+            problem.depots,
+            tuple(stops),
+            tuple(vehicle_by_id[v] for v in group),
+            distance_m=dist[ix],
+            travel_s={p: t[ix] for p, t in times.items()},
+            soft_windows=problem.soft_windows,
+            lateness_cost_per_s=problem.lateness_cost_per_s,
+        )
         budget = min(config.decompose_sub_s, deadline - time.perf_counter())
         if budget < 0.2:
             break
         old_cost = sum(_route_cost(routes[v], problem) for v in group)
-        better = solve(sub, time_limit_s=budget, seed=rng.randrange(1 << 30),
-                       search=sub_config)
+        better = solve(sub, time_limit_s=budget, seed=rng.randrange(1 << 30), search=sub_config)
         if not better.unassigned and better.cost.total < old_cost:
             for v in group:
                 del routes[v]
@@ -75,8 +86,9 @@ def improve_by_route_groups(problem: Problem, plan: Plan, *, solve: Solve, deadl
     return _combine(plan, problem, routes)
 
 
-def _close_routes(routes: dict[str, Route], seed_vehicle: str, dist: np.ndarray,
-                  row: dict[str, int], size: int) -> list[str]:
+def _close_routes(
+    routes: dict[str, Route], seed_vehicle: str, dist: np.ndarray, row: dict[str, int], size: int
+) -> list[str]:
     mine = [row[s] for s in routes[seed_vehicle].stop_ids]
     scored = []
     for vid, route in routes.items():
@@ -102,6 +114,9 @@ def _combine(plan: Plan, problem: Problem, routes: dict[str, Route]) -> Plan:
     late = sum(v.lateness_s for r in kept for v in r.visits)
     total = distance + fixed + late * problem.lateness_cost_per_s
     penalties = (plan.solver_objective or plan.cost.total) - plan.cost.total
-    return replace(plan, routes=kept,
-                   cost=PlanCost(distance, len(kept), fixed, late, total),
-                   solver_objective=total + penalties)
+    return replace(
+        plan,
+        routes=kept,
+        cost=PlanCost(distance, len(kept), fixed, late, total),
+        solver_objective=total + penalties,
+    )

@@ -31,8 +31,15 @@ from .model import (
 )
 from .parallel import PoolRunner
 
-__all__ = ["DEFAULT_HANDLING_S", "TRUNK_KEY", "Runner", "StationJob", "TwoEchelonPlan",
-           "plan_two_echelons", "station_jobs"]
+__all__ = [
+    "DEFAULT_HANDLING_S",
+    "TRUNK_KEY",
+    "Runner",
+    "StationJob",
+    "TwoEchelonPlan",
+    "plan_two_echelons",
+    "station_jobs",
+]
 
 DEFAULT_HANDLING_S = 30 * 60
 # without `trunk_time_limit_s`, the trunk's share of the whole budget
@@ -40,13 +47,14 @@ TRUNK_SHARE = 0.3
 # the trunk's key among the parts a runner solves and `on_part` receives (no station may use it)
 TRUNK_KEY = "trunk"
 
+
 @dataclass(frozen=True, slots=True)
 class TwoEchelonPlan:
     """The trunk's plan, the stations planned in the call, and every station's ready time."""
 
     trunk: Plan
-    last_mile: dict[str, Plan]         # station id -> its plan (stations planned in this call)
-    ready_s: dict[str, int | None]     # station id -> earliest last-mile departure (None: unsupplied)
+    last_mile: dict[str, Plan]  # station id -> its plan (stations planned in this call)
+    ready_s: dict[str, int | None]  # station id -> earliest last-mile departure (None: unsupplied)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,8 +66,9 @@ class Runner(Protocol):
     (key, plan) as it finishes. `time_limit_s` is each problem's limit; `tag` names the call
     (the night's plan version: queue jobs of a restarted caller are found again by it)."""
 
-    def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
-              tag: str) -> Iterator[tuple[str, Plan]]: ...
+    def solve(
+        self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int, tag: str
+    ) -> Iterator[tuple[str, Plan]]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,13 +80,18 @@ class StationJob:
     """A station's last mile as the trunk plan supplies it."""
 
     station: str
-    problem: Problem | None               # what to route, vans from `ready_s`; None: nothing
+    problem: Problem | None  # what to route, vans from `ready_s`; None: nothing
     not_supplied: tuple[Unassigned, ...]  # drops the trunk does not bring (station_not_supplied)
-    ready_s: int | None                   # earliest van departure; None: no truck comes
+    ready_s: int | None  # earliest van departure; None: no truck comes
 
 
-def station_jobs(trunk: Problem, trunk_plan: Plan, last_mile: Mapping[str, Problem], *,
-                 handling_s: int = DEFAULT_HANDLING_S) -> dict[str, StationJob]:
+def station_jobs(
+    trunk: Problem,
+    trunk_plan: Plan,
+    last_mile: Mapping[str, Problem],
+    *,
+    handling_s: int = DEFAULT_HANDLING_S,
+) -> dict[str, StationJob]:
     """Each station's last mile from what `trunk_plan` brings it.
 
     Ready time: the latest trunk departure from the station (its goods unloaded) plus
@@ -123,8 +137,9 @@ def _shortfalls(trunk: Problem, trunk_plan: Plan) -> dict[str, dict[TempZone, Lo
     return short
 
 
-def _leave_out(stops: Sequence[Stop], gaps: Mapping[TempZone, Load]
-               ) -> tuple[dict[str, dict[TempZone, Load]], list[Unassigned]]:
+def _leave_out(
+    stops: Sequence[Stop], gaps: Mapping[TempZone, Load]
+) -> tuple[dict[str, dict[TempZone, Load]], list[Unassigned]]:
     """Per short zone, leaders' drops taken out (largest first) until they cover the gap."""
     kept = {s.id: dict(s.drops) for s in stops}
     missing: list[Unassigned] = []
@@ -166,7 +181,8 @@ def _with_stops(problem: Problem, stops: Sequence[Stop]) -> Problem:
     """The problem over `stops` (a subset of its own, drops possibly fewer); explicit matrices
     keep the rows and columns of the depots and of the stops kept."""
     if len(stops) == len(problem.stops) and all(
-            a.drops == b.drops for a, b in zip(stops, problem.stops, strict=True)):
+        a.drops == b.drops for a, b in zip(stops, problem.stops, strict=True)
+    ):
         return problem
     if not problem.has_matrices:
         return replace(problem, stops=tuple(stops))
@@ -178,17 +194,21 @@ def _with_stops(problem: Problem, stops: Sequence[Stop]) -> Problem:
         return m[nodes][:, nodes]
 
     travel = problem.travel_s
-    travel = ({k: keep(v) for k, v in travel.items()} if isinstance(travel, Mapping)
-              else keep(travel))
-    return replace(problem, stops=tuple(stops), distance_m=keep(problem.distance_m),
-                   travel_s=travel)
+    travel = (
+        {k: keep(v) for k, v in travel.items()} if isinstance(travel, Mapping) else keep(travel)
+    )
+    return replace(
+        problem, stops=tuple(stops), distance_m=keep(problem.distance_m), travel_s=travel
+    )
 
 
 def _starting_at(problem: Problem, ready_s: int) -> Problem:
     vehicles = tuple(
-        replace(v, shift_start_s=max(v.shift_start_s, ready_s),
-                shift_end_s=max(v.shift_end_s, ready_s))
-        for v in problem.vehicles)
+        replace(
+            v, shift_start_s=max(v.shift_start_s, ready_s), shift_end_s=max(v.shift_end_s, ready_s)
+        )
+        for v in problem.vehicles
+    )
     return replace(problem, vehicles=vehicles)
 
 
@@ -268,19 +288,32 @@ def _ignore(key: str, plan: Plan) -> None:
     pass
 
 
-def _check_input(trunk: Problem, last_mile: Mapping[str, Problem], time_limit_s: float | None,
-                 trunk_time_limit_s: float | None, station_time_limit_s: float | None) -> None:
+def _check_input(
+    trunk: Problem,
+    last_mile: Mapping[str, Problem],
+    time_limit_s: float | None,
+    trunk_time_limit_s: float | None,
+    station_time_limit_s: float | None,
+) -> None:
     unknown = set(last_mile) - {s.id for s in trunk.stops}
     if unknown:
-        raise RoutingInputError(f"last-mile problem for unknown station(s) {sorted(unknown)}",
-                                record="trunk", field="stops")
+        raise RoutingInputError(
+            f"last-mile problem for unknown station(s) {sorted(unknown)}",
+            record="trunk",
+            field="stops",
+        )
     if TRUNK_KEY in last_mile:
-        raise RoutingInputError(f"a station may not be called {TRUNK_KEY!r} (the trunk's key)",
-                                record=TRUNK_KEY, field="id")
+        raise RoutingInputError(
+            f"a station may not be called {TRUNK_KEY!r} (the trunk's key)",
+            record=TRUNK_KEY,
+            field="id",
+        )
     if time_limit_s is None and (trunk_time_limit_s is None or station_time_limit_s is None):
-        raise RoutingInputError("give time_limit_s, or both trunk_time_limit_s and "
-                                "station_time_limit_s", record="plan_two_echelons",
-                                field="time_limit_s")
+        raise RoutingInputError(
+            "give time_limit_s, or both trunk_time_limit_s and station_time_limit_s",
+            record="plan_two_echelons",
+            field="time_limit_s",
+        )
 
 
 def _trunk_limit(time_limit_s: float | None, trunk_time_limit_s: float | None) -> float:
@@ -291,8 +324,9 @@ def _trunk_limit(time_limit_s: float | None, trunk_time_limit_s: float | None) -
     return min(wanted, 0.9 * time_limit_s)
 
 
-def _station_limit(t_end: float | None, stations: int, workers: int,
-                   station_time_limit_s: float | None) -> float:
+def _station_limit(
+    t_end: float | None, stations: int, workers: int, station_time_limit_s: float | None
+) -> float:
     """Each station's limit: the fixed one, or a round's share of what is left (capped by it)."""
     if t_end is None:
         assert station_time_limit_s is not None

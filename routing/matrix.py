@@ -67,8 +67,9 @@ class GreatCircleSource:
     def key(self) -> str:
         return f"great-circle:{self.circuity}"
 
-    def matrices(self, points: Sequence[LatLon], vehicles: Iterable[Vehicle]
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def matrices(
+        self, points: Sequence[LatLon], vehicles: Iterable[Vehicle]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         dist = np.ceil(great_circle_matrix_m(points) * self.circuity - 1e-9).astype(np.int64)
         speeds = _speed_per_profile(vehicles)
         return dist, {p: travel_time_matrix_s(dist, s) for p, s in speeds.items()}
@@ -80,7 +81,9 @@ def _speed_per_profile(vehicles: Iterable[Vehicle]) -> dict[str, float]:
         if speeds.setdefault(v.profile, v.speed_kmh) != v.speed_kmh:
             raise RoutingInputError(
                 f"profile {v.profile!r} has two speeds ({speeds[v.profile]} and {v.speed_kmh})",
-                record=v.id, field="speed_kmh")
+                record=v.id,
+                field="speed_kmh",
+            )
     return speeds
 
 
@@ -96,8 +99,9 @@ class OsrmTable:
     Durations are rounded up to whole seconds, distances up to whole metres.
     """
 
-    def __init__(self, base_url: str, *, profiles: dict[str, str] | None = None,
-                 timeout_s: float = 30.0):
+    def __init__(
+        self, base_url: str, *, profiles: dict[str, str] | None = None, timeout_s: float = 30.0
+    ):
         self.base_url = base_url.rstrip("/")
         self.profiles = profiles or {}
         self.timeout_s = timeout_s
@@ -105,8 +109,9 @@ class OsrmTable:
     def key(self) -> str:
         return f"osrm:{self.base_url}:{sorted(self.profiles.items())}"
 
-    def table(self, points: Sequence[LatLon], profile: str = "driving"
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def table(
+        self, points: Sequence[LatLon], profile: str = "driving"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(distance_m, travel_s) for every ordered pair of points."""
         coords = ";".join(f"{p.lon:.6f},{p.lat:.6f}" for p in points)
         url = f"{self.base_url}/table/v1/{profile}/{coords}?annotations=duration,distance"
@@ -123,11 +128,14 @@ class OsrmTable:
         if body.get("code") != "Ok":
             raise OsrmError(f"OSRM {body.get('code')}: {body.get('message', '')}")
         n = len(points)
-        return (_osrm_matrix(body.get("distances"), n, "distances"),
-                _osrm_matrix(body.get("durations"), n, "durations"))
+        return (
+            _osrm_matrix(body.get("distances"), n, "distances"),
+            _osrm_matrix(body.get("durations"), n, "durations"),
+        )
 
-    def matrices(self, points: Sequence[LatLon], vehicles: Iterable[Vehicle]
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def matrices(
+        self, points: Sequence[LatLon], vehicles: Iterable[Vehicle]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         times: dict[str, np.ndarray] = {}
         dist: np.ndarray | None = None
         for profile in dict.fromkeys(v.profile for v in vehicles):
@@ -140,8 +148,11 @@ class OsrmTable:
 
 
 def _osrm_matrix(rows: object, n: int, name: str) -> np.ndarray:
-    if not isinstance(rows, list) or len(rows) != n or any(
-            not isinstance(r, list) or len(r) != n for r in rows):
+    if (
+        not isinstance(rows, list)
+        or len(rows) != n
+        or any(not isinstance(r, list) or len(r) != n for r in rows)
+    ):
         raise OsrmError(f"OSRM answer has no {n}x{n} '{name}'")
     out = np.empty((n, n), dtype=np.int64)
     for i, row in enumerate(rows):
@@ -171,8 +182,9 @@ class MatrixCache:
         h.update(repr(sorted(_speed_per_profile(vehicles).items())).encode())
         return h.hexdigest()
 
-    def get_or_build(self, points: Sequence[LatLon], source, vehicles: Sequence[Vehicle]
-                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def get_or_build(
+        self, points: Sequence[LatLon], source, vehicles: Sequence[Vehicle]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         key = self.key(points, source.key(), vehicles)
         if key in self._mem:
             self.hits += 1
@@ -212,8 +224,9 @@ class MatrixCache:
         os.replace(tmp, path)
 
 
-def build_matrices(problem: Problem, cache: MatrixCache | None = None
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def build_matrices(
+    problem: Problem, cache: MatrixCache | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(distance_m, {profile: travel_s}) over the problem's nodes (depots, then stops)."""
     if problem.has_matrices:
         t = problem.travel_s

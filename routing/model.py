@@ -80,17 +80,17 @@ class UnassignedReason(StrEnum):
 class PlanStatus(StrEnum):
     """What a caller may rely on about a returned plan (the engine's own word is beside it)."""
 
-    SOLVED = "solved"                      # every drop is on a route
-    PARTIAL = "partial"                    # a plan, with some drops unassigned (each with a reason)
-    TIMED_OUT = "timed_out"                # the time limit ran out before any plan was found
+    SOLVED = "solved"  # every drop is on a route
+    PARTIAL = "partial"  # a plan, with some drops unassigned (each with a reason)
+    TIMED_OUT = "timed_out"  # the time limit ran out before any plan was found
     INFEASIBLE_INPUT = "infeasible_input"  # stops, but no vehicle, or no drop any vehicle can take
-    REJECTED = "rejected"                  # every plan the engines found failed the re-check
+    REJECTED = "rejected"  # every plan the engines found failed the re-check
 
 
 class Engine(StrEnum):
     """Which search produced a plan."""
 
-    NONE = "none"              # nothing to search (empty problem, no vehicles, input infeasible)
+    NONE = "none"  # nothing to search (empty problem, no vehicles, input infeasible)
     ORTOOLS = "ortools"
     PYVRP = "pyvrp"
     PYVRP_ORTOOLS = "pyvrp+ortools"  # PyVRP's routes, then OR-Tools inserted what it left
@@ -228,7 +228,9 @@ class Problem:
     soft_windows: bool = False
     lateness_cost_per_s: int = 1
     split_oversized: bool = False
-    region_bbox: tuple[float, float, float, float] | None = None  # min_lat, min_lon, max_lat, max_lon
+    region_bbox: tuple[float, float, float, float] | None = (
+        None  # min_lat, min_lon, max_lat, max_lon
+    )
     matrix_source: Any = None  # object with .matrices(points, vehicles) -> (dist, {profile: time})
 
     def __post_init__(self) -> None:
@@ -245,15 +247,23 @@ class Problem:
             self._validate_locations()
         else:
             if self.distance_m is None or self.travel_s is None:
-                raise RoutingInputError("give both distance_m and travel_s, or neither",
-                                        record="problem", field="distance_m")
+                raise RoutingInputError(
+                    "give both distance_m and travel_s, or neither",
+                    record="problem",
+                    field="distance_m",
+                )
             object.__setattr__(self, "distance_m", _as_matrix(self.distance_m, n, "distance_m"))
             if isinstance(self.travel_s, Mapping):
-                times = {str(k): _as_matrix(v, n, f"travel_s[{k}]") for k, v in self.travel_s.items()}
+                times = {
+                    str(k): _as_matrix(v, n, f"travel_s[{k}]") for k, v in self.travel_s.items()
+                }
                 missing = {v.profile for v in self.vehicles} - set(times)
                 if missing:
-                    raise RoutingInputError(f"no matrix for profile(s) {sorted(missing)}",
-                                            record="problem", field="travel_s")
+                    raise RoutingInputError(
+                        f"no matrix for profile(s) {sorted(missing)}",
+                        record="problem",
+                        field="travel_s",
+                    )
                 object.__setattr__(self, "travel_s", times)
             else:
                 object.__setattr__(self, "travel_s", _as_matrix(self.travel_s, n, "travel_s"))
@@ -268,7 +278,11 @@ class Problem:
         return [p for p in points if p is not None]  # all present: checked on construction
 
     def _validate_ids(self) -> None:
-        for kind, items in (("depot", self.depots), ("stop", self.stops), ("vehicle", self.vehicles)):
+        for kind, items in (
+            ("depot", self.depots),
+            ("stop", self.stops),
+            ("vehicle", self.vehicles),
+        ):
             seen: set[str] = set()
             for item in items:
                 if item.id in seen:
@@ -285,24 +299,33 @@ class Problem:
         named += [(s.id, s.location) for s in self.stops]
         for rid, loc in named:
             if loc is None:
-                raise RoutingInputError("missing location (and no explicit matrices given)",
-                                        record=rid, field="location")
+                raise RoutingInputError(
+                    "missing location (and no explicit matrices given)",
+                    record=rid,
+                    field="location",
+                )
             if not (math.isfinite(loc.lat) and math.isfinite(loc.lon)):
-                raise RoutingInputError("coordinate is not a finite number", record=rid, field="location")
+                raise RoutingInputError(
+                    "coordinate is not a finite number", record=rid, field="location"
+                )
             if not -90.0 <= loc.lat <= 90.0:
                 hint = " (latitude and longitude swapped?)" if -90 <= loc.lon <= 90 else ""
-                raise RoutingInputError(f"latitude {loc.lat} outside -90..90{hint}",
-                                        record=rid, field="location.lat")
+                raise RoutingInputError(
+                    f"latitude {loc.lat} outside -90..90{hint}", record=rid, field="location.lat"
+                )
             if not -180.0 <= loc.lon <= 180.0:
-                raise RoutingInputError(f"longitude {loc.lon} outside -180..180",
-                                        record=rid, field="location.lon")
+                raise RoutingInputError(
+                    f"longitude {loc.lon} outside -180..180", record=rid, field="location.lon"
+                )
         if self.region_bbox is not None:
             lo_lat, lo_lon, hi_lat, hi_lon = self.region_bbox
             for rid, loc in named:
                 assert loc is not None
                 if not (lo_lat <= loc.lat <= hi_lat and lo_lon <= loc.lon <= hi_lon):
                     swapped = lo_lat <= loc.lon <= hi_lat and lo_lon <= loc.lat <= hi_lon
-                    what = "latitude and longitude look swapped" if swapped else "outside the region"
+                    what = (
+                        "latitude and longitude look swapped" if swapped else "outside the region"
+                    )
                     raise RoutingInputError(f"{what}: {loc}", record=rid, field="location")
         if len(named) >= 3:
             _check_swapped(named)  # type: ignore[arg-type]
@@ -318,7 +341,10 @@ def _check_swapped(named: Sequence[tuple[str, LatLon]]) -> None:
             if _haversine_m(LatLon(p.lon, p.lat), mid) <= _FAR_FROM_OTHERS_M:
                 raise RoutingInputError(
                     f"latitude and longitude look swapped: {p} is far from the other points, "
-                    f"({p.lon}, {p.lat}) is among them", record=rid, field="location")
+                    f"({p.lon}, {p.lat}) is among them",
+                    record=rid,
+                    field="location",
+                )
 
 
 def _haversine_m(a: LatLon, b: LatLon) -> float:
@@ -334,21 +360,27 @@ def _validate_stop(stop: Stop) -> None:
             try:
                 TempZone(zone)
             except ValueError:
-                raise RoutingInputError(f"unknown temperature zone {zone!r}",
-                                        record=stop.id, field="drops") from None
+                raise RoutingInputError(
+                    f"unknown temperature zone {zone!r}", record=stop.id, field="drops"
+                ) from None
         for dim, value in zip(Load.DIMENSIONS, load.as_tuple(), strict=True):
             if value < 0:
-                raise RoutingInputError(f"negative demand {value} in zone {zone}",
-                                        record=stop.id, field=f"drops.{dim}")
+                raise RoutingInputError(
+                    f"negative demand {value} in zone {zone}", record=stop.id, field=f"drops.{dim}"
+                )
     if stop.service_s < 0:
         raise RoutingInputError("negative service time", record=stop.id, field="service_s")
     for w in stop.windows:
         if w.close_s < w.open_s:
-            raise RoutingInputError(f"window closes ({w.close_s}) before it opens ({w.open_s})",
-                                    record=stop.id, field="windows")
+            raise RoutingInputError(
+                f"window closes ({w.close_s}) before it opens ({w.open_s})",
+                record=stop.id,
+                field="windows",
+            )
         if w.open_s < 0:
-            raise RoutingInputError("window opens before the day starts", record=stop.id,
-                                    field="windows")
+            raise RoutingInputError(
+                "window opens before the day starts", record=stop.id, field="windows"
+            )
     ordered = sorted(stop.windows, key=lambda w: w.open_s)
     for a, b in zip(ordered, ordered[1:], strict=False):
         if b.open_s <= a.close_s:
@@ -367,8 +399,9 @@ def _validate_vehicle(v: Vehicle) -> None:
     if v.break_ is not None:
         b = v.break_
         if b.latest_start_s < b.earliest_start_s or b.duration_s < 0:
-            raise RoutingInputError("break window is empty or duration negative",
-                                    record=v.id, field="break_")
+            raise RoutingInputError(
+                "break window is empty or duration negative", record=v.id, field="break_"
+            )
     for z in v.zones:
         TempZone(z)
 
@@ -379,15 +412,20 @@ def _as_matrix(values: Any, n: int, name: str) -> np.ndarray:
     except Exception as exc:  # ragged lists
         raise RoutingInputError(f"not a matrix: {exc}", record="problem", field=name) from None
     if m.dtype == object or m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise RoutingInputError(f"must be a square matrix, got shape {m.shape}",
-                                record="problem", field=name)
+        raise RoutingInputError(
+            f"must be a square matrix, got shape {m.shape}", record="problem", field=name
+        )
     if m.shape[0] != n:
-        raise RoutingInputError(f"must be {n}x{n} (depots then stops), got {m.shape[0]}x{m.shape[1]}",
-                                record="problem", field=name)
+        raise RoutingInputError(
+            f"must be {n}x{n} (depots then stops), got {m.shape[0]}x{m.shape[1]}",
+            record="problem",
+            field=name,
+        )
     if not np.issubdtype(m.dtype, np.integer):
         if not np.all(np.isfinite(m)) or np.any(m != np.round(m)):
-            raise RoutingInputError("entries must be whole numbers (round up before)",
-                                    record="problem", field=name)
+            raise RoutingInputError(
+                "entries must be whole numbers (round up before)", record="problem", field=name
+            )
     m = m.astype(np.int64)
     if (m < 0).any():
         i, j = map(int, np.argwhere(m < 0)[0])
@@ -406,7 +444,7 @@ class Visit:
     stop_id: str
     zones: tuple[TempZone, ...]
     delivered: Load
-    arrival_s: int      # start of service (after any waiting)
+    arrival_s: int  # start of service (after any waiting)
     departure_s: int
     load_after: Load
     lateness_s: int = 0
@@ -448,7 +486,7 @@ class PlanCost:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    routes: tuple[Route, ...]          # only vehicles that leave their depot
+    routes: tuple[Route, ...]  # only vehicles that leave their depot
     unassigned: tuple[Unassigned, ...]
     cost: PlanCost
     status: PlanStatus
@@ -459,7 +497,7 @@ class Plan:
     # the engine's objective value: cost.total plus the penalties of drops it left out
     solver_objective: int | None = None
     engine: Engine = Engine.NONE
-    engine_status: str = ""            # the engine's own word, e.g. ROUTING_SUCCESS
+    engine_status: str = ""  # the engine's own word, e.g. ROUTING_SUCCESS
     # the independent re-check (routing/check.py): True when this plan passed it
     rechecked: bool = False
     # plans an engine returned that failed the re-check, and why ("pyvrp: ...")

@@ -25,8 +25,20 @@ from .planner import better, plan_routes
 from .pyvrp_engine import BREAKS_ONLY, misfit
 from .search import PORTFOLIO, SearchConfig
 
-__all__ = ["LocalRunner", "PoolRunner", "SolveCancelled", "SolveDeadlineExceeded", "SolveFailed", "SolveHandle", "pick",
-           "ortools_then_pyvrp", "plan_routes_on_cores", "plan_until", "solve_in_subprocess", "solve_many"]
+__all__ = [
+    "LocalRunner",
+    "PoolRunner",
+    "SolveCancelled",
+    "SolveDeadlineExceeded",
+    "SolveFailed",
+    "SolveHandle",
+    "pick",
+    "ortools_then_pyvrp",
+    "plan_routes_on_cores",
+    "plan_until",
+    "solve_in_subprocess",
+    "solve_many",
+]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
 
@@ -81,7 +93,9 @@ class SolveHandle:
         if not self._poll(None if until is None else max(0.0, until - time.monotonic())):
             if self._deadline is not None and time.monotonic() >= self._deadline - 1e-3:
                 self.cancel()
-                raise SolveDeadlineExceeded(f"no plan within {self._deadline - self._started:.1f} s")
+                raise SolveDeadlineExceeded(
+                    f"no plan within {self._deadline - self._started:.1f} s"
+                )
             raise TimeoutError("plan not ready yet")
         assert self._outcome is not None
         kind, value = self._outcome
@@ -112,7 +126,10 @@ class SolveHandle:
             ready = False
         if not ready:
             if not self._process.is_alive() and self._process.exitcode is not None:
-                self._outcome = ("error", f"solver process died (exit code {self._process.exitcode})")
+                self._outcome = (
+                    "error",
+                    f"solver process died (exit code {self._process.exitcode})",
+                )
                 return True
             return False
         try:
@@ -130,14 +147,21 @@ class SolveHandle:
             self.cancel()
 
 
-def solve_in_subprocess(problem: Problem, *, time_limit_s: float, deadline_s: float | None = None,
-                        seed: int = 0, **kwargs: Any) -> SolveHandle:
+def solve_in_subprocess(
+    problem: Problem,
+    *,
+    time_limit_s: float,
+    deadline_s: float | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> SolveHandle:
     """Start `plan_routes` in a child process; `deadline_s` (wall, from now) bounds the wait.
 
     A sensible deadline is the time limit plus the start-up and matrix building, e.g. +10 s.
     """
-    return SolveHandle(problem, deadline_s=deadline_s, time_limit_s=time_limit_s, seed=seed,
-                       **kwargs)
+    return SolveHandle(
+        problem, deadline_s=deadline_s, time_limit_s=time_limit_s, seed=seed, **kwargs
+    )
 
 
 # a child hands its plan back (pickling, pipe) in this much time before the deadline
@@ -156,26 +180,44 @@ def plan_until(problem: Problem, deadline_epoch: float, **kwargs: Any) -> Plan:
 ORTOOLS_FIRST_SHARE = 1 / 3
 
 
-def ortools_then_pyvrp(problem: Problem, deadline_epoch: float, *, seed: int, **kwargs: Any
-                       ) -> Plan:
+def ortools_then_pyvrp(
+    problem: Problem, deadline_epoch: float, *, seed: int, **kwargs: Any
+) -> Plan:
     """OR-Tools for `ORTOOLS_FIRST_SHARE` of what is left, then the default engine started from
     its routes until the deadline; the better re-checked plan of the two."""
     kwargs.pop("engine", None)
     left = deadline_epoch - time.time() - _HANDBACK_S
-    first = plan_routes(problem, time_limit_s=max(0.05, left * ORTOOLS_FIRST_SHARE), seed=seed,
-                        engine="ortools", **kwargs)
+    first = plan_routes(
+        problem,
+        time_limit_s=max(0.05, left * ORTOOLS_FIRST_SHARE),
+        seed=seed,
+        engine="ortools",
+        **kwargs,
+    )
     rest = deadline_epoch - time.time() - _HANDBACK_S
     if rest < 0.2 or not first.routes:
         return first
     kwargs.pop("search", None)
-    second = plan_routes(problem, time_limit_s=rest, seed=seed, engine="auto",
-                         initial_routes={r.vehicle_id: r.stop_ids for r in first.routes},
-                         **kwargs)
+    second = plan_routes(
+        problem,
+        time_limit_s=rest,
+        seed=seed,
+        engine="auto",
+        initial_routes={r.vehicle_id: r.stop_ids for r in first.routes},
+        **kwargs,
+    )
     return second if second.rechecked and better(second, first) else first
 
 
-def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 2, seed: int = 0,
-                         portfolio: Sequence[SearchConfig] = PORTFOLIO, **kwargs: Any) -> Plan:
+def plan_routes_on_cores(
+    problem: Problem,
+    *,
+    time_limit_s: float,
+    cores: int = 2,
+    seed: int = 0,
+    portfolio: Sequence[SearchConfig] = PORTFOLIO,
+    **kwargs: Any,
+) -> Plan:
     """Two or more searches side by side, one process each; the better re-checked plan wins on
     (unassigned drops, cost). Where the problem fits PyVRP, the first core runs the default
     engine (PyVRP) and the second OR-Tools, then PyVRP from OR-Tools' plan with another seed
@@ -191,8 +233,9 @@ def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 
     # (city-200 at 20 s: 0.98-1.01 M against 1.31 M for OR-Tools alone, docs/routing.md)
     breaks_only = why_not == BREAKS_ONLY and kwargs.get("solution_limit") is None
     if cores <= 1:
-        return plan_routes(problem, time_limit_s=time_limit_s, seed=seed, search=configs[0],
-                           **kwargs)
+        return plan_routes(
+            problem, time_limit_s=time_limit_s, seed=seed, search=configs[0], **kwargs
+        )
     kwargs.pop("engine", None)
     if fits:
         engines = ["auto", "ortools+pyvrp"] + ["ortools"] * (cores - 2)
@@ -202,17 +245,35 @@ def plan_routes_on_cores(problem: Problem, *, time_limit_s: float, cores: int = 
         futures = []
         for i, (c, e) in enumerate(zip(configs, engines, strict=True)):
             if e == "ortools+pyvrp":
-                futures.append(pool.submit(ortools_then_pyvrp, problem, deadline_epoch,
-                                           seed=seed + i, search=c, **kwargs))
+                futures.append(
+                    pool.submit(
+                        ortools_then_pyvrp,
+                        problem,
+                        deadline_epoch,
+                        seed=seed + i,
+                        search=c,
+                        **kwargs,
+                    )
+                )
             else:
-                futures.append(pool.submit(plan_until, problem, deadline_epoch, seed=seed + i,
-                                           search=c, engine=e, **kwargs))
+                futures.append(
+                    pool.submit(
+                        plan_until,
+                        problem,
+                        deadline_epoch,
+                        seed=seed + i,
+                        search=c,
+                        engine=e,
+                        **kwargs,
+                    )
+                )
         plans = [f.result() for f in futures]
     best = pick(plans)
     firsts = [p.time_to_first_solution_s for p in plans if p.time_to_first_solution_s is not None]
     discarded = tuple(d for p in plans for d in p.discarded)
-    return replace(best, time_to_first_solution_s=min(firsts) if firsts else None,
-                   discarded=discarded)
+    return replace(
+        best, time_to_first_solution_s=min(firsts) if firsts else None, discarded=discarded
+    )
 
 
 def pick(plans: Sequence[Plan]) -> Plan:
@@ -226,8 +287,9 @@ def pick(plans: Sequence[Plan]) -> Plan:
     return best
 
 
-def solve_many(problems: Mapping[str, Problem], *, time_limit_s: float, workers: int = 2,
-               seed: int = 0) -> dict[str, Plan]:
+def solve_many(
+    problems: Mapping[str, Problem], *, time_limit_s: float, workers: int = 2, seed: int = 0
+) -> dict[str, Plan]:
     """Independent problems (e.g. the last mile of each station) in a pool of worker processes;
     `time_limit_s` bounds the whole call: the problems run in rounds of `workers`
     (`PoolRunner`), each round with its share of the time."""
@@ -247,12 +309,15 @@ class PoolRunner:
 
     workers: int = 2
 
-    def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
-              tag: str = "") -> Iterator[tuple[str, Plan]]:
+    def solve(
+        self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int, tag: str = ""
+    ) -> Iterator[tuple[str, Plan]]:
         start = time.time()
         per_round = max(1, self.workers) if len(problems) > 1 else 1
-        jobs = {key: (_plan_in_slot, (problem, start + (i // per_round + 1) * time_limit_s, seed))
-                for i, (key, problem) in enumerate(problems.items())}
+        jobs = {
+            key: (_plan_in_slot, (problem, start + (i // per_round + 1) * time_limit_s, seed))
+            for i, (key, problem) in enumerate(problems.items())
+        }
         yield from _in_pool(self.workers, jobs)
 
 
@@ -264,9 +329,12 @@ class LocalRunner:
 
     workers: int = 2
 
-    def solve(self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int,
-              tag: str = "") -> Iterator[tuple[str, Plan]]:
-        jobs = {key: (_plan_for, (problem, time_limit_s, seed)) for key, problem in problems.items()}
+    def solve(
+        self, problems: Mapping[str, Problem], *, time_limit_s: float, seed: int, tag: str = ""
+    ) -> Iterator[tuple[str, Plan]]:
+        jobs = {
+            key: (_plan_for, (problem, time_limit_s, seed)) for key, problem in problems.items()
+        }
         yield from _in_pool(self.workers, jobs)
 
 

@@ -40,11 +40,18 @@ def better(a: Plan, b: Plan) -> bool:
     return (len(a.unassigned), a.cost.total) < (len(b.unassigned), b.cost.total)
 
 
-def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
-                search: SearchConfig | None = None, solution_limit: int | None = None,
-                locked: Mapping[str, str] | None = None,
-                initial_routes: Mapping[str, Sequence[str]] | None = None,
-                cache: MatrixCache | None = None, engine: str = "auto") -> Plan:
+def plan_routes(
+    problem: Problem,
+    *,
+    time_limit_s: float,
+    seed: int = 0,
+    search: SearchConfig | None = None,
+    solution_limit: int | None = None,
+    locked: Mapping[str, str] | None = None,
+    initial_routes: Mapping[str, Sequence[str]] | None = None,
+    cache: MatrixCache | None = None,
+    engine: str = "auto",
+) -> Plan:
     """Routes for every vehicle, and every stop that could not be served with its reason.
 
     `time_limit_s` is the whole call's wall-clock budget. `locked` keeps a stop on one vehicle
@@ -57,74 +64,122 @@ def plan_routes(problem: Problem, *, time_limit_s: float, seed: int = 0,
     t0 = time.perf_counter()
     deadline = t0 + time_limit_s
     if engine not in ENGINES:
-        raise RoutingInputError(f"unknown engine {engine!r}, expected one of {ENGINES}",
-                                record="plan_routes", field="engine")
+        raise RoutingInputError(
+            f"unknown engine {engine!r}, expected one of {ENGINES}",
+            record="plan_routes",
+            field="engine",
+        )
     why_not = misfit(problem, locked)
     if engine == "pyvrp" and why_not is not None:
-        raise RoutingInputError(f"the problem does not fit PyVRP ({why_not})",
-                                record="plan_routes", field="engine")
+        raise RoutingInputError(
+            f"the problem does not fit PyVRP ({why_not})", record="plan_routes", field="engine"
+        )
     config = search or DEFAULT_SEARCH
     dist_rows, time_rows = build_matrices(problem, cache)
     prep = prepare(problem, dist_rows, time_rows, locked)
     if not prep.candidates or not problem.vehicles:
-        plan = empty_plan(prep, engine=Engine.NONE, engine_status="nothing to search",
-                          solve_s=time.perf_counter() - t0, found=True)
+        plan = empty_plan(
+            prep,
+            engine=Engine.NONE,
+            engine_status="nothing to search",
+            solve_s=time.perf_counter() - t0,
+            found=True,
+        )
         found_empty: list[Plan] = []
         discarded_empty: list[str] = []
         _keep(prep, plan, found_empty, discarded_empty)
         return _choose(prep, found_empty, discarded_empty, t0)
     start = _start_drops(prep, initial_routes)
-    use_pyvrp = engine == "pyvrp" or (engine == "auto" and why_not is None
-                                      and solution_limit is None)
+    use_pyvrp = engine == "pyvrp" or (
+        engine == "auto" and why_not is None and solution_limit is None
+    )
     found: list[Plan] = []
     discarded: list[str] = []
     if use_pyvrp:
-        pv = _pyvrp(prep, t0, deadline, seed, start, found, discarded,
-                    allow_optional=engine == "pyvrp")
+        pv = _pyvrp(
+            prep, t0, deadline, seed, start, found, discarded, allow_optional=engine == "pyvrp"
+        )
         if engine == "auto":
-            left = pv is None or any(u.reason == UnassignedReason.FLEET_EXHAUSTED
-                                     for u in pv.unassigned)
+            left = pv is None or any(
+                u.reason == UnassignedReason.FLEET_EXHAUSTED for u in pv.unassigned
+            )
             if left and deadline - time.perf_counter() > 0.05:
                 warm = drops_of(prep, pv) if pv is not None else start
-                ot = solve_ortools(prep, t0=t0, deadline=deadline, seed=seed, config=config,
-                                   start=warm)
+                ot = solve_ortools(
+                    prep, t0=t0, deadline=deadline, seed=seed, config=config, start=warm
+                )
                 if pv is not None:
                     ot = replace(ot, engine=Engine.PYVRP_ORTOOLS)
                 _keep(prep, ot, found, discarded)
     elif engine == "auto" and why_not == BREAKS_ONLY and solution_limit is None:
+
         def keep(plan: Plan) -> Plan | None:
             return _keep(prep, plan, found, discarded)
 
-        if not plan_with_breaks(prep, t0=t0, deadline=deadline, seed=seed, config=config,
-                                keep=keep, start=start):
+        if not plan_with_breaks(
+            prep, t0=t0, deadline=deadline, seed=seed, config=config, keep=keep, start=start
+        ):
             discarded.append(f"{Engine.PYVRP_RELAXED}: no feasible plan without the breaks")
-            ot = solve_ortools(prep, t0=t0, deadline=deadline, seed=seed, config=config,
-                               start=start)
+            ot = solve_ortools(
+                prep, t0=t0, deadline=deadline, seed=seed, config=config, start=start
+            )
             _keep(prep, ot, found, discarded)
-    elif (config.decompose_threshold is not None
-          and len(problem.stops) >= config.decompose_threshold
-          and not locked and not initial_routes and solution_limit is None
-          and can_decompose(problem)):
+    elif (
+        config.decompose_threshold is not None
+        and len(problem.stops) >= config.decompose_threshold
+        and not locked
+        and not initial_routes
+        and solution_limit is None
+        and can_decompose(problem)
+    ):
         sub_config = replace(config, decompose_threshold=None)
-        whole = solve_ortools(prep, t0=t0, deadline=t0 + time_limit_s * config.decompose_first,
-                              seed=seed, config=sub_config)
+        whole = solve_ortools(
+            prep,
+            t0=t0,
+            deadline=t0 + time_limit_s * config.decompose_first,
+            seed=seed,
+            config=sub_config,
+        )
         if whole.routes:
             whole = improve_by_route_groups(
-                problem, whole, solve=partial(plan_routes, engine="ortools"),
-                deadline=deadline, seed=seed, config=config, cache=cache)
+                problem,
+                whole,
+                solve=partial(plan_routes, engine="ortools"),
+                deadline=deadline,
+                seed=seed,
+                config=config,
+                cache=cache,
+            )
         _keep(prep, whole, found, discarded)
     else:
-        ot = solve_ortools(prep, t0=t0, deadline=deadline, seed=seed, config=config,
-                           solution_limit=solution_limit, locked=locked, start=start)
+        ot = solve_ortools(
+            prep,
+            t0=t0,
+            deadline=deadline,
+            seed=seed,
+            config=config,
+            solution_limit=solution_limit,
+            locked=locked,
+            start=start,
+        )
         _keep(prep, ot, found, discarded)
     return _choose(prep, found, discarded, t0)
 
 
-def _pyvrp(prep: Prepared, t0: float, deadline: float, seed: int,
-           start: Mapping[int, Sequence[int]] | None, found: list[Plan],
-           discarded: list[str], *, allow_optional: bool) -> Plan | None:
-    plan = solve_pyvrp(prep, t0=t0, deadline=deadline, seed=seed, start=start,
-                       allow_optional=allow_optional)
+def _pyvrp(
+    prep: Prepared,
+    t0: float,
+    deadline: float,
+    seed: int,
+    start: Mapping[int, Sequence[int]] | None,
+    found: list[Plan],
+    discarded: list[str],
+    *,
+    allow_optional: bool,
+) -> Plan | None:
+    plan = solve_pyvrp(
+        prep, t0=t0, deadline=deadline, seed=seed, start=start, allow_optional=allow_optional
+    )
     if plan is None and allow_optional:
         discarded.append("pyvrp: no feasible solution in the time limit")
     if plan is None:
@@ -148,25 +203,40 @@ def _keep(prep: Prepared, plan: Plan, found: list[Plan], discarded: list[str]) -
 def _choose(prep: Prepared, found: list[Plan], discarded: list[str], t0: float) -> Plan:
     solve_s = time.perf_counter() - t0
     if not found:
-        status = PlanStatus.TIMED_OUT if all("no plan" in d or "no feasible" in d
-                                             for d in discarded) else PlanStatus.REJECTED
-        plan = empty_plan(prep, engine=Engine.NONE, engine_status="; ".join(discarded),
-                          solve_s=solve_s, found=False)
+        status = (
+            PlanStatus.TIMED_OUT
+            if all("no plan" in d or "no feasible" in d for d in discarded)
+            else PlanStatus.REJECTED
+        )
+        plan = empty_plan(
+            prep,
+            engine=Engine.NONE,
+            engine_status="; ".join(discarded),
+            solve_s=solve_s,
+            found=False,
+        )
         return replace(plan, status=status, discarded=tuple(discarded))
     best = found[0]
     for plan in found[1:]:
         if better(plan, best):
             best = plan
     firsts = [p.time_to_first_solution_s for p in found if p.time_to_first_solution_s is not None]
-    completes = [p.time_to_first_complete_s for p in found
-                 if p.time_to_first_complete_s is not None]
-    return replace(best, solve_s=solve_s, rechecked=True, discarded=tuple(discarded),
-                   time_to_first_solution_s=min(firsts) if firsts else None,
-                   time_to_first_complete_s=min(completes) if completes else None)
+    completes = [
+        p.time_to_first_complete_s for p in found if p.time_to_first_complete_s is not None
+    ]
+    return replace(
+        best,
+        solve_s=solve_s,
+        rechecked=True,
+        discarded=tuple(discarded),
+        time_to_first_solution_s=min(firsts) if firsts else None,
+        time_to_first_complete_s=min(completes) if completes else None,
+    )
 
 
-def _start_drops(prep: Prepared, initial: Mapping[str, Sequence[str]] | None
-                 ) -> dict[int, list[int]] | None:
+def _start_drops(
+    prep: Prepared, initial: Mapping[str, Sequence[str]] | None
+) -> dict[int, list[int]] | None:
     """`initial_routes` (vehicle id -> stop ids) as vehicle index -> candidate drop numbers."""
     if not initial:
         return None

@@ -39,17 +39,17 @@ class Prepared:
     """The problem as engines see it; kept to read their routes back."""
 
     problem: Problem
-    dist_rows: np.ndarray          # over matrix rows (depots, then stops)
+    dist_rows: np.ndarray  # over matrix rows (depots, then stops)
     time_rows: dict[str, np.ndarray]
     drops: list[Drop]
-    candidates: list[int]          # drop numbers given to the engines
+    candidates: list[int]  # drop numbers given to the engines
     rejected: dict[int, UnassignedReason]
-    node_row: np.ndarray           # solver node -> matrix row
-    dist: np.ndarray               # over solver nodes
-    times: dict[str, np.ndarray]   # per profile, over solver nodes, travel only
-    service: np.ndarray            # per solver node
-    penalty: int                   # for leaving a drop out: more than serving it can ever cost
-    same_stop: np.ndarray          # [i, j]: both nodes are drops of one stop
+    node_row: np.ndarray  # solver node -> matrix row
+    dist: np.ndarray  # over solver nodes
+    times: dict[str, np.ndarray]  # per profile, over solver nodes, travel only
+    service: np.ndarray  # per solver node
+    penalty: int  # for leaving a drop out: more than serving it can ever cost
+    same_stop: np.ndarray  # [i, j]: both nodes are drops of one stop
 
     @property
     def n_depots(self) -> int:
@@ -60,19 +60,25 @@ class Prepared:
         return {k: self.n_depots + i for i, k in enumerate(self.candidates)}
 
 
-def prepare(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.ndarray],
-            locked: Mapping[str, str] | None = None) -> Prepared:
+def prepare(
+    problem: Problem,
+    dist_rows: np.ndarray,
+    time_rows: dict[str, np.ndarray],
+    locked: Mapping[str, str] | None = None,
+) -> Prepared:
     """Drops, the reasons of those no vehicle can serve, and the candidates' node matrices."""
     locked = locked or {}
     vehicle_by_id = {v.id: v for v in problem.vehicles}
     stop_ids = {s.id for s in problem.stops}
     for stop_id, vid in locked.items():
         if vid not in vehicle_by_id:
-            raise RoutingInputError(f"locked to unknown vehicle {vid!r}", record=stop_id,
-                                    field="locked")
+            raise RoutingInputError(
+                f"locked to unknown vehicle {vid!r}", record=stop_id, field="locked"
+            )
         if stop_id not in stop_ids:
-            raise RoutingInputError("locked stop is not in the problem", record=stop_id,
-                                    field="locked")
+            raise RoutingInputError(
+                "locked stop is not in the problem", record=stop_id, field="locked"
+            )
     n_depots = len(problem.depots)
     drops = expand_drops(problem)
     rejected: dict[int, UnassignedReason] = {}
@@ -82,14 +88,16 @@ def prepare(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.nda
         reason = reason_on_its_own(problem, drop, dist_rows, time_rows, classes)
         stop_id = problem.stops[drop.stop_index].id
         if reason is None and stop_id in locked:
-            reason = reason_when_locked(problem, drop, vehicle_by_id[locked[stop_id]], dist_rows,
-                                        time_rows)
+            reason = reason_when_locked(
+                problem, drop, vehicle_by_id[locked[stop_id]], dist_rows, time_rows
+            )
         if reason is None:
             candidates.append(k)
         else:
             rejected[k] = reason
-    rows = np.array(list(range(n_depots)) + [n_depots + drops[k].stop_index for k in candidates],
-                    dtype=np.int64)
+    rows = np.array(
+        list(range(n_depots)) + [n_depots + drops[k].stop_index for k in candidates], dtype=np.int64
+    )
     ix = np.ix_(rows, rows)
     dist = dist_rows[ix].copy()
     unreachable = dist >= UNREACHABLE
@@ -100,16 +108,30 @@ def prepare(problem: Problem, dist_rows: np.ndarray, time_rows: dict[str, np.nda
         tt = t[ix].copy()
         tt[unreachable] = UNREACHABLE
         times[profile] = tt
-    service = np.array([0] * n_depots + [problem.stops[drops[k].stop_index].service_s
-                                         for k in candidates], dtype=np.int64)
+    service = np.array(
+        [0] * n_depots + [problem.stops[drops[k].stop_index].service_s for k in candidates],
+        dtype=np.int64,
+    )
     reachable = dist[~unreachable]
     max_arc = int(reachable.max()) if reachable.size else 0
     max_fixed = max((v.fixed_cost for v in problem.vehicles), default=0)
     horizon = max((v.shift_end_s for v in problem.vehicles), default=0)
     late = problem.lateness_cost_per_s * horizon if problem.soft_windows else 0
     penalty = 10 * (2 * max_arc + int(max_fixed) + late) + 1000
-    return Prepared(problem, dist_rows, time_rows, drops, candidates, rejected, rows, dist, times,
-                    service, penalty, same_stop)
+    return Prepared(
+        problem,
+        dist_rows,
+        time_rows,
+        drops,
+        candidates,
+        rejected,
+        rows,
+        dist,
+        times,
+        service,
+        penalty,
+        same_stop,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,8 +146,13 @@ def transit(p: Prepared, profile: str, a: int, b: int) -> int:
     return int(p.service[a]) + int(p.times[profile][a, b])
 
 
-def schedule(p: Prepared, vehicle_index: int, nodes: Sequence[int], start_s: int,
-             windows: Sequence[tuple[int, int] | None] | None = None) -> tuple[list[int], int]:
+def schedule(
+    p: Prepared,
+    vehicle_index: int,
+    nodes: Sequence[int],
+    start_s: int,
+    windows: Sequence[tuple[int, int] | None] | None = None,
+) -> tuple[list[int], int]:
     """Earliest service starts along `nodes` leaving the depot at `start_s` (waiting when early),
     and the time back at the end depot. `windows[i]`, when given, is the window node i was routed
     for (PyVRP's copy of a stop per window); otherwise the first window not yet closed."""
@@ -153,8 +180,9 @@ def schedule(p: Prepared, vehicle_index: int, nodes: Sequence[int], start_s: int
     return out, end
 
 
-def build_route(p: Prepared, vehicle_index: int, nodes: Sequence[tuple[int, int]], start_s: int,
-                end_s: int):
+def build_route(
+    p: Prepared, vehicle_index: int, nodes: Sequence[tuple[int, int]], start_s: int, end_s: int
+):
     """A `Route` from (solver node, service start) pairs; consecutive drops of a stop merge."""
     from .model import Route
 
@@ -171,10 +199,18 @@ def build_route(p: Prepared, vehicle_index: int, nodes: Sequence[tuple[int, int]
     final: list[Visit] = []
     for visit in visits:
         on_board = on_board - visit.delivered
-        final.append(Visit(visit.stop_id, visit.zones, visit.delivered, visit.arrival_s,
-                           visit.departure_s, on_board, visit.lateness_s))
-    return Route(vehicle.id, start_s, end_s, tuple(final), distance, end_s - start_s,
-                 load_at_start)
+        final.append(
+            Visit(
+                visit.stop_id,
+                visit.zones,
+                visit.delivered,
+                visit.arrival_s,
+                visit.departure_s,
+                on_board,
+                visit.lateness_s,
+            )
+        )
+    return Route(vehicle.id, start_s, end_s, tuple(final), distance, end_s - start_s, load_at_start)
 
 
 def drops_of(p: Prepared, plan: Plan) -> dict[int, list[int]]:
@@ -216,11 +252,21 @@ def _merge_visits(p: Prepared, nodes: Sequence[tuple[int, int]]) -> list[Visit]:
             last = out[-1]
             zones = last.zones if drop.zone in last.zones else last.zones + (drop.zone,)
             # the shared service starts at the last drop's time (earlier ones may show slack)
-            out[-1] = Visit(stop.id, zones, last.delivered + drop.load, t, departure, Load(),
-                            max(last.lateness_s, _lateness(problem, stop, t)))
+            out[-1] = Visit(
+                stop.id,
+                zones,
+                last.delivered + drop.load,
+                t,
+                departure,
+                Load(),
+                max(last.lateness_s, _lateness(problem, stop, t)),
+            )
             continue
-        out.append(Visit(stop.id, (drop.zone,), drop.load, t, departure, Load(),
-                         _lateness(problem, stop, t)))
+        out.append(
+            Visit(
+                stop.id, (drop.zone,), drop.load, t, departure, Load(), _lateness(problem, stop, t)
+            )
+        )
     return out
 
 
@@ -230,9 +276,18 @@ def _lateness(problem: Problem, stop: Stop, t: int) -> int:
     return 0
 
 
-def build_plan(p: Prepared, routes, served: set[int], *, engine: Engine, engine_status: str,
-               first_s: float | None, solve_s: float, first_complete_s: float | None = None,
-               solver_objective: int | None = None) -> Plan:
+def build_plan(
+    p: Prepared,
+    routes,
+    served: set[int],
+    *,
+    engine: Engine,
+    engine_status: str,
+    first_s: float | None,
+    solve_s: float,
+    first_complete_s: float | None = None,
+    solver_objective: int | None = None,
+) -> Plan:
     """A plan from its routes (in vehicle order) and the drop numbers they serve."""
     problem = p.problem
     fixed = {v.id: v.fixed_cost for v in problem.vehicles}
@@ -240,14 +295,27 @@ def build_plan(p: Prepared, routes, served: set[int], *, engine: Engine, engine_
     total_fixed = sum(fixed[r.vehicle_id] for r in routes)
     total_late = sum(v.lateness_s for r in routes for v in r.visits)
     unassigned = unassigned_of(p, served)
-    cost = PlanCost(distance_m=total_dist, vehicles_used=len(routes), fixed_cost=total_fixed,
-                    lateness_s=total_late,
-                    total=total_dist + total_fixed + total_late * problem.lateness_cost_per_s)
+    cost = PlanCost(
+        distance_m=total_dist,
+        vehicles_used=len(routes),
+        fixed_cost=total_fixed,
+        lateness_s=total_late,
+        total=total_dist + total_fixed + total_late * problem.lateness_cost_per_s,
+    )
     if solver_objective is None:
-        solver_objective = cost.total + p.penalty * sum(
-            1 for k in p.candidates if k not in served)
-    return Plan(tuple(routes), unassigned, cost, status_of(p, unassigned, found=True), first_s,
-                solve_s, first_complete_s, solver_objective, engine, engine_status)
+        solver_objective = cost.total + p.penalty * sum(1 for k in p.candidates if k not in served)
+    return Plan(
+        tuple(routes),
+        unassigned,
+        cost,
+        status_of(p, unassigned, found=True),
+        first_s,
+        solve_s,
+        first_complete_s,
+        solver_objective,
+        engine,
+        engine_status,
+    )
 
 
 def unassigned_of(p: Prepared, served: set[int]) -> tuple[Unassigned, ...]:
@@ -276,9 +344,20 @@ def status_of(p: Prepared, unassigned: tuple[Unassigned, ...], *, found: bool) -
     return PlanStatus.PARTIAL if unassigned else PlanStatus.SOLVED
 
 
-def empty_plan(p: Prepared, *, engine: Engine, engine_status: str, solve_s: float,
-               found: bool) -> Plan:
+def empty_plan(
+    p: Prepared, *, engine: Engine, engine_status: str, solve_s: float, found: bool
+) -> Plan:
     """No route at all: every drop unassigned with its reason."""
     unassigned = unassigned_of(p, set())
-    return Plan((), unassigned, PlanCost(0, 0, 0, 0, 0), status_of(p, unassigned, found=found),
-                None, solve_s, None, None, engine, engine_status)
+    return Plan(
+        (),
+        unassigned,
+        PlanCost(0, 0, 0, 0, 0),
+        status_of(p, unassigned, found=found),
+        None,
+        solve_s,
+        None,
+        None,
+        engine,
+        engine_status,
+    )

@@ -66,15 +66,18 @@ class _Mapped:
         n_rows = p.dist_rows.shape[0]
         cand = [p.drops[k] for k in p.candidates]
         dims = [d for d in range(3) if any(dr.load.as_tuple()[d] for dr in cand)]
-        zone_dims = [z for z in TempZone
-                     if any(dr.zone == z for dr in cand)
-                     and any(z not in v.zones for v in problem.vehicles)]
+        zone_dims = [
+            z
+            for z in TempZone
+            if any(dr.zone == z for dr in cand) and any(z not in v.zones for v in problem.vehicles)
+        ]
         self.profiles = sorted({v.profile for v in problem.vehicles})
         locations = []
         points = [d.location for d in problem.depots] + [s.location for s in problem.stops]
         for pt in points:
-            locations.append(pyvrp.Location(pt.lon, pt.lat) if pt is not None
-                             else pyvrp.Location(0, 0))
+            locations.append(
+                pyvrp.Location(pt.lon, pt.lat) if pt is not None else pyvrp.Location(0, 0)
+            )
         depots = [pyvrp.Depot(i) for i in range(n_depots)]
         # service folded in: leaving a stop's row costs its service time, the depot's nothing
         service_row = np.zeros(n_rows, dtype=np.int64)
@@ -87,7 +90,7 @@ class _Mapped:
             dur = np.where(t >= UNREACHABLE, UNREACHABLE, t + service_row[:, None])
             np.fill_diagonal(dur, 0)
             durations.append(dur.astype(np.int64))
-        self.client_drop: list[int] = []     # PyVRP client -> drop number
+        self.client_drop: list[int] = []  # PyVRP client -> drop number
         self.client_window: list[tuple[int, int] | None] = []
         clients: list[Any] = []
         groups: list[Any] = []
@@ -99,25 +102,41 @@ class _Mapped:
             load = drop.load.as_tuple()
             delivery = [load[d] for d in dims] + [1 if drop.zone == z else 0 for z in zone_dims]
             windows: list[tuple[int, int] | None] = [
-                (w.open_s, w.close_s) for w in sorted(stop.windows, key=lambda w: w.open_s)]
+                (w.open_s, w.close_s) for w in sorted(stop.windows, key=lambda w: w.open_s)
+            ]
             members = []
             for w in windows or [None]:
                 early, late = w if w is not None else (0, horizon)
                 members.append(len(clients))
                 grouped = len(windows) > 1
-                clients.append(pyvrp.Client(
-                    n_depots + drop.stop_index, delivery=delivery, tw_early=int(early),
-                    tw_late=int(late), prize=0 if required else int(p.penalty),
-                    required=required and not grouped,
-                    group=len(groups) if grouped else None))
+                clients.append(
+                    pyvrp.Client(
+                        n_depots + drop.stop_index,
+                        delivery=delivery,
+                        tw_early=int(early),
+                        tw_late=int(late),
+                        prize=0 if required else int(p.penalty),
+                        required=required and not grouped,
+                        group=len(groups) if grouped else None,
+                    )
+                )
                 self.client_drop.append(k)
                 self.client_window.append(w)
             if len(windows) > 1:
                 groups.append(pyvrp.ClientGroup(members, required=required))
         kinds: dict[tuple, list[int]] = {}
         for i, v in enumerate(problem.vehicles):
-            key = (v.start_depot, v.end, v.capacity, v.zones, v.shift_start_s, v.shift_end_s,
-                   v.max_duration_s, v.fixed_cost, v.profile)
+            key = (
+                v.start_depot,
+                v.end,
+                v.capacity,
+                v.zones,
+                v.shift_start_s,
+                v.shift_end_s,
+                v.max_duration_s,
+                v.fixed_cost,
+                v.profile,
+            )
             kinds.setdefault(key, []).append(i)
         depot_no = {d.id: i for i, d in enumerate(problem.depots)}
         self.type_vehicles: list[list[int]] = []
@@ -129,15 +148,24 @@ class _Mapped:
             kw: dict[str, Any] = {}
             if v.max_duration_s is not None:
                 kw["shift_duration"] = int(v.max_duration_s)
-            types.append(pyvrp.VehicleType(
-                num_available=len(members_v), capacity=capacity,
-                start_depot=depot_no[v.start_depot], end_depot=depot_no[v.end],
-                fixed_cost=int(v.fixed_cost), tw_early=int(v.shift_start_s),
-                tw_late=int(v.shift_end_s), profile=self.profiles.index(v.profile), **kw))
+            types.append(
+                pyvrp.VehicleType(
+                    num_available=len(members_v),
+                    capacity=capacity,
+                    start_depot=depot_no[v.start_depot],
+                    end_depot=depot_no[v.end],
+                    fixed_cost=int(v.fixed_cost),
+                    tw_early=int(v.shift_start_s),
+                    tw_late=int(v.shift_end_s),
+                    profile=self.profiles.index(v.profile),
+                    **kw,
+                )
+            )
             self.type_vehicles.append(members_v)
         matrices: list[Any] = [dist] * len(self.profiles)
-        self.data = pyvrp.ProblemData(locations, clients, depots, types, matrices,
-                                      list(durations), groups)
+        self.data = pyvrp.ProblemData(
+            locations, clients, depots, types, matrices, list(durations), groups
+        )
         self.first_client_of_drop: dict[int, int] = {}
         for c, k in enumerate(self.client_drop):
             self.first_client_of_drop.setdefault(k, c)
@@ -154,9 +182,13 @@ class _Mapped:
             kept = [k for k in drops if k in self.first_client_of_drop and k not in seen]
             seen.update(kept)
             # a stop with several windows: the copy for the window the route reaches it in
-            times, _ = schedule(p, v, [node_of[k] for k in kept], p.problem.vehicles[v].shift_start_s)
-            clients = [pyvrp.Activity(pyvrp.ActivityType.CLIENT, self._client(k, at))
-                       for k, at in zip(kept, times, strict=True)]
+            times, _ = schedule(
+                p, v, [node_of[k] for k in kept], p.problem.vehicles[v].shift_start_s
+            )
+            clients = [
+                pyvrp.Activity(pyvrp.ActivityType.CLIENT, self._client(k, at))
+                for k, at in zip(kept, times, strict=True)
+            ]
             if clients:
                 routes.append(pyvrp.Route(self.data, clients, type_of[v]))
         try:
@@ -189,8 +221,10 @@ REQUIRED_TRY_PER_DROP_S = 0.005
 
 def required_try_until(began: float, deadline: float, drops: int) -> float:
     """When the all-required search stops if it has no feasible plan yet (perf_counter)."""
-    return began + min(REQUIRED_TRY_SHARE * (deadline - began),
-                       max(REQUIRED_TRY_MIN_S, REQUIRED_TRY_PER_DROP_S * drops))
+    return began + min(
+        REQUIRED_TRY_SHARE * (deadline - began),
+        max(REQUIRED_TRY_MIN_S, REQUIRED_TRY_PER_DROP_S * drops),
+    )
 
 
 def _fleet_may_suffice(p: Prepared) -> bool:
@@ -211,10 +245,16 @@ def _fleet_may_suffice(p: Prepared) -> bool:
     return True
 
 
-def solve_pyvrp(p: Prepared, *, t0: float, deadline: float, seed: int,
-                start: Mapping[int, Sequence[int]] | None = None,
-                optional_deadline: float | None = None, allow_optional: bool = True
-                ) -> Plan | None:
+def solve_pyvrp(
+    p: Prepared,
+    *,
+    t0: float,
+    deadline: float,
+    seed: int,
+    start: Mapping[int, Sequence[int]] | None = None,
+    optional_deadline: float | None = None,
+    allow_optional: bool = True,
+) -> Plan | None:
     """PyVRP until `deadline` (perf_counter); None when it found no feasible solution. When the
     all-required model finds nothing (or the fleet cannot hold everything), the optional model
     runs until `optional_deadline` (default `deadline`) if `allow_optional`, else None."""
@@ -237,6 +277,7 @@ def solve_pyvrp(p: Prepared, *, t0: float, deadline: float, seed: int,
     initial = mapped.initial(p, start) if start else None
     if initial is None:  # nothing served is feasible here: PyVRP never ends without a plan
         import pyvrp
+
         initial = pyvrp.Solution(mapped.data, [])
     until = optional_deadline if optional_deadline is not None else deadline
     result = _run(mapped, MaxRuntime(max(0.05, until - time.perf_counter())), seed, initial)
@@ -271,8 +312,15 @@ def _run(mapped: _Mapped, stop, seed: int, initial, params: Any = None):
         # the all-required model of a problem that cannot serve everything warns before giving
         # up; that outcome is expected and handled (the caller falls back)
         warnings.simplefilter("ignore", PenaltyBoundWarning)
-        return pyvrp.solve(mapped.data, stop=stop, seed=seed, collect_stats=True,
-                           display=False, initial_solution=initial, **extra)
+        return pyvrp.solve(
+            mapped.data,
+            stop=stop,
+            seed=seed,
+            collect_stats=True,
+            display=False,
+            initial_solution=initial,
+            **extra,
+        )
 
 
 def _first_feasible(result, offset: float) -> float | None:
@@ -284,8 +332,7 @@ def _first_feasible(result, offset: float) -> float | None:
     return None
 
 
-def _read(p: Prepared, mapped: _Mapped, result, t0: float, first: float | None,
-          mode: str) -> Plan:
+def _read(p: Prepared, mapped: _Mapped, result, t0: float, first: float | None, mode: str) -> Plan:
     best = result.best
     free = {t: list(vs) for t, vs in enumerate(mapped.type_vehicles)}
     routes_by_vehicle = {}
@@ -298,23 +345,36 @@ def _read(p: Prepared, mapped: _Mapped, result, t0: float, first: float | None,
         windows = [mapped.client_window[c] for c in clients]
         times, end = schedule(p, v, nodes, int(route.start_time()), windows)
         served.update(mapped.client_drop[c] for c in clients)
-        routes_by_vehicle[v] = build_route(p, v, list(zip(nodes, times, strict=True)),
-                                           int(route.start_time()), end)
+        routes_by_vehicle[v] = build_route(
+            p, v, list(zip(nodes, times, strict=True)), int(route.start_time()), end
+        )
     routes = [routes_by_vehicle[v] for v in sorted(routes_by_vehicle)]
     status = f"feasible ({mode}), {result.num_iterations} iterations"
-    return build_plan(p, routes, served, engine=Engine.PYVRP, engine_status=status,
-                      first_s=first, solve_s=time.perf_counter() - t0,
-                      first_complete_s=first if len(served) == len(p.candidates) else None)
+    return build_plan(
+        p,
+        routes,
+        served,
+        engine=Engine.PYVRP,
+        engine_status=status,
+        first_s=first,
+        solve_s=time.perf_counter() - t0,
+        first_complete_s=first if len(served) == len(p.candidates) else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Routes only, for a caller that finishes them itself (routing/breaks.py)
 
 
-def search_routes(p: Prepared, *, give_up_at: float, deadline: float, seed: int,
-                  start: Mapping[int, Sequence[int]] | None = None,
-                  on_first_feasible: Callable[[dict[int, list[int]]], None] | None = None
-                  ) -> tuple[dict[int, list[int]], str] | None:
+def search_routes(
+    p: Prepared,
+    *,
+    give_up_at: float,
+    deadline: float,
+    seed: int,
+    start: Mapping[int, Sequence[int]] | None = None,
+    on_first_feasible: Callable[[dict[int, list[int]]], None] | None = None,
+) -> tuple[dict[int, list[int]], str] | None:
     """PyVRP on the all-required model: its best routes as vehicle index -> drop numbers in
     order, and its status; None when the fleet cannot hold everything or no feasible solution
     came before `give_up_at` (perf_counter), else it runs until `deadline`. `on_first_feasible`
@@ -343,8 +403,10 @@ def search_routes(p: Prepared, *, give_up_at: float, deadline: float, seed: int,
     result = _run(mapped, _FeasibleInTime(give_up_at, deadline), seed, initial, params)
     if not result.best.is_feasible():
         return None
-    return (_drop_routes(mapped, result.best),
-            f"feasible (all drops required), {result.num_iterations} iterations")
+    return (
+        _drop_routes(mapped, result.best),
+        f"feasible (all drops required), {result.num_iterations} iterations",
+    )
 
 
 def _drop_routes(mapped: _Mapped, solution) -> dict[int, list[int]]:

@@ -17,15 +17,27 @@ def vehicle_classes(vehicles: tuple[Vehicle, ...]) -> list[Vehicle]:
     """One vehicle per group that the checks below cannot tell apart (a fleet of 1,000 is few)."""
     seen: dict[tuple, Vehicle] = {}
     for v in vehicles:
-        key = (v.zones, v.capacity, v.start_depot, v.end, v.profile, v.shift_start_s,
-               v.shift_end_s, v.max_duration_s)
+        key = (
+            v.zones,
+            v.capacity,
+            v.start_depot,
+            v.end,
+            v.profile,
+            v.shift_start_s,
+            v.shift_end_s,
+            v.max_duration_s,
+        )
         seen.setdefault(key, v)
     return list(seen.values())
 
 
-def reason_on_its_own(problem: Problem, drop: Drop, dist: np.ndarray,
-                      times: dict[str, np.ndarray],
-                      vehicles: list[Vehicle] | None = None) -> UnassignedReason | None:
+def reason_on_its_own(
+    problem: Problem,
+    drop: Drop,
+    dist: np.ndarray,
+    times: dict[str, np.ndarray],
+    vehicles: list[Vehicle] | None = None,
+) -> UnassignedReason | None:
     """The first check the drop fails, or None when some vehicle could serve it on its own.
 
     `vehicles` may be one representative per class of identical vehicles (see `vehicle_classes`).
@@ -38,11 +50,14 @@ def reason_on_its_own(problem: Problem, drop: Drop, dist: np.ndarray,
         return UnassignedReason.DEMAND_EXCEEDS_EVERY_VEHICLE
     depot_row = {d.id: i for i, d in enumerate(problem.depots)}
     row = len(problem.depots) + drop.stop_index
-    reachable = [v for v in fitting
-                 if dist[depot_row[v.start_depot], row] < UNREACHABLE
-                 and dist[row, depot_row[v.end]] < UNREACHABLE
-                 and times[v.profile][depot_row[v.start_depot], row] < UNREACHABLE
-                 and times[v.profile][row, depot_row[v.end]] < UNREACHABLE]
+    reachable = [
+        v
+        for v in fitting
+        if dist[depot_row[v.start_depot], row] < UNREACHABLE
+        and dist[row, depot_row[v.end]] < UNREACHABLE
+        and times[v.profile][depot_row[v.start_depot], row] < UNREACHABLE
+        and times[v.profile][row, depot_row[v.end]] < UNREACHABLE
+    ]
     if not reachable:
         return UnassignedReason.UNREACHABLE_LOCATION
     stop = problem.stops[drop.stop_index]
@@ -56,8 +71,9 @@ def reason_on_its_own(problem: Problem, drop: Drop, dist: np.ndarray,
     return UnassignedReason.WINDOW_UNREACHABLE
 
 
-def reason_when_locked(problem: Problem, drop: Drop, vehicle: Vehicle, dist: np.ndarray,
-                       times: dict[str, np.ndarray]) -> UnassignedReason | None:
+def reason_when_locked(
+    problem: Problem, drop: Drop, vehicle: Vehicle, dist: np.ndarray, times: dict[str, np.ndarray]
+) -> UnassignedReason | None:
     """`LOCKED_VEHICLE_UNFIT` when the vehicle the drop's stop is locked to could not serve it on
     its own (zone, capacity, reach, shift and windows), although another vehicle could."""
     if reason_on_its_own(problem, drop, dist, times, [vehicle]) is None:
@@ -65,8 +81,9 @@ def reason_when_locked(problem: Problem, drop: Drop, vehicle: Vehicle, dist: np.
     return UnassignedReason.LOCKED_VEHICLE_UNFIT
 
 
-def _direct_trip_fits(v: Vehicle, there: int, back: int, service: int,
-                      windows: tuple[TimeWindow, ...]) -> bool:
+def _direct_trip_fits(
+    v: Vehicle, there: int, back: int, service: int, windows: tuple[TimeWindow, ...]
+) -> bool:
     """Depot -> stop -> depot alone, leaving as early as the shift allows, waiting if early."""
     if v.max_duration_s is not None and there + service + back > v.max_duration_s:
         return False

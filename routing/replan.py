@@ -31,11 +31,11 @@ class PlanChanges:
     """What a re-plan changed, stop by stop, against the previous plan."""
 
     changed_vehicle: tuple[str, ...]  # served before and after, on another vehicle
-    changed_order: tuple[str, ...]    # same vehicle, another predecessor among the common stops
-    added: tuple[str, ...]            # served now, not before
-    dropped: tuple[str, ...]          # served before, not now
-    kept_vehicle: int                 # served before and after on the same vehicle
-    common: int                       # served before and after
+    changed_order: tuple[str, ...]  # same vehicle, another predecessor among the common stops
+    added: tuple[str, ...]  # served now, not before
+    dropped: tuple[str, ...]  # served before, not now
+    kept_vehicle: int  # served before and after on the same vehicle
+    common: int  # served before and after
 
     @property
     def kept_vehicle_share(self) -> float:
@@ -48,8 +48,9 @@ def compare_plans(before: Plan, after: Plan) -> PlanChanges:
     common = set(old_vehicle) & set(new_vehicle)
     changed_vehicle = sorted(s for s in common if old_vehicle[s] != new_vehicle[s])
     old_prev, new_prev = _predecessors(before, common), _predecessors(after, common)
-    changed_order = sorted(s for s in common
-                           if old_vehicle[s] == new_vehicle[s] and old_prev[s] != new_prev[s])
+    changed_order = sorted(
+        s for s in common if old_vehicle[s] == new_vehicle[s] and old_prev[s] != new_prev[s]
+    )
     return PlanChanges(
         changed_vehicle=tuple(changed_vehicle),
         changed_order=tuple(changed_order),
@@ -71,10 +72,17 @@ def _predecessors(plan: Plan, among: set[str]) -> dict[str, str | None]:
     return out
 
 
-def replan(problem: Problem, previous: Plan, *, time_limit_s: float, seed: int = 0,
-           locked: Mapping[str, str] | None = None, keep_vehicles: bool = True,
-           search: SearchConfig | None = None, cache: MatrixCache | None = None
-           ) -> tuple[Plan, PlanChanges]:
+def replan(
+    problem: Problem,
+    previous: Plan,
+    *,
+    time_limit_s: float,
+    seed: int = 0,
+    locked: Mapping[str, str] | None = None,
+    keep_vehicles: bool = True,
+    search: SearchConfig | None = None,
+    cache: MatrixCache | None = None,
+) -> tuple[Plan, PlanChanges]:
     """A new plan for `problem` (stops added or removed since `previous`), and what changed.
 
     `locked` (stop id -> vehicle id) always holds. With `keep_vehicles`, stops served before stay
@@ -83,12 +91,22 @@ def replan(problem: Problem, previous: Plan, *, time_limit_s: float, seed: int =
     t0 = time.perf_counter()
     stop_ids = {s.id for s in problem.stops}
     vehicle_ids = {v.id for v in problem.vehicles}
-    start = {r.vehicle_id: [s for s in r.stop_ids if s in stop_ids]
-             for r in previous.routes if r.vehicle_id in vehicle_ids}
+    start = {
+        r.vehicle_id: [s for s in r.stop_ids if s in stop_ids]
+        for r in previous.routes
+        if r.vehicle_id in vehicle_ids
+    }
     hard = dict(locked or {})
     if not keep_vehicles:
-        plan = plan_routes(problem, time_limit_s=time_limit_s, locked=hard, search=search,
-                           cache=cache, seed=seed, initial_routes=start)
+        plan = plan_routes(
+            problem,
+            time_limit_s=time_limit_s,
+            locked=hard,
+            search=search,
+            cache=cache,
+            seed=seed,
+            initial_routes=start,
+        )
         return plan, compare_plans(previous, plan)
     on: dict[str, set[str]] = {}
     for vid, sids in start.items():
@@ -97,18 +115,39 @@ def replan(problem: Problem, previous: Plan, *, time_limit_s: float, seed: int =
     # a stop whose zones rode on several vehicles cannot be locked to one: it stays free
     kept = {sid: next(iter(vids)) for sid, vids in on.items() if len(vids) == 1}
     kept.update(hard)
-    plan = plan_routes(problem, time_limit_s=time_limit_s * _KEPT_SHARE, locked=kept,
-                       search=search, cache=cache, seed=seed, initial_routes=start)
+    plan = plan_routes(
+        problem,
+        time_limit_s=time_limit_s * _KEPT_SHARE,
+        locked=kept,
+        search=search,
+        cache=cache,
+        seed=seed,
+        initial_routes=start,
+    )
     remaining = time_limit_s - (time.perf_counter() - t0)
     if remaining > 0.05:
         warm = {r.vehicle_id: r.stop_ids for r in plan.routes}
         if any(u.reason == UnassignedReason.FLEET_EXHAUSTED for u in plan.unassigned):
             # vehicles free (locks hold): may serve what keeping them could not
-            more = plan_routes(problem, time_limit_s=remaining, locked=hard, search=search,
-                               cache=cache, seed=seed, initial_routes=warm)
+            more = plan_routes(
+                problem,
+                time_limit_s=remaining,
+                locked=hard,
+                search=search,
+                cache=cache,
+                seed=seed,
+                initial_routes=warm,
+            )
         else:  # the rest of the budget goes on improving the kept plan
-            more = plan_routes(problem, time_limit_s=remaining, locked=kept, search=search,
-                               cache=cache, seed=seed + 1, initial_routes=warm)
+            more = plan_routes(
+                problem,
+                time_limit_s=remaining,
+                locked=kept,
+                search=search,
+                cache=cache,
+                seed=seed + 1,
+                initial_routes=warm,
+            )
         if more.rechecked and better(more, plan):
             plan = more
     return plan, compare_plans(previous, plan)

@@ -12,8 +12,15 @@ from google.protobuf import text_format
 from google.protobuf.duration_pb2 import Duration
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-__all__ = ["ALL_OPERATORS_SEARCH", "DEFAULT_SEARCH", "GLS_SEARCH", "NO_INACTIVE_OPERATORS", "PORTFOLIO",
-           "SearchConfig", "search_parameters"]
+__all__ = [
+    "ALL_OPERATORS_SEARCH",
+    "DEFAULT_SEARCH",
+    "GLS_SEARCH",
+    "NO_INACTIVE_OPERATORS",
+    "PORTFOLIO",
+    "SearchConfig",
+    "search_parameters",
+]
 
 _FS = routing_enums_pb2.FirstSolutionStrategy
 _LS = routing_enums_pb2.LocalSearchMetaheuristic
@@ -54,10 +61,18 @@ class SearchConfig:
     log_search: bool = False
 
     def __hash__(self) -> int:
-        return hash((self.first_solution, self.metaheuristic, self.gls_lambda,
-                     self.warm_metaheuristic,
-                     self.iterated_local_search, self.extra, self.decompose_threshold,
-                     tuple(sorted(self.operators.items()))))
+        return hash(
+            (
+                self.first_solution,
+                self.metaheuristic,
+                self.gls_lambda,
+                self.warm_metaheuristic,
+                self.iterated_local_search,
+                self.extra,
+                self.decompose_threshold,
+                tuple(sorted(self.operators.items())),
+            )
+        )
 
 
 # Ruin (SISR) and recreate, simulated-annealing acceptance: measured against the alternatives
@@ -79,22 +94,34 @@ best_solution_acceptance_strategy { greedy_descent {} }
 # six hard Solomon instances 2.49 % mean against 3.66 % with them (docs/routing.md, "Choosing the
 # search"). Neighbour lists (`ls_operator_min_neighbors` 45) were measured and are not used: with
 # them ILS stops improving the first plan (38 % mean), with the minimum at 1 as before (16-18 %).
-NO_INACTIVE_OPERATORS: dict[str, bool] = {name: False for name in (
-    "use_make_inactive", "use_make_chain_inactive", "use_inactive_lns",
-    "use_global_cheapest_insertion_path_lns", "use_local_cheapest_insertion_path_lns",
-    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
-    "use_global_cheapest_insertion_expensive_chain_lns",
-    "use_local_cheapest_insertion_expensive_chain_lns",
-    "use_global_cheapest_insertion_close_nodes_lns",
-    "use_local_cheapest_insertion_close_nodes_lns")}
+NO_INACTIVE_OPERATORS: dict[str, bool] = {
+    name: False
+    for name in (
+        "use_make_inactive",
+        "use_make_chain_inactive",
+        "use_inactive_lns",
+        "use_global_cheapest_insertion_path_lns",
+        "use_local_cheapest_insertion_path_lns",
+        "use_relocate_path_global_cheapest_insertion_insert_unperformed",
+        "use_global_cheapest_insertion_expensive_chain_lns",
+        "use_local_cheapest_insertion_expensive_chain_lns",
+        "use_global_cheapest_insertion_close_nodes_lns",
+        "use_local_cheapest_insertion_close_nodes_lns",
+    )
+}
 
 GLS_SEARCH = SearchConfig()
 # Measured (docs/routing.md): ILS from parallel cheapest insertion; at 200 stops and more, a whole
 # solve for 30 % of the time and then groups of 4 close routes re-solved 1.5 s each
 # (X-n401 at 60 s: 1.7 % against 2.3 % without; X-n1001: 6.8 % against ~10 %).
-DEFAULT_SEARCH = SearchConfig(iterated_local_search=ILS_SISR_SA, decompose_threshold=200,
-                              decompose_first=0.3, decompose_routes=4, decompose_sub_s=1.5,
-                              operators=NO_INACTIVE_OPERATORS)
+DEFAULT_SEARCH = SearchConfig(
+    iterated_local_search=ILS_SISR_SA,
+    decompose_threshold=200,
+    decompose_first=0.3,
+    decompose_routes=4,
+    decompose_sub_s=1.5,
+    operators=NO_INACTIVE_OPERATORS,
+)
 # before issue 12: every default operator on (kept for measuring against)
 ALL_OPERATORS_SEARCH = replace(DEFAULT_SEARCH, operators={})
 
@@ -105,12 +132,20 @@ PORTFOLIO: tuple[SearchConfig, ...] = (
 )
 
 
-def search_parameters(config: SearchConfig, *, time_limit_s: float, num_nodes: int,
-                      solution_limit: int | None = None, warm_start: bool = False):
+def search_parameters(
+    config: SearchConfig,
+    *,
+    time_limit_s: float,
+    num_nodes: int,
+    solution_limit: int | None = None,
+    warm_start: bool = False,
+):
     """The RoutingSearchParameters for `config` on a model with `num_nodes` nodes; with
     `warm_start`, for SolveFromAssignmentWithParameters (no ILS: `warm_metaheuristic`)."""
     params = pywrapcp.DefaultRoutingSearchParameters()
-    first = config.first_solution if num_nodes < config.large_threshold else config.large_first_solution
+    first = (
+        config.first_solution if num_nodes < config.large_threshold else config.large_first_solution
+    )
     params.first_solution_strategy = getattr(_FS, first)
     params.guided_local_search_lambda_coefficient = config.gls_lambda
     if warm_start:

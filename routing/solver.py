@@ -24,10 +24,18 @@ __all__ = ["solve_ortools"]
 _STATUS = routing_enums_pb2.RoutingSearchStatus.DESCRIPTOR.enum_types_by_name["Value"]
 
 
-def solve_ortools(m: Prepared, *, t0: float, deadline: float, seed: int, config: SearchConfig,
-                  solution_limit: int | None = None, locked: Mapping[str, str] | None = None,
-                  start: Mapping[int, Sequence[int]] | None = None,
-                  cold_if_refused: bool = True) -> Plan:
+def solve_ortools(
+    m: Prepared,
+    *,
+    t0: float,
+    deadline: float,
+    seed: int,
+    config: SearchConfig,
+    solution_limit: int | None = None,
+    locked: Mapping[str, str] | None = None,
+    start: Mapping[int, Sequence[int]] | None = None,
+    cold_if_refused: bool = True,
+) -> Plan:
     """Search until `deadline` (perf_counter); `start` (vehicle index -> drop numbers in order)
     is a warm start. Times in the plan count from `t0`, the caller's start. When OR-Tools refuses
     the start (cannot read it, or cannot search from it), it builds its own first plan, or with
@@ -73,41 +81,74 @@ def solve_ortools(m: Prepared, *, t0: float, deadline: float, seed: int, config:
     if start:
         warm = _read_routes(routing, manager, m, start)
         if warm is None and not cold_if_refused:
-            return empty_plan(m, engine=Engine.ORTOOLS, engine_status="start refused",
-                              solve_s=time.perf_counter() - t0, found=False)
+            return empty_plan(
+                m,
+                engine=Engine.ORTOOLS,
+                engine_status="start refused",
+                solve_s=time.perf_counter() - t0,
+                found=False,
+            )
     # the limit is the caller's: matrices and model building came out of it
     search_s = max(0.05, deadline - time.perf_counter())
     if warm is not None:
         # ILS cannot start from an assignment: a warm start runs the warm metaheuristic (GLS)
-        params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
-                                   solution_limit=solution_limit, warm_start=True)
+        params = search_parameters(
+            config,
+            time_limit_s=search_s,
+            num_nodes=n_nodes,
+            solution_limit=solution_limit,
+            warm_start=True,
+        )
         solution = routing.SolveFromAssignmentWithParameters(warm, params)
     else:
-        params = search_parameters(config, time_limit_s=search_s, num_nodes=n_nodes,
-                                   solution_limit=solution_limit)
+        params = search_parameters(
+            config, time_limit_s=search_s, num_nodes=n_nodes, solution_limit=solution_limit
+        )
         if config.iterated_local_search is not None:
             solution = routing.SolveWithIteratedLocalSearch(params)
         else:
             solution = routing.SolveWithParameters(params)
     if solution is None and warm is not None and not cold_if_refused:
         # measured on city-1000: OR-Tools reads the routes, then fails to place the breaks
-        return empty_plan(m, engine=Engine.ORTOOLS, engine_status="start refused",
-                          solve_s=time.perf_counter() - t0, found=False)
+        return empty_plan(
+            m,
+            engine=Engine.ORTOOLS,
+            engine_status="start refused",
+            solve_s=time.perf_counter() - t0,
+            found=False,
+        )
     if solution is None:  # the construction failed: start from nothing served, then improve
-        params = search_parameters(config, time_limit_s=max(0.1, deadline - time.perf_counter()),
-                                   num_nodes=n_nodes, solution_limit=solution_limit,
-                                   warm_start=True)
+        params = search_parameters(
+            config,
+            time_limit_s=max(0.1, deadline - time.perf_counter()),
+            num_nodes=n_nodes,
+            solution_limit=solution_limit,
+            warm_start=True,
+        )
         params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.ALL_UNPERFORMED
         solution = routing.SolveWithParameters(params)
     # the model's own status; SolveWithIteratedLocalSearch leaves ROUTING_NOT_SOLVED even when
     # it returns a solution, which is why Plan.status is decided from the plan, not from this
     engine_status = _STATUS.values_by_number[routing.status()].name
     if solution is None:
-        return empty_plan(m, engine=Engine.ORTOOLS, engine_status=engine_status,
-                          solve_s=time.perf_counter() - t0, found=False)
-    return _read_plan(routing, manager, solution, time_dim, m, engine_status,
-                      first[0] if first else None, t0,
-                      first_complete[0] if first_complete else None)
+        return empty_plan(
+            m,
+            engine=Engine.ORTOOLS,
+            engine_status=engine_status,
+            solve_s=time.perf_counter() - t0,
+            found=False,
+        )
+    return _read_plan(
+        routing,
+        manager,
+        solution,
+        time_dim,
+        m,
+        engine_status,
+        first[0] if first else None,
+        t0,
+        first_complete[0] if first_complete else None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,8 +160,9 @@ def _time_can_bind(m: Prepared) -> bool:
     the time dimension is then left out, which makes the search much faster on large instances,
     and times are read back by adding up the route's transits."""
     problem = m.problem
-    if problem.soft_windows or any(v.break_ or v.max_duration_s is not None
-                                   for v in problem.vehicles):
+    if problem.soft_windows or any(
+        v.break_ or v.max_duration_s is not None for v in problem.vehicles
+    ):
         return True
     if any(problem.stops[m.drops[k].stop_index].windows for k in m.candidates):
         return True
@@ -174,8 +216,13 @@ def _add_time(routing, manager, m: Prepared):
             dim.SetSpanUpperBoundForVehicle(int(vehicle.max_duration_s), v)
         if vehicle.break_ is not None:
             brk = vehicle.break_
-            interval = solver.FixedDurationIntervalVar(brk.earliest_start_s, brk.latest_start_s,
-                                                       brk.duration_s, False, f"break {vehicle.id}")
+            interval = solver.FixedDurationIntervalVar(
+                brk.earliest_start_s,
+                brk.latest_start_s,
+                brk.duration_s,
+                False,
+                f"break {vehicle.id}",
+            )
             dim.SetBreakIntervalsOfVehicle([interval], v, visit)
     # come back as early as possible, then leave as late as that allows: no idle time on the road
     for v in range(len(problem.vehicles)):
@@ -231,8 +278,17 @@ def _read_routes(routing, manager, m: Prepared, start: Mapping[int, Sequence[int
 # Reading the solution back
 
 
-def _read_plan(routing, manager, solution, time_dim, m: Prepared, engine_status: str,
-               first_s: float | None, t0: float, first_complete_s: float | None) -> Plan:
+def _read_plan(
+    routing,
+    manager,
+    solution,
+    time_dim,
+    m: Prepared,
+    engine_status: str,
+    first_s: float | None,
+    t0: float,
+    first_complete_s: float | None,
+) -> Plan:
     problem = m.problem
     routes = []
     served: set[int] = set()
@@ -240,8 +296,11 @@ def _read_plan(routing, manager, solution, time_dim, m: Prepared, engine_status:
         idx = routing.Start(v)
         if routing.IsEnd(solution.Value(routing.NextVar(idx))):
             continue
-        start_s = (solution.Value(time_dim.CumulVar(idx)) if time_dim is not None
-                   else vehicle.shift_start_s)
+        start_s = (
+            solution.Value(time_dim.CumulVar(idx))
+            if time_dim is not None
+            else vehicle.shift_start_s
+        )
         t = start_s
         nodes: list[tuple[int, int]] = []  # (solver node, service start)
         prev = manager.IndexToNode(idx)
@@ -257,7 +316,14 @@ def _read_plan(routing, manager, solution, time_dim, m: Prepared, engine_status:
                 nodes.append((node, t))
         served.update(m.candidates[node - m.n_depots] for node, _ in nodes)
         routes.append(build_route(m, v, nodes, start_s, t))
-    return build_plan(m, routes, served, engine=Engine.ORTOOLS, engine_status=engine_status,
-                      first_s=first_s, solve_s=time.perf_counter() - t0,
-                      first_complete_s=first_complete_s,
-                      solver_objective=solution.ObjectiveValue())
+    return build_plan(
+        m,
+        routes,
+        served,
+        engine=Engine.ORTOOLS,
+        engine_status=engine_status,
+        first_s=first_s,
+        solve_s=time.perf_counter() - t0,
+        first_complete_s=first_complete_s,
+        solver_objective=solution.ObjectiveValue(),
+    )

@@ -73,9 +73,7 @@ def imports_of(path: Path, root: Path) -> Iterator[tuple[str, int]]:
 
 
 def python_files(root: Path, package: str) -> list[Path]:
-    return [
-        p for p in sorted((root / package).rglob("*.py")) if "migrations" not in p.parts[:-1]
-    ]
+    return [p for p in sorted((root / package).rglob("*.py")) if "migrations" not in p.parts[:-1]]
 
 
 def area_of(module: str) -> str | None:

@@ -81,4 +81,3 @@ class LoginSession(Base):
     ended_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
-

@@ -147,5 +147,3 @@ def get_user(session: Session, username: str) -> User:
     if user is None:
         raise NotFound(f"user {username!r} does not exist")
     return user
-
-

@@ -38,4 +38,3 @@ def decode(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise InvalidInput("file", "encoding", "neither UTF-8 nor GBK")
-

@@ -52,4 +52,3 @@ def add_demo_accounts(session: Session, *, region_code: str) -> list[DemoLogin]:
         )
         out.append(DemoLogin(username, password, role, scope))
     return out
-

@@ -97,4 +97,3 @@ def add_demo_fleet(session: Session, *, region: Region, wave_id: int) -> int:
     session.add_all(Vehicle(**row) for row in rows)
     session.flush()
     return len(rows)
-

@@ -115,4 +115,3 @@ def point_day(
     day.zones = zone_totals(day.expected)
     day.orders = list_point_orders(session, wave=wave, leader=leader)
     return day
-

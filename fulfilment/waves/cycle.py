@@ -89,7 +89,6 @@ def ensure_wave(
     return session.scalars(query).one()
 
 
-
 def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave:
     wave = session.scalars(
         select(Wave)
@@ -99,4 +98,3 @@ def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave
     if wave is None:
         raise NotFound(f"no wave for region {region_code} on {delivery_date.isoformat()}")
     return wave
-

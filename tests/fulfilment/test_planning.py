@@ -205,9 +205,12 @@ def test_an_unfinished_plan_resumes_from_its_stored_trunk_and_stations(sessions)
         stored = set(stored_parts(s, s.get(RoutePlan, plan_id)))
     assert "trunk" in stored and len(stored & set(stations)) == 1
     again = FailsAfter(100)
-    assert solve_wave(
-        sessions, wave_id=wave_id, runner=again, options=FAST, now=lambda: NOW, plan_id=plan_id
-    ) == plan_id
+    assert (
+        solve_wave(
+            sessions, wave_id=wave_id, runner=again, options=FAST, now=lambda: NOW, plan_id=plan_id
+        )
+        == plan_id
+    )
     assert again.asked == [sorted(set(stations) - stored)]
     with session_scope(sessions) as s:
         parts = s.scalars(select(PlanPart.part).where(PlanPart.plan_id == plan_id)).all()

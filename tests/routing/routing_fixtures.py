@@ -29,7 +29,9 @@ def planar_problem(depot_xy, stops, vehicles, *, speed=1, extra_depots=(), **opt
         points.append(xy)
     dist = [[math.ceil(math.dist(a, b)) for b in points] for a in points]
     travel = [[math.ceil(d / speed) for d in row] for row in dist]
-    return Problem(depots, tuple(built), tuple(vehicles), distance_m=dist, travel_s=travel, **options)
+    return Problem(
+        depots, tuple(built), tuple(vehicles), distance_m=dist, travel_s=travel, **options
+    )
 
 
 VAN_CAPACITY = Load(100, 100, 100)

@@ -48,13 +48,21 @@ def _depot_town(n: int, seed: int) -> Problem:
             windows = [(begin, begin + 2 * 3600)]
         else:
             windows = []
-        stops.append((f"s{i:03d}", (rng.randint(-1500, 1500), rng.randint(-1500, 1500)), drops,
-                       windows, 120))
+        stops.append(
+            (f"s{i:03d}", (rng.randint(-1500, 1500), rng.randint(-1500, 1500)), drops, windows, 120)
+        )
     chilled = frozenset({TempZone.AMBIENT, TempZone.CHILLED})
-    vans = [van(f"v{k}", Load(60, 100, 100), shift_end_s=10 * 3600,
-                zones=chilled if k % 2 else frozenset({TempZone.AMBIENT}),
-                break_=BREAK if k % 3 == 0 else None, fixed_cost=5_000)
-            for k in range(8)]
+    vans = [
+        van(
+            f"v{k}",
+            Load(60, 100, 100),
+            shift_end_s=10 * 3600,
+            zones=chilled if k % 2 else frozenset({TempZone.AMBIENT}),
+            break_=BREAK if k % 3 == 0 else None,
+            fixed_cost=5_000,
+        )
+        for k in range(8)
+    ]
     return planar_problem((0, 0), stops, vans)
 
 
@@ -109,9 +117,11 @@ def test_two_cores_run_the_break_path_too():
 # One van whose break must start at exactly 100 and lasts 50: a is served at 40, b at 100..110,
 # c at 130..140 (speed 1, on a line). With all three the break fits nowhere; without c it is
 # taken on the way back from b; without a or b it still fits nowhere.
-_LINE = [("a", (0, 40), Load(1, 0, 0), [(40, 40)]),
-         ("b", (0, 100), Load(1, 0, 0), [(100, 110)]),
-         ("c", (0, 130), Load(1, 0, 0), [(130, 140)])]
+_LINE = [
+    ("a", (0, 40), Load(1, 0, 0), [(40, 40)]),
+    ("b", (0, 100), Load(1, 0, 0), [(100, 110)]),
+    ("c", (0, 130), Load(1, 0, 0), [(130, 140)]),
+]
 _TIGHT = Break(100, 100, 50)
 
 
@@ -119,8 +129,12 @@ def _fit(problem: Problem, routes: dict[int, list[str]]) -> Plan:
     dist, times = build_matrices(problem)
     prep = prepare(problem, dist, times)
     number = {problem.stops[prep.drops[k].stop_index].id: k for k in prep.candidates}
-    plan = fit_breaks(prep, {v: [number[s] for s in ids] for v, ids in routes.items()},
-                      t0=time.perf_counter(), status="hand-built")
+    plan = fit_breaks(
+        prep,
+        {v: [number[s] for s in ids] for v, ids in routes.items()},
+        t0=time.perf_counter(),
+        status="hand-built",
+    )
     assert recheck(problem, plan, dist, times) == []
     return plan
 
@@ -133,7 +147,8 @@ def test_a_break_that_fits_nowhere_costs_the_stop_whose_removal_makes_room():
     plan = _fit(problem, {0: ["a", "b", "c"]})
     assert [r.stop_ids for r in plan.routes] == [["a", "b"]]
     assert [(u.stop_id, u.reason) for u in plan.unassigned] == [
-        ("c", UnassignedReason.FLEET_EXHAUSTED)]
+        ("c", UnassignedReason.FLEET_EXHAUSTED)
+    ]
     (route,) = plan.routes
     assert route.end_s >= 100 + 50 + 100  # the break on the way back from b
 
@@ -141,8 +156,9 @@ def test_a_break_that_fits_nowhere_costs_the_stop_whose_removal_makes_room():
 def test_a_stop_taken_out_for_a_break_goes_to_another_van_where_it_fits():
     """Same route, a second van without a break: c, taken out of the first van's route, is
     inserted into the second van's, so nothing is left."""
-    problem = planar_problem((0, 0), _LINE, [van("v1", break_=_TIGHT, shift_end_s=1000),
-                                             van("v2", shift_end_s=1000)])
+    problem = planar_problem(
+        (0, 0), _LINE, [van("v1", break_=_TIGHT, shift_end_s=1000), van("v2", shift_end_s=1000)]
+    )
     plan = _fit(problem, {0: ["a", "b", "c"]})
     assert {r.vehicle_id: r.stop_ids for r in plan.routes} == {"v1": ["a", "b"], "v2": ["c"]}
     assert not plan.unassigned
@@ -151,8 +167,9 @@ def test_a_stop_taken_out_for_a_break_goes_to_another_van_where_it_fits():
 def test_relaxing_reserves_the_break_off_the_shift_and_the_duration():
     """A van with a break loses its duration from its maximum duration and from the end of its
     shift, and has no break; a van without one is unchanged."""
-    problem = planar_problem((0, 0), _LINE, [
-        van("v1", break_=_TIGHT, shift_end_s=1000, max_duration_s=600), van("v2")])
+    problem = planar_problem(
+        (0, 0), _LINE, [van("v1", break_=_TIGHT, shift_end_s=1000, max_duration_s=600), van("v2")]
+    )
     one, two = relax_breaks(problem).vehicles
     assert (one.break_, one.shift_end_s, one.max_duration_s) == (None, 950, 550)
     assert two == problem.vehicles[1]
@@ -164,12 +181,13 @@ def test_default_is_not_dearer_than_ortools_alone_with_breaks():
     first plan; the default has a budget generous for 60 points)."""
     problem = _depot_town(60, seed=5)
     default = plan_routes(problem, time_limit_s=5.0, seed=1)
-    alone = plan_routes(problem, time_limit_s=30.0, seed=1, engine="ortools",
-                        solution_limit=300)
+    alone = plan_routes(problem, time_limit_s=30.0, seed=1, engine="ortools", solution_limit=300)
     assert default.engine in RELAXED and alone.engine == Engine.ORTOOLS
     assert default.rechecked and alone.rechecked
-    assert (len(default.unassigned), default.cost.total) <= (len(alone.unassigned),
-                                                             alone.cost.total)
+    assert (len(default.unassigned), default.cost.total) <= (
+        len(alone.unassigned),
+        alone.cost.total,
+    )
 
 
 @st.composite
@@ -180,9 +198,10 @@ def _routes_on_a_small_problem(draw):
     stops = []
     for i in range(draw(st.integers(1, 10))):
         xy = (draw(st.integers(-60, 60)), draw(st.integers(-60, 60)))
-        drops = {z: Load(draw(st.integers(1, 30)), 0, 0)
-                 for z in draw(st.lists(st.sampled_from(zones), min_size=1, max_size=2,
-                                        unique=True))}
+        drops = {
+            z: Load(draw(st.integers(1, 30)), 0, 0)
+            for z in draw(st.lists(st.sampled_from(zones), min_size=1, max_size=2, unique=True))
+        }
         open_s = draw(st.integers(0, 300))
         windows = [(open_s, open_s + draw(st.integers(0, 150)))] if draw(st.booleans()) else []
         stops.append((f"s{i}", xy, drops, windows, draw(st.integers(0, 20))))
@@ -192,11 +211,18 @@ def _routes_on_a_small_problem(draw):
         if draw(st.booleans()):
             earliest = draw(st.integers(0, 300))
             brk = Break(earliest, earliest + draw(st.integers(0, 100)), draw(st.integers(0, 60)))
-        vans.append(van(f"v{i}", Load(draw(st.integers(20, 90)), 100, 100),
-                        zones=frozenset(draw(st.lists(st.sampled_from(zones), min_size=1,
-                                                      max_size=2, unique=True))),
-                        shift_end_s=draw(st.integers(200, 600)), break_=brk,
-                        max_duration_s=draw(st.sampled_from([None, 250, 400]))))
+        vans.append(
+            van(
+                f"v{i}",
+                Load(draw(st.integers(20, 90)), 100, 100),
+                zones=frozenset(
+                    draw(st.lists(st.sampled_from(zones), min_size=1, max_size=2, unique=True))
+                ),
+                shift_end_s=draw(st.integers(200, 600)),
+                break_=brk,
+                max_duration_s=draw(st.sampled_from([None, 250, 400])),
+            )
+        )
     problem = planar_problem((0, 0), stops, vans)
     dist, times = build_matrices(problem)
     prep = prepare(problem, dist, times)
@@ -212,8 +238,9 @@ def _routes_on_a_small_problem(draw):
     return problem, prep, routes
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(case=_routes_on_a_small_problem())
 def test_fitted_routes_always_pass_the_recheck(case):
     """Whatever routes come in (zones and capacity kept, anything else possibly broken),

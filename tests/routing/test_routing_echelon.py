@@ -40,15 +40,22 @@ def _station_a():
     """Station A's last mile: leaders a1 (80 kg), a2 (40 kg), a3 (30 kg), one 200 kg van."""
     return planar_problem(
         (0, 0),
-        [("a1", (0, 30), Load(80, 0, 0)), ("a2", (30, 0), Load(40, 0, 0)),
-         ("a3", (-30, 0), Load(30, 0, 0))],
-        [van("vanA", Load(200, 200, 200))])
+        [
+            ("a1", (0, 30), Load(80, 0, 0)),
+            ("a2", (30, 0), Load(40, 0, 0)),
+            ("a3", (-30, 0), Load(30, 0, 0)),
+        ],
+        [van("vanA", Load(200, 200, 200))],
+    )
 
 
 def _trunk_to_a():
     """Only station A (150 kg, 10 min unloading) and one 100 kg truck."""
-    return planar_problem((0, 0), [("A", (0, 600), Load(150, 0, 0), (), 600)],
-                          [van("truck0", Load(100, 100, 100), shift_start_s=3600)])
+    return planar_problem(
+        (0, 0),
+        [("A", (0, 600), Load(150, 0, 0), (), 600)],
+        [van("truck0", Load(100, 100, 100), shift_start_s=3600)],
+    )
 
 
 def _two_stations():
@@ -57,7 +64,8 @@ def _two_stations():
     trunk = planar_problem(
         (0, 0),
         [("A", (0, 600), Load(150, 0, 0), (), 600), ("B", (800, 0), Load(50, 0, 0), (), 600)],
-        [van(f"truck{i}", Load(100, 100, 100), shift_start_s=3600) for i in range(3)])
+        [van(f"truck{i}", Load(100, 100, 100), shift_start_s=3600) for i in range(3)],
+    )
     last_b = planar_problem((0, 0), [("b1", (0, 50), Load(50, 0, 0))], [van("vanB")])
     return trunk, {"A": _station_a(), "B": last_b}
 
@@ -74,12 +82,12 @@ def test_last_mile_starts_after_the_trunk_leaves_plus_handling():
     """A station needing two trucks is split over them; every station's vans leave no earlier
     than its last truck's departure (after unloading) plus the handling time."""
     trunk, last_mile = _two_stations()
-    result = plan_two_echelons(trunk, last_mile, time_limit_s=1.0, workers=2,
-                               handling_s=HANDLING_S)
+    result = plan_two_echelons(trunk, last_mile, time_limit_s=1.0, workers=2, handling_s=HANDLING_S)
     a_trucks = [r.vehicle_id for r in result.trunk.routes if "A" in r.stop_ids]
     assert len(a_trucks) == 2
-    delivered_a = sum(v.delivered.weight_g for r in result.trunk.routes for v in r.visits
-                      if v.stop_id == "A")
+    delivered_a = sum(
+        v.delivered.weight_g for r in result.trunk.routes for v in r.visits if v.stop_id == "A"
+    )
     assert delivered_a == 150
     for station, plan in result.last_mile.items():
         ready = _last_departure(result.trunk, station) + HANDLING_S
@@ -92,14 +100,16 @@ def test_a_partly_supplied_station_routes_only_what_arrives():
     """One 100 kg truck for station A's 150 kg: 75 kg do not arrive. The largest leader (a1,
     80 kg) is left out as station_not_supplied, a2 and a3 (70 kg) are routed; nothing is lost,
     the plan is partial, and the vans leave after the truck plus handling."""
-    result = plan_two_echelons(_trunk_to_a(), {"A": _station_a()}, time_limit_s=1.0,
-                               workers=1, handling_s=HANDLING_S)
+    result = plan_two_echelons(
+        _trunk_to_a(), {"A": _station_a()}, time_limit_s=1.0, workers=1, handling_s=HANDLING_S
+    )
     delivered = sum(v.delivered.weight_g for r in result.trunk.routes for v in r.visits)
     assert delivered == 75 and result.trunk.unassigned
     plan = result.last_mile["A"]
     assert plan.status == PlanStatus.PARTIAL
     assert [(u.stop_id, u.zone, u.reason, u.demand) for u in plan.unassigned] == [
-        ("a1", TempZone.AMBIENT, NOT_SUPPLIED, Load(80, 0, 0))]
+        ("a1", TempZone.AMBIENT, NOT_SUPPLIED, Load(80, 0, 0))
+    ]
     assert _routed(plan) == {("a2", TempZone.AMBIENT), ("a3", TempZone.AMBIENT)}
     assert sum(v.delivered.weight_g for r in plan.routes for v in r.visits) <= delivered
     ready = _last_departure(result.trunk, "A") + HANDLING_S
@@ -116,8 +126,9 @@ def test_a_trimmed_problem_keeps_the_distances_of_the_stops_it_keeps():
     assert [s.id for s in job.problem.stops] == ["a2", "a3"]
     assert [(u.stop_id, u.reason) for u in job.not_supplied] == [("a1", NOT_SUPPLIED)]
     original = station.distance_m
-    assert job.problem.distance_m.tolist() == [[original[i][j] for j in (0, 2, 3)]
-                                               for i in (0, 2, 3)]
+    assert job.problem.distance_m.tolist() == [
+        [original[i][j] for j in (0, 2, 3)] for i in (0, 2, 3)
+    ]
     assert job.ready_s == _last_departure(trunk_plan, "A") + HANDLING_S
     assert all(v.shift_start_s == job.ready_s for v in job.problem.vehicles)
 
@@ -125,15 +136,20 @@ def test_a_trimmed_problem_keeps_the_distances_of_the_stops_it_keeps():
 def test_a_station_no_truck_reaches_has_every_drop_not_supplied():
     """A station no truck can reach: no ready time, every pickup point's drop unassigned as
     station_not_supplied, and nothing is searched for it."""
-    trunk = planar_problem((0, 0), [("far", (0, 10**6), Load(1, 0, 0))],
-                           [van("truck", shift_end_s=1000)])
-    last = planar_problem((0, 0), [("p1", (0, 5), {TempZone.CHILLED: Load(1, 0, 0)})],
-                          [van("v", zones=frozenset({TempZone.CHILLED}))])
+    trunk = planar_problem(
+        (0, 0), [("far", (0, 10**6), Load(1, 0, 0))], [van("truck", shift_end_s=1000)]
+    )
+    last = planar_problem(
+        (0, 0),
+        [("p1", (0, 5), {TempZone.CHILLED: Load(1, 0, 0)})],
+        [van("v", zones=frozenset({TempZone.CHILLED}))],
+    )
     runner = RecordingRunner()
     result = plan_two_echelons(trunk, {"far": last}, time_limit_s=0.5, runner=runner)
     assert result.ready_s["far"] is None
     assert [(u.stop_id, u.zone, u.reason) for u in result.last_mile["far"].unassigned] == [
-        ("p1", TempZone.CHILLED, NOT_SUPPLIED)]
+        ("p1", TempZone.CHILLED, NOT_SUPPLIED)
+    ]
     assert result.last_mile["far"].routes == ()
     assert [keys for keys, _, _ in runner.calls] == [[TRUNK_KEY]]
 
@@ -145,8 +161,9 @@ def test_a_station_without_vans_has_its_drops_unassigned_for_lack_of_a_vehicle()
     last_mile["B"] = planar_problem((0, 0), [("b1", (0, 50), Load(50, 0, 0))], [])
     runner = RecordingRunner()
     result = plan_two_echelons(trunk, last_mile, time_limit_s=1.0, runner=runner)
-    assert [(u.stop_id, u.zone, u.reason, u.demand) for u in result.last_mile["B"].unassigned] \
-        == [("b1", TempZone.AMBIENT, UnassignedReason.NO_VEHICLE_FOR_ZONE, Load(50, 0, 0))]
+    assert [(u.stop_id, u.zone, u.reason, u.demand) for u in result.last_mile["B"].unassigned] == [
+        ("b1", TempZone.AMBIENT, UnassignedReason.NO_VEHICLE_FOR_ZONE, Load(50, 0, 0))
+    ]
     assert result.last_mile["B"].status == PlanStatus.INFEASIBLE_INPUT
     assert [keys for keys, _, _ in runner.calls] == [[TRUNK_KEY], ["A"]]
     assert result.last_mile["A"].status == PlanStatus.SOLVED
@@ -159,9 +176,16 @@ def test_resuming_solves_neither_the_given_trunk_nor_the_stations_done():
     trunk_plan = plan_routes(replace(trunk, split_oversized=True), time_limit_s=0.5)
     runner = RecordingRunner()
     parts = []
-    result = plan_two_echelons(trunk, last_mile, trunk_time_limit_s=5.0,
-                               station_time_limit_s=0.3, runner=runner, trunk_plan=trunk_plan,
-                               done={"A"}, on_part=lambda key, plan: parts.append(key))
+    result = plan_two_echelons(
+        trunk,
+        last_mile,
+        trunk_time_limit_s=5.0,
+        station_time_limit_s=0.3,
+        runner=runner,
+        trunk_plan=trunk_plan,
+        done={"A"},
+        on_part=lambda key, plan: parts.append(key),
+    )
     assert runner.calls == [(["B"], 0.3, "")]
     assert parts == ["B"]
     assert result.trunk is trunk_plan and set(result.last_mile) == {"B"}
@@ -173,9 +197,15 @@ def test_a_runner_of_ones_own_solves_the_trunk_then_the_stations_with_their_limi
     trunk, last_mile = _two_stations()
     runner = RecordingRunner()
     parts = []
-    result = plan_two_echelons(trunk, last_mile, trunk_time_limit_s=0.5,
-                               station_time_limit_s=0.25, runner=runner, tag="v7",
-                               on_part=lambda key, plan: parts.append((key, plan)))
+    result = plan_two_echelons(
+        trunk,
+        last_mile,
+        trunk_time_limit_s=0.5,
+        station_time_limit_s=0.25,
+        runner=runner,
+        tag="v7",
+        on_part=lambda key, plan: parts.append((key, plan)),
+    )
     assert runner.calls == [([TRUNK_KEY], 0.5, "v7"), (["A", "B"], 0.25, "v7")]
     assert [key for key, _ in parts][0] == TRUNK_KEY
     assert sorted(key for key, _ in parts) == sorted([TRUNK_KEY, "A", "B"])

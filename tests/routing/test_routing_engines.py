@@ -49,8 +49,10 @@ def test_plain_problem_goes_to_pyvrp_and_the_rest_to_ortools():
     plain = planar_problem((0, 0), SQUARE, [van("v1"), van("v2")])
     assert plan_routes(plain, **FAST).engine == Engine.PYVRP
     breaks = planar_problem((0, 0), SQUARE, [van("v1", break_=Break(0, 1000, 5))])
-    assert plan_routes(breaks, **FAST).engine in (Engine.PYVRP_RELAXED,
-                                                  Engine.PYVRP_RELAXED_ORTOOLS)
+    assert plan_routes(breaks, **FAST).engine in (
+        Engine.PYVRP_RELAXED,
+        Engine.PYVRP_RELAXED_ORTOOLS,
+    )
     assert plan_routes(breaks, engine="ortools", **FAST).engine == Engine.ORTOOLS
     soft = planar_problem((0, 0), SQUARE, [van("v1")], soft_windows=True)
     assert plan_routes(soft, **FAST).engine == Engine.ORTOOLS
@@ -76,10 +78,16 @@ def test_each_vehicle_drives_on_its_own_profile(engine):
     dist = np.array([[0, 20, 5], [20, 0, 20], [5, 20, 0]])
     drops = {TempZone.AMBIENT: Load(1, 0, 0)}
     from routing import TimeWindow
+
     stops = (Stop("tight", None, drops, (TimeWindow(0, 15),)), Stop("easy", None, drops))
     vehicles = (van("van", profile="van"), van("bike", profile="bike"))
-    p = Problem((Depot("D"),), stops, vehicles, distance_m=dist,
-                travel_s={"van": dist, "bike": -(-dist // 2)})
+    p = Problem(
+        (Depot("D"),),
+        stops,
+        vehicles,
+        distance_m=dist,
+        travel_s={"van": dist, "bike": -(-dist // 2)},
+    )
     plan = plan_routes(p, engine=engine, **FAST)
     assert plan.vehicle_of()["tight"] == "bike"
     assert not plan.unassigned
@@ -138,16 +146,21 @@ def test_status_tells_solved_partial_and_infeasible_input_apart():
 def test_lock_to_a_vehicle_without_the_zone_or_room_has_its_own_reason():
     """A frozen stop locked to an ambient van, and a heavy stop locked to a small van, come back
     locked_vehicle_unfit (another vehicle could have served them); other locks hold."""
-    stops = [("ice", (0, 10), {TempZone.FROZEN: Load(1, 0, 0)}),
-             ("heavy", (10, 0), Load(80, 0, 0)),
-             ("ok", (-10, 0), Load(1, 0, 0))]
-    vans = [van("small", Load(50, 100, 100)),
-            van("big", Load(100, 100, 100), zones=frozenset({TempZone.AMBIENT, TempZone.FROZEN}))]
+    stops = [
+        ("ice", (0, 10), {TempZone.FROZEN: Load(1, 0, 0)}),
+        ("heavy", (10, 0), Load(80, 0, 0)),
+        ("ok", (-10, 0), Load(1, 0, 0)),
+    ]
+    vans = [
+        van("small", Load(50, 100, 100)),
+        van("big", Load(100, 100, 100), zones=frozenset({TempZone.AMBIENT, TempZone.FROZEN})),
+    ]
     p = planar_problem((0, 0), stops, vans)
     plan = plan_routes(p, locked={"ice": "small", "heavy": "small", "ok": "small"}, **FAST)
     assert {u.stop_id: u.reason for u in plan.unassigned} == {
         "ice": UnassignedReason.LOCKED_VEHICLE_UNFIT,
-        "heavy": UnassignedReason.LOCKED_VEHICLE_UNFIT}
+        "heavy": UnassignedReason.LOCKED_VEHICLE_UNFIT,
+    }
     assert plan.vehicle_of() == {"ok": "small"}
 
 
@@ -164,11 +177,19 @@ def test_lock_naming_an_unknown_stop_is_an_input_error():
 
 
 def _solved():
-    stops = [("a", (0, 10), Load(30, 0, 0), [(0, 100)], 5),
-             ("b", (10, 10), {TempZone.FROZEN: Load(30, 0, 0)}),
-             ("c", (10, 0), Load(30, 0, 0))]
-    vans = [van("v1", Load(100, 100, 100), zones=frozenset({TempZone.AMBIENT, TempZone.FROZEN}),
-                fixed_cost=7)]
+    stops = [
+        ("a", (0, 10), Load(30, 0, 0), [(0, 100)], 5),
+        ("b", (10, 10), {TempZone.FROZEN: Load(30, 0, 0)}),
+        ("c", (10, 0), Load(30, 0, 0)),
+    ]
+    vans = [
+        van(
+            "v1",
+            Load(100, 100, 100),
+            zones=frozenset({TempZone.AMBIENT, TempZone.FROZEN}),
+            fixed_cost=7,
+        )
+    ]
     p = planar_problem((0, 0), stops, vans)
     plan = plan_routes(p, **FAST)
     dist, times = build_matrices(p)
@@ -192,7 +213,9 @@ def test_recheck_finds_every_kind_of_broken_plan():
     twice = replace(plan, routes=(replace(route, visits=route.visits + route.visits[:1]),))
     assert any("appears 2 times" in x for x in recheck(p, twice, dist, times))
 
-    ambient_only = replace(p, vehicles=(replace(p.vehicles[0], zones=frozenset({TempZone.AMBIENT})),))
+    ambient_only = replace(
+        p, vehicles=(replace(p.vehicles[0], zones=frozenset({TempZone.AMBIENT})),)
+    )
     assert any("equipped for" in x for x in recheck(ambient_only, plan, dist, times))
 
     small = replace(p, vehicles=(replace(p.vehicles[0], capacity=Load(50, 100, 100)),))
@@ -201,12 +224,13 @@ def test_recheck_finds_every_kind_of_broken_plan():
     a_at = next(i for i, v in enumerate(route.visits) if v.stop_id == "a")
     late = route.visits[a_at]
     shifted = replace(late, arrival_s=late.arrival_s + 500, departure_s=late.departure_s + 500)
-    visits = route.visits[:a_at] + (shifted,) + route.visits[a_at + 1:]
+    visits = route.visits[:a_at] + (shifted,) + route.visits[a_at + 1 :]
     missed = replace(plan, routes=(replace(route, visits=visits),))
     assert any("outside" in x for x in recheck(p, missed, dist, times))
 
-    teleport = _tamper(plan, arrival_s=0, departure_s=route.visits[0].departure_s
-                       - route.visits[0].arrival_s)
+    teleport = _tamper(
+        plan, arrival_s=0, departure_s=route.visits[0].departure_s - route.visits[0].arrival_s
+    )
     assert any("cannot be there before" in x for x in recheck(p, teleport, dist, times))
 
     cheap = replace(plan, cost=replace(plan.cost, total=plan.cost.total - 1))
@@ -240,6 +264,7 @@ def test_warm_start_runs_a_metaheuristic_not_plain_descent():
     """OR-Tools cannot run ILS from given routes; a warm start must then run guided local search
     (greedy descent stopped at the first local optimum, 0.04 s of a 4 s budget)."""
     from ortools.constraint_solver import routing_enums_pb2
+
     params = search_parameters(DEFAULT_SEARCH, time_limit_s=4, num_nodes=50, warm_start=True)
     gls = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     assert params.local_search_metaheuristic == gls
@@ -310,8 +335,10 @@ def test_a_warm_start_serves_a_two_window_stop_in_the_window_the_route_reaches_i
     from routing.prepare import prepare
     from routing.pyvrp_engine import _Mapped
 
-    stops = [("near", (0, 10), Load(1, 0, 0), [(0, 15)]),
-             ("both", (0, 50), Load(1, 0, 0), [(0, 20), (40, 90)])]
+    stops = [
+        ("near", (0, 10), Load(1, 0, 0), [(0, 15)]),
+        ("both", (0, 50), Load(1, 0, 0), [(0, 20), (40, 90)]),
+    ]
     p = planar_problem((0, 0), stops, [van("v1")])
     assert p.stops[1].windows == (TimeWindow(0, 20), TimeWindow(40, 90))
     prep = prepare(p, *build_matrices(p))

@@ -83,8 +83,16 @@ class _FakeOsrm(BaseHTTPRequestHandler):
                     drow.append(round(d / 8.3, 1))
             dur.append(drow)
             dis.append(srow)
-        self._send(200, {"code": "Ok", "durations": dur, "distances": dis,
-                         "sources": [{}] * n, "destinations": [{}] * n})
+        self._send(
+            200,
+            {
+                "code": "Ok",
+                "durations": dur,
+                "distances": dis,
+                "sources": [{}] * n,
+                "destinations": [{}] * n,
+            },
+        )
 
     def _send(self, status, body):
         data = json.dumps(body).encode()
@@ -122,15 +130,18 @@ def test_osrm_client_reads_table_and_marks_nulls_unreachable(osrm_url):
 def test_planner_with_osrm_reports_the_island_as_unreachable(osrm_url):
     """A Problem with an OSRM matrix source routes the reachable stop and reports the island."""
     drops = {TempZone.AMBIENT: Load(1, 0, 0)}
-    p = Problem((Depot("wh", LatLon(31.0, 121.0)),),
-                (Stop("near", LatLon(31.01, 121.0), drops), Stop("island", LatLon(31.02, 121.01), drops)),
-                (Vehicle("v", "wh", Load(9, 9, 9), profile="car"),),
-                matrix_source=OsrmTable(osrm_url, profiles={"car": "driving"}))
+    p = Problem(
+        (Depot("wh", LatLon(31.0, 121.0)),),
+        (Stop("near", LatLon(31.01, 121.0), drops), Stop("island", LatLon(31.02, 121.01), drops)),
+        (Vehicle("v", "wh", Load(9, 9, 9), profile="car"),),
+        matrix_source=OsrmTable(osrm_url, profiles={"car": "driving"}),
+    )
     # island is node 2 in the fake server's numbering
     plan = plan_routes(p, time_limit_s=0.3)
     assert plan.routes[0].stop_ids == ["near"]
     assert [(u.stop_id, u.reason) for u in plan.unassigned] == [
-        ("island", UnassignedReason.UNREACHABLE_LOCATION)]
+        ("island", UnassignedReason.UNREACHABLE_LOCATION)
+    ]
 
 
 def test_osrm_error_code_raises():
@@ -142,7 +153,9 @@ def test_osrm_error_code_raises():
 def test_cache_builds_once_per_location_list(tmp_path):
     """The same wave's locations and profiles hit the cache, in memory and on disk."""
     pts = _points(5)
-    stops = tuple(Stop(f"s{i}", p, {TempZone.AMBIENT: Load(1, 0, 0)}) for i, p in enumerate(pts[1:]))
+    stops = tuple(
+        Stop(f"s{i}", p, {TempZone.AMBIENT: Load(1, 0, 0)}) for i, p in enumerate(pts[1:])
+    )
     problem = Problem((Depot("d", pts[0]),), stops, (Vehicle("v", "d", Load(9, 9, 9)),))
     cache = MatrixCache(directory=tmp_path)
     first = build_matrices(problem, cache)

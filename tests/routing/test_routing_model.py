@@ -20,8 +20,9 @@ SHANGHAI = LatLon(31.23, 121.47)
 
 
 def _problem(*stops: Stop, **kw) -> Problem:
-    return Problem((Depot("wh", SHANGHAI),), stops,
-                   (Vehicle("v1", "wh", Load(10_000, 10_000, 10)),), **kw)
+    return Problem(
+        (Depot("wh", SHANGHAI),), stops, (Vehicle("v1", "wh", Load(10_000, 10_000, 10)),), **kw
+    )
 
 
 def _stop(sid="s1", lat=31.25, lon=121.50, **kw) -> Stop:
@@ -49,8 +50,14 @@ def test_swapped_pair_that_is_still_in_range_is_caught():
     """In a European city (lat 48, lon 2) a swapped pair (2, 48) is valid numbers but far away:
     the point far from the others whose swap lands among them is reported as swapped."""
     paris = LatLon(48.85, 2.35)
-    stops = [Stop(f"s{i}", LatLon(48.85 + i * 0.01, 2.35 + i * 0.01),
-                  drops={TempZone.AMBIENT: Load(1, 1, 1)}) for i in range(3)]
+    stops = [
+        Stop(
+            f"s{i}",
+            LatLon(48.85 + i * 0.01, 2.35 + i * 0.01),
+            drops={TempZone.AMBIENT: Load(1, 1, 1)},
+        )
+        for i in range(3)
+    ]
     stops.append(Stop("flipped", LatLon(2.36, 48.86), drops={TempZone.AMBIENT: Load(1, 1, 1)}))
     with pytest.raises(RoutingInputError) as err:
         Problem((Depot("wh", paris),), tuple(stops), (Vehicle("v", "wh", Load(9, 9, 9)),))
@@ -95,10 +102,13 @@ def test_matrix_shape_and_sign_checked():
 
 def test_explicit_matrices_skip_coordinate_checks():
     """With explicit matrices, coordinates are display-only: planar x/y beyond ±90 are accepted."""
-    p = Problem((Depot("wh", LatLon(500, 900)),),
-                (Stop("s", LatLon(700, 100), {TempZone.AMBIENT: Load(1, 0, 0)}),),
-                (Vehicle("v", "wh", Load(5, 5, 5)),),
-                distance_m=[[0, 3], [3, 0]], travel_s=[[0, 3], [3, 0]])
+    p = Problem(
+        (Depot("wh", LatLon(500, 900)),),
+        (Stop("s", LatLon(700, 100), {TempZone.AMBIENT: Load(1, 0, 0)}),),
+        (Vehicle("v", "wh", Load(5, 5, 5)),),
+        distance_m=[[0, 3], [3, 0]],
+        travel_s=[[0, 3], [3, 0]],
+    )
     assert p.has_matrices
 
 

@@ -21,8 +21,9 @@ from routing import (
 
 def _problem(n=40, seed=1):
     rng = random.Random(seed)
-    stops = [(f"s{i}", (rng.randint(-50, 50), rng.randint(-50, 50)), Load(1, 0, 0))
-             for i in range(n)]
+    stops = [
+        (f"s{i}", (rng.randint(-50, 50), rng.randint(-50, 50)), Load(1, 0, 0)) for i in range(n)
+    ]
     return planar_problem((0, 0), stops, [van(f"v{i}", Load(15, 100, 100)) for i in range(4)])
 
 

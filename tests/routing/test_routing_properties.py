@@ -19,22 +19,33 @@ def problems(draw):
     for i in range(n):
         xy = (draw(st.integers(-60, 60)), draw(st.integers(-60, 60)))
         zones = draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True))
-        drops = {z: Load(draw(st.integers(0, 40)), draw(st.integers(0, 40)), draw(st.integers(0, 3)))
-                 for z in zones}
+        drops = {
+            z: Load(draw(st.integers(0, 40)), draw(st.integers(0, 40)), draw(st.integers(0, 3)))
+            for z in zones
+        }
         open_s = draw(st.integers(0, 300))
         windows = [(open_s, open_s + draw(st.integers(0, 200)))] if draw(st.booleans()) else []
         stops.append((f"s{i}", xy, drops, windows, draw(st.integers(0, 20))))
     vans = []
     for i in range(draw(st.integers(1, 3))):
-        zones = frozenset(draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True)))
-        vans.append(van(f"v{i}", Load(draw(st.integers(20, 120)), 100, 6), zones=zones,
-                        shift_end_s=draw(st.integers(200, 600))))
+        zones = frozenset(
+            draw(st.lists(st.sampled_from(ZONES), min_size=1, max_size=3, unique=True))
+        )
+        vans.append(
+            van(
+                f"v{i}",
+                Load(draw(st.integers(20, 120)), 100, 6),
+                zones=zones,
+                shift_end_s=draw(st.integers(200, 600)),
+            )
+        )
     return planar_problem((0, 0), stops, vans)
 
 
 @pytest.mark.parametrize("engine", ["ortools", "pyvrp"])
-@settings(max_examples=20, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(problem=problems())
 def test_every_drop_is_routed_or_reported_once_and_rules_hold(engine, problem):
     """Each (stop, zone) drop is either on exactly one route or unassigned with a reason, never
@@ -58,7 +69,12 @@ def test_every_drop_is_routed_or_reported_once_and_rules_hold(engine, problem):
                 assert any(w.open_s <= visit.arrival_s <= w.close_s for w in stop.windows)
             seen.extend((visit.stop_id, z) for z in visit.zones)
     seen.extend((u.stop_id, u.zone) for u in plan.unassigned)
-    expected = [(s.id, z) for s in problem.stops for z, load in s.drops.items() if not load.is_zero()]
-    expected += [(s.id, TempZone.AMBIENT) for s in problem.stops
-                 if all(load.is_zero() for load in s.drops.values())]
+    expected = [
+        (s.id, z) for s in problem.stops for z, load in s.drops.items() if not load.is_zero()
+    ]
+    expected += [
+        (s.id, TempZone.AMBIENT)
+        for s in problem.stops
+        if all(load.is_zero() for load in s.drops.values())
+    ]
     assert sorted(seen) == sorted(expected)

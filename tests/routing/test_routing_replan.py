@@ -12,8 +12,9 @@ from routing import Load, compare_plans, plan_routes, replan
 
 def _city(n: int, seed: int = 11):
     rng = random.Random(seed)
-    return [(f"s{i}", (rng.randint(-100, 100), rng.randint(-100, 100)), Load(1, 0, 0))
-            for i in range(n)]
+    return [
+        (f"s{i}", (rng.randint(-100, 100), rng.randint(-100, 100)), Load(1, 0, 0)) for i in range(n)
+    ]
 
 
 def test_one_late_stop_keeps_at_least_90_percent_on_their_vehicle():
@@ -72,17 +73,27 @@ def test_a_stop_split_over_two_vehicles_by_zone_stays_served_on_both():
     keeping vehicles serves both drops again, each on the vehicle equipped for it (it is not
     locked to one vehicle, which would leave the other zone out)."""
     from routing import TempZone
-    stops = [("mixed", (5, 5), {TempZone.AMBIENT: Load(1, 0, 0), TempZone.FROZEN: Load(1, 0, 0)}),
-             ("dry", (-5, 5), Load(1, 0, 0))]
-    vans = [van("amb", zones=frozenset({TempZone.AMBIENT})),
-            van("ice", zones=frozenset({TempZone.FROZEN}))]
+
+    stops = [
+        ("mixed", (5, 5), {TempZone.AMBIENT: Load(1, 0, 0), TempZone.FROZEN: Load(1, 0, 0)}),
+        ("dry", (-5, 5), Load(1, 0, 0)),
+    ]
+    vans = [
+        van("amb", zones=frozenset({TempZone.AMBIENT})),
+        van("ice", zones=frozenset({TempZone.FROZEN})),
+    ]
     problem = planar_problem((0, 0), stops, vans)
     first = plan_routes(problem, time_limit_s=0.5)
     assert not first.unassigned
     late = planar_problem((0, 0), stops + [("late", (1, 1), Load(1, 0, 0))], vans)
     second, changes = replan(late, first, time_limit_s=0.5)
     assert not second.unassigned
-    zones_on = {(r.vehicle_id, z) for r in second.routes for v in r.visits
-                if v.stop_id == "mixed" for z in v.zones}
+    zones_on = {
+        (r.vehicle_id, z)
+        for r in second.routes
+        for v in r.visits
+        if v.stop_id == "mixed"
+        for z in v.zones
+    }
     assert zones_on == {("amb", TempZone.AMBIENT), ("ice", TempZone.FROZEN)}
     assert changes.added == ("late",)

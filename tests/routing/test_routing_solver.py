@@ -54,11 +54,15 @@ def test_capacity_forces_two_routes(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_capacity_holds_in_every_dimension(dim, engine):
     """Each load dimension alone binds: three stops of 40 in one dimension, vans of 100 there."""
+
     def load(x):
         return Load(*[x if i == dim else 0 for i in range(3)])
+
     stops = [(f"s{i}", (i + 1, 0), load(40)) for i in range(3)]
     cap = Load(*[100 if i == dim else 10_000 for i in range(3)])
-    plan = plan_routes(planar_problem((0, 0), stops, [van("v1", cap), van("v2", cap)]), engine=engine, **FAST)
+    plan = plan_routes(
+        planar_problem((0, 0), stops, [van("v1", cap), van("v2", cap)]), engine=engine, **FAST
+    )
     assert not plan.unassigned
     assert plan.cost.vehicles_used == 2
     for route in plan.routes:
@@ -78,8 +82,10 @@ def test_frozen_drop_never_rides_in_an_ambient_van(engine):
         ("dry", (-5, 5), {TempZone.AMBIENT: Load(1, 0, 0)}),
         ("ice", (5, -5), {TempZone.FROZEN: Load(1, 0, 0)}),
     ]
-    vans = [van("ambient", zones=frozenset({TempZone.AMBIENT})),
-            van("freezer", zones=frozenset({TempZone.FROZEN}))]
+    vans = [
+        van("ambient", zones=frozenset({TempZone.AMBIENT})),
+        van("freezer", zones=frozenset({TempZone.FROZEN})),
+    ]
     plan = plan_routes(planar_problem((0, 0), stops, vans), engine=engine, **FAST)
     assert not plan.unassigned
     for route in plan.routes:
@@ -89,15 +95,26 @@ def test_frozen_drop_never_rides_in_an_ambient_van(engine):
             else:
                 assert visit.zones == (TempZone.FROZEN,)
     delivered = {(v.stop_id, z) for r in plan.routes for v in r.visits for z in v.zones}
-    assert delivered == {("mixed", TempZone.AMBIENT), ("mixed", TempZone.FROZEN),
-                         ("dry", TempZone.AMBIENT), ("ice", TempZone.FROZEN)}
+    assert delivered == {
+        ("mixed", TempZone.AMBIENT),
+        ("mixed", TempZone.FROZEN),
+        ("dry", TempZone.AMBIENT),
+        ("ice", TempZone.FROZEN),
+    }
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_drops_of_one_stop_on_one_vehicle_share_one_visit(engine):
     """A van equipped for both zones serves a two-zone stop as one visit with one service time."""
-    stops = [("mixed", (0, 10), {TempZone.AMBIENT: Load(1, 0, 0), TempZone.CHILLED: Load(1, 0, 0)},
-              (), 60)]
+    stops = [
+        (
+            "mixed",
+            (0, 10),
+            {TempZone.AMBIENT: Load(1, 0, 0), TempZone.CHILLED: Load(1, 0, 0)},
+            (),
+            60,
+        )
+    ]
     v = van("both", zones=frozenset({TempZone.AMBIENT, TempZone.CHILLED}))
     plan = plan_routes(planar_problem((0, 0), stops, [v]), engine=engine, **FAST)
     (visit,) = plan.routes[0].visits
@@ -109,8 +126,10 @@ def test_drops_of_one_stop_on_one_vehicle_share_one_visit(engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_windows_decide_the_order(engine):
     """The far stop closes early and the near one opens late: far first, near second."""
-    stops = [("near", (0, 10), Load(1, 0, 0), [(50, 100)]),
-             ("far", (0, 20), Load(1, 0, 0), [(0, 25)])]
+    stops = [
+        ("near", (0, 10), Load(1, 0, 0), [(50, 100)]),
+        ("far", (0, 20), Load(1, 0, 0), [(0, 25)]),
+    ]
     plan = plan_routes(planar_problem((0, 0), stops, [van("v1")]), engine=engine, **FAST)
     (route,) = plan.routes
     assert route.stop_ids == ["far", "near"]
@@ -123,7 +142,9 @@ def test_windows_decide_the_order(engine):
 def test_second_window_used_when_first_is_missed(engine):
     """A stop with windows [0, 5] and [50, 60] ten seconds away is served at 50, not between."""
     stops = [("two", (0, 10), Load(1, 0, 0), [(0, 5), (50, 60)])]
-    plan = plan_routes(planar_problem((0, 0), stops, [van("v1", shift_start_s=0)]), engine=engine, **FAST)
+    plan = plan_routes(
+        planar_problem((0, 0), stops, [van("v1", shift_start_s=0)]), engine=engine, **FAST
+    )
     arrival = plan.routes[0].visits[0].arrival_s
     assert 50 <= arrival <= 60 or arrival <= 5
     assert not 5 < arrival < 50
@@ -144,10 +165,13 @@ def test_shift_and_max_duration_need_a_second_vehicle(engine):
 def test_shift_end_leaves_a_stop_unassigned_with_its_reason(engine):
     """A stop 100 s away cannot be reached and returned from in a 150 s shift."""
     stops = [("near", (0, 10)), ("far", (0, 100))]
-    plan = plan_routes(planar_problem((0, 0), stops, [van("v1", shift_end_s=150)]), engine=engine, **FAST)
+    plan = plan_routes(
+        planar_problem((0, 0), stops, [van("v1", shift_end_s=150)]), engine=engine, **FAST
+    )
     assert [r.stop_ids for r in plan.routes] == [["near"]]
     assert [(u.stop_id, u.reason) for u in plan.unassigned] == [
-        ("far", UnassignedReason.WINDOW_UNREACHABLE)]
+        ("far", UnassignedReason.WINDOW_UNREACHABLE)
+    ]
 
 
 def test_break_is_taken_during_the_route():
@@ -200,10 +224,14 @@ def test_every_unassigned_reason_from_a_constructed_case(engine):
 def test_too_small_fleet_gives_unassigned_stops_not_an_error(engine):
     """Fifty stops and one small van: a plan comes back in time, every stop routed or reported."""
     rng = random.Random(7)
-    stops = [(f"s{i}", (rng.randint(-50, 50), rng.randint(-50, 50)), Load(10, 0, 0))
-             for i in range(50)]
-    plan = plan_routes(planar_problem((0, 0), stops, [van("v1", Load(100, 100, 100))]),
-                       time_limit_s=1.0, engine=engine)
+    stops = [
+        (f"s{i}", (rng.randint(-50, 50), rng.randint(-50, 50)), Load(10, 0, 0)) for i in range(50)
+    ]
+    plan = plan_routes(
+        planar_problem((0, 0), stops, [van("v1", Load(100, 100, 100))]),
+        time_limit_s=1.0,
+        engine=engine,
+    )
     served = [s for r in plan.routes for s in r.stop_ids]
     assert len(served) == 10
     assert len(plan.unassigned) == 40
@@ -215,8 +243,16 @@ def test_too_small_fleet_gives_unassigned_stops_not_an_error(engine):
 def test_reported_cost_equals_cost_recomputed_from_the_matrices(engine):
     """Distances per route, their sum, fixed costs and the solver's own objective all agree."""
     rng = random.Random(3)
-    stops = [(f"s{i}", (rng.randint(-30, 30), rng.randint(-30, 30)), Load(rng.randint(1, 9), 0, 0),
-              [(0, 1000)], 2) for i in range(30)]
+    stops = [
+        (
+            f"s{i}",
+            (rng.randint(-30, 30), rng.randint(-30, 30)),
+            Load(rng.randint(1, 9), 0, 0),
+            [(0, 1000)],
+            2,
+        )
+        for i in range(30)
+    ]
     vans = [van(f"v{i}", Load(40, 100, 100), fixed_cost=100) for i in range(5)]
     p = planar_problem((0, 0), stops, vans)
     plan = plan_routes(p, engine=engine, **FAST)
@@ -264,9 +300,17 @@ def test_vehicles_from_two_depots(engine):
 def test_locations_use_the_default_matrix_builder():
     """With lat/lon only, great-circle x circuity builds the matrices; two stops 1.1 km apart."""
     from routing import LatLon, TimeWindow
+
     depot = Depot("wh", LatLon(31.0, 121.0))
-    stops = (Stop("a", LatLon(31.01, 121.0), {TempZone.AMBIENT: Load(1, 0, 0)},
-                  (TimeWindow(0, 86_400),), 0),)
+    stops = (
+        Stop(
+            "a",
+            LatLon(31.01, 121.0),
+            {TempZone.AMBIENT: Load(1, 0, 0)},
+            (TimeWindow(0, 86_400),),
+            0,
+        ),
+    )
     p = Problem((depot,), stops, (Vehicle("v", "wh", Load(9, 9, 9), speed_kmh=36.0),))
     plan = plan_routes(p, **FAST)
     one_way = math.ceil(1111.95 * 1.3)
@@ -280,12 +324,20 @@ def test_route_group_decomposition_keeps_every_stop_and_a_true_cost():
     from dataclasses import replace as _replace
 
     from routing import DEFAULT_SEARCH
+
     rng = random.Random(21)
-    stops = [(f"s{i}", (rng.randint(-80, 80), rng.randint(-80, 80)), Load(rng.randint(1, 9), 0, 0))
-             for i in range(60)]
+    stops = [
+        (f"s{i}", (rng.randint(-80, 80), rng.randint(-80, 80)), Load(rng.randint(1, 9), 0, 0))
+        for i in range(60)
+    ]
     p = planar_problem((0, 0), stops, [van(f"v{i}", Load(40, 100, 100)) for i in range(12)])
-    config = _replace(DEFAULT_SEARCH, decompose_threshold=10, decompose_first=0.3,
-                      decompose_routes=3, decompose_sub_s=0.3)
+    config = _replace(
+        DEFAULT_SEARCH,
+        decompose_threshold=10,
+        decompose_first=0.3,
+        decompose_routes=3,
+        decompose_sub_s=0.3,
+    )
     plan = plan_routes(p, time_limit_s=2.0, search=config, engine="ortools")
     served = sorted(s for r in plan.routes for s in r.stop_ids)
     assert served == sorted(s.id for s in p.stops)
@@ -293,7 +345,9 @@ def test_route_group_decomposition_keeps_every_stop_and_a_true_cost():
     total = 0
     for route in plan.routes:
         path = [0] + [row[s] for s in route.stop_ids] + [0]
-        assert route.distance_m == sum(int(p.distance_m[a, b]) for a, b in zip(path, path[1:], strict=False))
+        assert route.distance_m == sum(
+            int(p.distance_m[a, b]) for a, b in zip(path, path[1:], strict=False)
+        )
         assert route.load_at_start.weight_g <= 40
         total += route.distance_m
     assert plan.cost.distance_m == total == plan.cost.total

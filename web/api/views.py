@@ -370,7 +370,12 @@ def _idempotency_key() -> str:
             400,
             "invalid-idempotency-key",
             "Idempotency-Key header not valid",
-            [FieldError("Idempotency-Key", f"must be 1 to {KEY_MAX} printable ASCII characters, no spaces")],
+            [
+                FieldError(
+                    "Idempotency-Key",
+                    f"must be 1 to {KEY_MAX} printable ASCII characters, no spaces",
+                )
+            ],
         )
     return key
 

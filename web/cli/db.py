@@ -107,8 +107,11 @@ def demo_command(
         from werkzeug.serving import run_simple
 
         run_simple(
-            "127.0.0.1", 5000, current_app._get_current_object(),  # type: ignore[attr-defined]
-            use_reloader=False, threaded=True
+            "127.0.0.1",
+            5000,
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            use_reloader=False,
+            threaded=True,
         )
 
 

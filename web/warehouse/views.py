@@ -46,7 +46,9 @@ def _wave(wave_id: int) -> Wave:
 def wave_warehouse(wave_id: int):
     wave = _wave(wave_id)
     rows = list_warehouse_picks(g.session, wave)
-    return render_template("warehouse/wave_warehouse.html", wave=wave, rows=rows, local_time=local_time)
+    return render_template(
+        "warehouse/wave_warehouse.html", wave=wave, rows=rows, local_time=local_time
+    )
 
 
 @bp.get("/waves/<int:wave_id>/stations")
