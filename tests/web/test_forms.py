@@ -1,0 +1,82 @@
+"""The forms' validation layer (web/forms.py): nothing a column cannot hold gets through."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from werkzeug.datastructures import MultiDict
+from wtforms import Form
+
+from web.forms import INT32_MAX, InvalidForm, Text, WholeNumber, form_of, parse, required
+
+
+class Correction(Form):
+    product = WholeNumber(validators=[required])
+    counted = WholeNumber(validators=[required], maximum=10_000)
+    note = Text(max_length=500)
+
+
+def _parse(**fields):
+    return parse(Correction, MultiDict(fields))
+
+
+def test_a_good_form_gives_typed_values():
+    """Digits become ints and the note loses its surrounding white space."""
+    form = _parse(product="12", counted=" 3 ", note="  破了一盒 ")
+    assert (form.product.data, form.counted.data, form.note.data) == (12, 3, "破了一盒")
+
+
+@pytest.mark.parametrize(
+    "raw", ["²", "١٢", "-1", "+3", "1.0", "1e3", "3 4", "99999999999999999999", str(INT32_MAX + 1)]
+)
+def test_what_is_not_a_storable_whole_number_is_refused_with_its_field(raw):
+    """Superscripts, other scripts' digits, signs, decimals and numbers beyond the column are a
+    clear refusal naming the field, never a 500 further down."""
+    with pytest.raises(InvalidForm) as err:
+        _parse(product=raw, counted="1")
+    assert err.value.field == "product"
+
+
+def test_a_bound_below_the_column_is_kept():
+    """A field may be narrower than its column: counted is at most 10,000 here."""
+    with pytest.raises(InvalidForm) as err:
+        _parse(product="1", counted="10001")
+    assert (err.value.field, err.value.message) == ("counted", "must be from 0 to 10000")
+
+
+@pytest.mark.parametrize("note", ["a\x00b", "\ud800", "x" * 501, "bell\x07"])
+def test_text_a_column_cannot_hold_is_refused(note):
+    """NUL, a lone surrogate, another control character or too long: refused, naming the note."""
+    with pytest.raises(InvalidForm) as err:
+        _parse(product="1", counted="1", note=note)
+    assert err.value.field == "note"
+
+
+def test_a_missing_required_field_is_named():
+    """An empty required field is refused with its name."""
+    with pytest.raises(InvalidForm) as err:
+        _parse(product="", counted="1")
+    assert (err.value.field, err.value.message) == ("product", "is required")
+
+
+@given(st.dictionaries(st.sampled_from(["product", "counted", "note"]), st.text(max_size=30)))
+def test_any_posted_text_is_either_refused_or_storable(fields):
+    """Whatever is posted, the layer either refuses it or hands over values the columns hold."""
+    try:
+        form = _parse(**fields)
+    except InvalidForm:
+        return
+    assert 0 <= form.product.data <= INT32_MAX
+    assert 0 <= form.counted.data <= 10_000
+    assert len(form.note.data) <= 500
+    assert "\x00" not in form.note.data
+    form.note.data.encode("utf-8")  # no lone surrogate
+
+
+def test_a_form_built_for_the_page_checks_each_of_its_fields():
+    """One count per SKU of the day: each field is checked by the same layer."""
+    counts = form_of({f"count-{pid}": WholeNumber(validators=[required]) for pid in (7, 9)})
+    form = parse(counts, MultiDict({"count-7": "2", "count-9": "0"}))
+    assert (form["count-7"].data, form["count-9"].data) == (2, 0)
+    with pytest.raises(InvalidForm) as err:
+        parse(counts, MultiDict({"count-7": "2", "count-9": "²"}))
+    assert err.value.field == "count-9"
