@@ -36,7 +36,6 @@ from fulfilment.platforms.clients import (
     find_client_by_token,
     get_order_view,
     get_wave_summary,
-    hash_token,
     submit_order,
 )
 from web.limits import limiter, set_retry_after
@@ -171,9 +170,7 @@ def _http_error(err: HTTPException):
         err.name or "Error",
         err.description or "",
     )
-    if err.code == 429:
-        response.headers["Retry-After"] = "1"
-    elif err.code == 401:
+    if err.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="groupbuy"'
     return response
 
@@ -222,30 +219,38 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
+def _request_client() -> ApiClient | None:
+    """The client whose valid Bearer token the request carries (looked up once per request)."""
+    if "api_client" not in g:
+        token = _bearer_token()
+        g.api_client = find_client_by_token(g.session, token) if token else None
+    client: ApiClient | None = g.api_client
+    return client
+
+
 def _rate_key() -> str:
-    """Each client's own budget (by its token's hash); anonymous requests by address."""
-    token = _bearer_token()
-    return f"api:{hash_token(token)[:32]}" if token else f"api-ip:{get_remote_address()}"
+    """Each client's own budget; a request without a valid token (none, or a bogus one: a fresh
+    token must not buy a fresh bucket) counts against its address."""
+    client = _request_client()
+    return f"api:client:{client.id}" if client is not None else f"api-ip:{get_remote_address()}"
 
 
 def _rate_limit() -> str:
     return str(current_app.config["API_RATE_LIMIT"])
 
 
-limiter.limit(_rate_limit, key_func=_rate_key)(bp)
+# One budget per client across every endpoint (a shared scope), not one per endpoint.
+limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key)(bp)
 
 
 @bp.before_request
 def _authenticate() -> Response | None:
     if request.endpoint == "api.openapi":
         return None
-    token = _bearer_token()
-    client = find_client_by_token(g.session, token) if token else None
-    if client is None:
+    if _request_client() is None:
         response = problem(401, "unauthorized", "Unauthorized", "a valid Bearer token is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="groupbuy"'
         return response
-    g.api_client = client
     return None
 
 
