@@ -140,6 +140,16 @@ def pg_url(postgres_schema_url):
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def pg_module_url(postgres_schema_url):
+    """PostgreSQL for a module's worth of tests sharing one world (the API contract); emptied
+    after the module."""
+    yield postgres_schema_url
+    engine = make_engine(postgres_schema_url)
+    _truncate_all(engine)
+    engine.dispose()
+
+
 @pytest.fixture
 def engine(db_url):
     engine = make_engine(db_url)

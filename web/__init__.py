@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, g, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from fulfilment.core.config import load_settings
 from fulfilment.core.db import make_engine, make_session_factory
@@ -31,6 +33,28 @@ def _commit_request_session() -> None:
         session.commit()
 
 
+class BoundedIntConverter(IntegerConverter):
+    """`<int:…>` in every route: ids 1 to 2**31 - 1 (the columns' range), ASCII digits only.
+    A larger one is no row (404), never a value PostgreSQL refuses (500)."""
+
+    def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def _proxies(app: Flask) -> int:
+    """GROUPBUY_PROXY_FIX: how many proxies stand in front (0 or unset: none, trust no header)."""
+    raw = str(app.config.get("GROUPBUY_PROXY_FIX") or os.environ.get("GROUPBUY_PROXY_FIX") or "0")
+    try:
+        count = int(raw)
+    except ValueError:
+        raise ValueError(f"GROUPBUY_PROXY_FIX must be a number of proxies, not {raw!r}") from None
+    if not 0 <= count <= 10:
+        raise ValueError(f"GROUPBUY_PROXY_FIX must be 0 to 10, not {count}")
+    return count
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` overrides settings read from GROUPBUY_* environment variables."""
     config = dict(config or {})
@@ -41,6 +65,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings.secret_key, GROUPBUY_SETTINGS=settings, JSON_AS_ASCII=False
     )
     app.config.update(config)  # GROUPBUY_* overrides stay readable to extensions (limits, HTTPS)
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
+    proxies = _proxies(app)
+    if proxies:
+        # The client's address and scheme from the proxies' X-Forwarded-For / -Proto, trusting
+        # exactly that many hops: limits then key on the client, not on the proxy.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
 
     engine = make_engine(settings.database_url)
     app.extensions["groupbuy"] = {"engine": engine, "sessions": make_session_factory(engine)}

@@ -8,7 +8,13 @@ from flask import jsonify, render_template, request
 def error_response(status: int, title: str, detail: str):
     if request.path.startswith("/api/"):
         response = jsonify(
-            {"type": "about:blank", "title": title, "status": status, "detail": detail}
+            {
+                "type": "about:blank",
+                "title": title,
+                "status": status,
+                "detail": detail,
+                "instance": request.path,
+            }
         )
         response.status_code = status
         response.mimetype = "application/problem+json"

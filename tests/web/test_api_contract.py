@@ -21,18 +21,26 @@ from fulfilment.waves.offers import offer_next_waves
 from web import create_app
 
 
-@pytest.fixture(scope="module")
-def contract_app(tmp_path_factory, sqlite_template):
-    """The app on SQLite with the demo city on offer, an API client and none of its orders yet."""
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def contract_app(request, tmp_path_factory, sqlite_template):
+    """The app with the demo city on offer, an API client and none of its orders yet: on SQLite
+    and on PostgreSQL (which refuses what SQLite quietly stores: NUL, huge integers, overflows)."""
     folder = tmp_path_factory.mktemp("contract")
-    shutil.copy(sqlite_template, folder / "db.sqlite")
+    if request.param == "sqlite":
+        shutil.copy(sqlite_template, folder / "db.sqlite")
+        url = f"sqlite:///{folder / 'db.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_module_url")
     app = create_app(
         {
             "GROUPBUY_ENV": "test",
-            "GROUPBUY_DATABASE_URL": f"sqlite:///{folder / 'db.sqlite'}",
+            "GROUPBUY_DATABASE_URL": url,
             "GROUPBUY_INSTANCE_DIR": str(folder),
             "TESTING": True,
             "API_RATE_LIMIT": "100000/second",
+            "RATELIMIT_STORAGE_URI": "memory://",
         }
     )
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
@@ -78,3 +86,66 @@ def test_every_operation_keeps_to_the_openapi_document(contract_app, mode):
         check()
     if mode == GenerationMode.POSITIVE:  # the run reached real orders, not only refusals
         assert ("POST /api/v1/orders", 201) in seen
+
+
+FIELDS = [
+    ("leader",),
+    ("member", "id"),
+    ("member", "name"),
+    ("member", "phone"),
+    ("lines", 0, "sku"),
+    ("lines", 0, "quantity"),
+    ("lines", 1, "quantity"),
+]
+HOSTILE = st.one_of(
+    # text with control characters (NUL), unpaired surrogates and anything else Unicode has
+    st.text(st.characters(codec=None, categories=None), max_size=80),
+    st.text(st.sampled_from(["\x00", "\ud800", "\udfff", "\x1b", "\x7f", "a", "界"]), max_size=8),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**31, 2**63, -(2**63) - 1, 10**20, 1e30, float("nan"), True, None]),
+    st.recursive(st.none(), lambda inner: st.lists(inner, max_size=2), max_leaves=20),
+)
+
+
+@given(field=st.sampled_from(FIELDS), value=HOSTILE)
+@settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def _hostile_order(client, token, field, value):
+    import copy
+    import json
+    import uuid
+
+    body = copy.deepcopy(EXAMPLE)
+    target = body
+    for part in field[:-1]:
+        target = target[part]
+    target[field[-1]] = value
+    answer = client.post(
+        "/api/v1/orders",
+        data=json.dumps(body),  # ASCII escapes: a lone surrogate travels as \ud800
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Idempotency-Key": uuid.uuid4().hex,
+            "Content-Type": "application/json",
+        },
+    )
+    assert answer.status_code < 500, (field, value, answer.get_data()[:300])
+
+
+EXAMPLE = {
+    "leader": "L00001",
+    "member": {"id": "m-1", "name": "张三", "phone": "13800138000"},
+    "lines": [{"sku": "VEG-001", "quantity": 1}, {"sku": "DAI-001", "quantity": 1}],
+}
+
+
+def test_hostile_values_in_any_order_field_are_never_a_server_error(contract_app):
+    """Each field of a valid order replaced by a hostile value (NUL and other control characters,
+    lone surrogates, integers past 64 bits, NaN, nesting) is answered 4xx, never 5xx: on
+    PostgreSQL too, which refuses what SQLite stores."""
+    _hostile_order(contract_app.test_client(), contract_app.config["CONTRACT_TOKEN"])

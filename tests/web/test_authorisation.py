@@ -1,4 +1,4 @@
-"""Who may open what: every route walked with every role (200, 302 to the login, or 404 outside
+"""Who may open what: every route (GET and POST) walked with every role (200, 302 to the login, or 404 outside
 the user's scope, never 403), and the mends around requests (commit failure, bad parameters)."""
 
 import pytest
@@ -174,3 +174,58 @@ def test_sorting_lists_and_json_never_carry_pickup_codes(client, portal):
     for order in portal.orders.values():
         assert order.pickup_code not in page and order.pickup_code not in data
     assert "pickup_code" not in data and '"bag_no"' in data
+
+
+POST_ROUTES = {  # walked in this order: signing out last
+    "/account/locale": "/account/locale",
+    "/leader/arrival": "/leader/arrival",
+    "/leader/arrival/correct": "/leader/arrival/correct",
+    "/leader/pickups": "/leader/pickups",
+    "/leader/pickups/verify": "/leader/pickups/verify",
+    "/leader/uncollected/phone": "/leader/uncollected/phone",
+    "/api/v1/orders": "/api/v1/orders",
+    "/api/v1/orders/<order_id>/cancel": "/api/v1/orders/1/cancel",
+    "/login": "/login",
+    "/logout": "/logout",
+}
+
+
+def expected_post(role: str, rule: str) -> set[int]:
+    """What an empty form POST may get: signed out, the login page (the order API: 401, a
+    browser session is no Bearer token); outside the role's scope 404; inside it, a refusal of
+    the empty form or its answer, never a 403 or a server error."""
+    if rule.startswith("/api/v1/"):
+        return {401}
+    if rule == "/login":
+        return {401} if role == "anonymous" else {302}
+    if rule == "/logout":
+        return {302}
+    if role == "anonymous":
+        return {302}
+    if rule == "/account/locale":
+        return {400}
+    if rule.startswith("/leader/"):
+        return {200, 302, 400, 404, 409, 422} if role in POINT else {404}
+    raise AssertionError(f"no expectation for POST {rule}: add it to the matrix")
+
+
+def test_the_matrix_lists_every_post_route(app):
+    """Every route taking POST is in the matrix below: a new one fails here until it is added."""
+    posts = {r.rule for r in app.url_map.iter_rules() if "POST" in (r.methods or set())}
+    assert posts == set(POST_ROUTES)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_post_route_with_every_role(app, portal, role):
+    """Each role posting an empty form (with its CSRF token) to every POST route gets the
+    designed answer: signed out the login page, outside its scope 404, never 403 or 500."""
+    client = app.test_client()
+    if role != "anonymous":
+        assert login(client, role).status_code == 302
+    token = csrf_token(client, "/login" if role == "anonymous" else "/logout")
+    got = {
+        rule: client.post(path, data={"csrf_token": token}).status_code
+        for rule, path in POST_ROUTES.items()
+    }
+    wrong = {rule: code for rule, code in got.items() if code not in expected_post(role, rule)}
+    assert wrong == {}

@@ -6,6 +6,7 @@ drifts from this document fails the suite.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fulfilment.orders.intake import MAX_QUANTITY_PER_LINE
@@ -13,6 +14,13 @@ from fulfilment.platforms.clients import MEMBER_ID_MAX
 
 MAX_LINES = 100
 KEY_MAX = 128
+# orders.total_cents is a 32-bit integer on PostgreSQL: an order's total must fit it
+MAX_TOTAL_CENTS = 2**31 - 1
+# Text the database can store: no C0 control character (NUL), no DEL; `\S`: not blank.
+# (A lone surrogate cannot be sent as UTF-8 JSON text at all; its escape is refused the same.)
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+PRINTABLE_NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+REGION_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -55,7 +63,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 32,
-                "pattern": r"\S",
+                "pattern": PRINTABLE_NOT_BLANK,
                 "description": "The leader (pickup point) code the member orders through.",
             },
             "member": {
@@ -67,11 +75,11 @@ SCHEMAS: dict[str, Any] = {
                         "type": "string",
                         "minLength": 1,
                         "maxLength": MEMBER_ID_MAX,
-                        "pattern": r"\S",
+                        "pattern": PRINTABLE_NOT_BLANK,
                         "description": "The platform's own member id.",
                     },
-                    "name": {"type": ["string", "null"], "maxLength": 100},
-                    "phone": {"type": ["string", "null"], "maxLength": 32},
+                    "name": {"type": ["string", "null"], "maxLength": 100, "pattern": PRINTABLE},
+                    "phone": {"type": ["string", "null"], "maxLength": 32, "pattern": PRINTABLE},
                 },
             },
             "lines": {
@@ -87,7 +95,7 @@ SCHEMAS: dict[str, Any] = {
                             "type": "string",
                             "minLength": 1,
                             "maxLength": 64,
-                            "pattern": r"\S",
+                            "pattern": PRINTABLE_NOT_BLANK,
                         },
                         "quantity": {
                             "type": "integer",
@@ -277,6 +285,7 @@ SCHEMAS: dict[str, Any] = {
 COMMON_ERRORS = {
     "401": _problem("No valid Bearer token."),
     "429": _problem("The client's rate limit is reached; retry after Retry-After seconds."),
+    "500": _problem("The database refused the request (database-error); nothing was written."),
     "503": _problem("The database could not finish the request; nothing was written, retry."),
 }
 
@@ -345,7 +354,10 @@ def openapi_document() -> dict[str, Any]:
                         "409": _problem(
                             "Sold out (with the units left), or the key was used for another body."
                         ),
-                        "422": _problem("Fields at fault, each named by a JSON pointer."),
+                        "422": _problem(
+                            "Fields at fault, each named by a JSON pointer (an order whose "
+                            f"total is over {MAX_TOTAL_CENTS} cents: `/lines`)."
+                        ),
                         **COMMON_ERRORS,
                     },
                 }
@@ -384,7 +396,7 @@ def openapi_document() -> dict[str, Any]:
                             "name": "region",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"},
+                            "schema": {"type": "string", "pattern": f"^{REGION_PATTERN.pattern}$"},
                         },
                         {
                             "name": "delivery_date",

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request, url_for
 from flask_limiter.util import get_remote_address
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from fulfilment.core.errors import (
@@ -36,18 +36,15 @@ from fulfilment.platforms.clients import (
     find_client_by_token,
     get_order_view,
     get_wave_summary,
-    hash_token,
     submit_order,
 )
 from web.limits import limiter, set_retry_after
 
-from .openapi import openapi_document
+from .openapi import KEY_MAX, MAX_LINES, MAX_TOTAL_CENTS, REGION_PATTERN, openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PROBLEM = "application/problem+json"
-MAX_LINES = 100
-KEY_MAX = 128
 MAX_BODY_BYTES = 256 * 1024  # an order of 100 lines is a few KB
 DEFAULT_RATE_LIMIT = "100/second"
 
@@ -97,7 +94,10 @@ def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> Re
         "instance": request.path,
         **extra,
     }
-    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM)
+    # A lone surrogate echoed from the request (an unknown field's name) is written as its JSON
+    # escape, not left to fail the UTF-8 encoding of the answer.
+    text = json.dumps(body, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    return Response(text, status=status, mimetype=PROBLEM)
 
 
 @bp.errorhandler(BadRequest)
@@ -171,9 +171,7 @@ def _http_error(err: HTTPException):
         err.name or "Error",
         err.description or "",
     )
-    if err.code == 429:
-        response.headers["Retry-After"] = "1"
-    elif err.code == 401:
+    if err.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="groupbuy"'
     return response
 
@@ -185,6 +183,17 @@ def _database_busy(err: DBAPIError):
     current_app.logger.warning("api: database error %s", type(err.orig).__name__)
     response = problem(503, "unavailable", "Try again", "the database could not finish the request")
     return set_retry_after(response, 1)
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _database_error(err: SQLAlchemyError):
+    """Any other database error: the documented problem shape, nothing written (the statement's
+    first line is logged, never its parameters: they can hold names and phones)."""
+    statement = (getattr(err, "statement", None) or "").split("\n")[0]
+    current_app.logger.error("api: database error %s: %s", type(err).__name__, statement)
+    return problem(
+        500, "database-error", "Not saved", "the database refused the request; nothing was written"
+    )
 
 
 def _line_pointer(sku: str, field: str) -> str:
@@ -222,30 +231,42 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
+def _request_client() -> ApiClient | None:
+    """The client whose valid Bearer token the request carries (looked up once per request)."""
+    if "api_client" not in g:
+        token = _bearer_token()
+        g.api_client = find_client_by_token(g.session, token) if token else None
+    client: ApiClient | None = g.api_client
+    return client
+
+
 def _rate_key() -> str:
-    """Each client's own budget (by its token's hash); anonymous requests by address."""
-    token = _bearer_token()
-    return f"api:{hash_token(token)[:32]}" if token else f"api-ip:{get_remote_address()}"
+    """Each client's own budget; a request without a valid token (none, or a bogus one: a fresh
+    token must not buy a fresh bucket) counts against its address."""
+    try:
+        client = _request_client()
+    except SQLAlchemyError:  # answered by _authenticate, which asks again; not the limiter's fault
+        g.pop("api_client", None)
+        client = None
+    return f"api:client:{client.id}" if client is not None else f"api-ip:{get_remote_address()}"
 
 
 def _rate_limit() -> str:
     return str(current_app.config["API_RATE_LIMIT"])
 
 
-limiter.limit(_rate_limit, key_func=_rate_key)(bp)
+# One budget per client across every endpoint (a shared scope), not one per endpoint.
+limiter.shared_limit(_rate_limit, scope="api", key_func=_rate_key)(bp)
 
 
 @bp.before_request
 def _authenticate() -> Response | None:
     if request.endpoint == "api.openapi":
         return None
-    token = _bearer_token()
-    client = find_client_by_token(g.session, token) if token else None
-    if client is None:
+    if _request_client() is None:
         response = problem(401, "unauthorized", "Unauthorized", "a valid Bearer token is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="groupbuy"'
         return response
-    g.api_client = client
     return None
 
 
@@ -270,11 +291,22 @@ def _string(
     if not isinstance(value, str):
         errors.append(FieldError(pointer, "must be a string"))
         return ""
+    if not _printable(value):
+        errors.append(
+            FieldError(pointer, "must not hold control characters or unpaired surrogates")
+        )
+        return ""
     if required and not value.strip():
         errors.append(FieldError(pointer, "must not be empty"))
     if len(value) > max_len:
         errors.append(FieldError(pointer, f"must be at most {max_len} characters"))
     return value.strip()
+
+
+def _printable(text: str) -> bool:
+    """No C0 control character (NUL is refused by PostgreSQL), no DEL, no lone surrogate (it
+    cannot be encoded as UTF-8: not stored, not fingerprinted). The document's patterns say so."""
+    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def _unknown(obj: dict[str, Any], allowed: set[str], prefix: str, errors: list[FieldError]):
@@ -381,20 +413,71 @@ def _idempotency_key() -> str:
 
 
 def _json_body() -> Any:
+    """The body as JSON: at most MAX_BODY_BYTES (413 whether it came with a Content-Length or
+    chunked without one), nested no deeper than MAX_DEPTH (deeper is 400, not a RecursionError)."""
+    too_large = BadRequest(
+        413,
+        "body-too-large",
+        "The body is too large",
+        [FieldError("", f"more than {MAX_BODY_BYTES} bytes")],
+    )
     if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise too_large
+    data = _read_at_most(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise too_large
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _depth(data) > MAX_DEPTH:
         raise BadRequest(
-            413,
-            "body-too-large",
-            "The body is too large",
-            [FieldError("", f"more than {MAX_BODY_BYTES} bytes")],
+            400,
+            "invalid-json",
+            "The body is not JSON",
+            [FieldError("", f"nested deeper than {MAX_DEPTH} levels")],
         )
-    data = request.get_data(cache=False)
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise BadRequest(
             400, "invalid-json", "The body is not JSON", [FieldError("", f"not JSON: {err}")]
         ) from None
+
+
+MAX_DEPTH = 16  # an order is 3 deep
+
+
+def _read_at_most(limit: int) -> bytes:
+    """Up to `limit` bytes of the body; a chunked body has no length to check before reading."""
+    stream = request.stream
+    parts, size = [], 0
+    while size < limit:
+        chunk = stream.read(min(64 * 1024, limit - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _depth(data: bytes) -> int:
+    """How deep the brackets of a JSON text nest, outside its strings (a bounded scan, so that
+    the parser never recurses on a hostile body)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -477,17 +560,37 @@ def create_order():
     key = _idempotency_key()
     body = parse_order_body(_json_body())
     g.order_body = body
-    order, created = submit_order(g.session, client=_client(), request=body, idempotency_key=key)
+    try:
+        order, created = submit_order(
+            g.session, client=_client(), request=body, idempotency_key=key
+        )
+    except DataError as err:
+        if getattr(err.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
+            raise
+        raise _total_too_large() from None  # PostgreSQL: the total overflowed its column
     # The answer's rows are read in the order's own transaction (one query, no second
     # transaction and connection checkout after the commit); the commit still comes before
     # the answer is built, so a failed commit is a problem answer, never a 201.
     view = get_order_view(g.session, client=_client(), order_id=order.id)
+    if view.total_cents > MAX_TOTAL_CENTS:  # SQLite stores it: refuse it there too, uncommitted
+        raise _total_too_large()
     _commit()
     response = _json(order_json(view), 201 if created else 200)
     response.headers["Location"] = url_for(".get_order", order_id=order.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _total_too_large() -> BadRequest:
+    """An order whose total does not fit `orders.total_cents` (a 32-bit integer on PostgreSQL):
+    refused on both databases alike, before anything is committed."""
+    return BadRequest(
+        422,
+        "invalid-field",
+        "Fields are not valid",
+        [FieldError("/lines", f"the order's total must be at most {MAX_TOTAL_CENTS} cents")],
+    )
 
 
 def _order_id(text: str) -> int:
@@ -522,6 +625,8 @@ def wave(region: str, day: str):
             "Path parameter not valid",
             [FieldError("delivery_date", f"{day!r} is not a date YYYY-MM-DD")],
         ) from None
+    if not REGION_PATTERN.fullmatch(region):  # no region's code: no such wave, as for others'
+        raise NotFound(f"wave {region[:40]!r} {day} not found")
     summary = get_wave_summary(
         g.session, client=_client(), region_code=region, delivery_date=delivery
     )

@@ -12,7 +12,7 @@ from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import authenticate, end_session, start_session
 from fulfilment.core.audit import record_change
 from web.i18n import LOCALES
-from web.limits import limiter
+from web.limits import limit_setting, limiter, login_user_failures
 from web.security import Account
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -34,28 +34,37 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _login_user_key() -> str:
-    return "login-user:" + request.form.get("username", "").strip().lower()[:64]
+def _username_key(username: str) -> str:
+    return username.strip().lower()[:64]
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: _limit("GROUPBUY_LOGIN_LIMIT"), methods=["POST"])
-@limiter.limit(
-    lambda: _limit("GROUPBUY_LOGIN_USER_LIMIT"), methods=["POST"], key_func=_login_user_key
-)
+@limiter.limit(lambda: limit_setting("GROUPBUY_LOGIN_LIMIT"), methods=["POST"], deduct_when=_failed)
 def login():
+    """Sign in. Two limits count failed attempts: per address (refused before the password is
+    checked) and per username, which refuses only wrong passwords: someone guessing a leader's
+    password cannot lock the leader out (the right one always signs in and clears the count)."""
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
     error = None
     if request.method == "POST":
-        user = authenticate(
-            g.session,
-            username=request.form.get("username", ""),
-            password=request.form.get("password", ""),
-        )
+        username = request.form.get("username", "")
+        password = request.form.get("password", "")
+        user = None
+        if _readable(username) and _readable(password):
+            user = authenticate(g.session, username=username, password=password)
+        key = _username_key(username)
         if user is None:
+            if login_user_failures.refused(key):
+                abort(429)
+            login_user_failures.failed(key)
             error = _("Wrong username or password.")  # the same for either mistake
         else:
+            login_user_failures.succeeded(key)
             nxt = _safe_next(request.form.get("next"))
             session.clear()  # nothing from before the login survives into the new session
             login = start_session(g.session, user=user)
@@ -66,14 +75,12 @@ def login():
     )
 
 
-def _limit(key: str) -> str:
-    from flask import current_app
-
-    defaults = {
-        "GROUPBUY_LOGIN_LIMIT": "10 per minute",
-        "GROUPBUY_LOGIN_USER_LIMIT": "5 per minute",
-    }
-    return current_app.config.get(key, defaults[key])
+def _readable(text: str) -> bool:
+    """Text a username or password can be: no control characters (a NUL is refused by
+    PostgreSQL), no lone surrogates, not absurdly long. Anything else is a wrong login."""
+    return len(text) <= 1024 and not any(
+        ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in text
+    )
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -49,6 +49,7 @@ from fulfilment.points.pickups import (
     verify_pickup,
 )
 from fulfilment.points.point import bag_numbers, get_point_order, local_today
+from web.limits import pickup_code_limit
 from web.security import point_required
 
 bp = Blueprint("leader", __name__, url_prefix="/leader", template_folder="templates")
@@ -369,6 +370,7 @@ def _leader_tz() -> str:
 
 
 @bp.route("/pickups", methods=["GET", "POST"])
+@pickup_code_limit
 @point_required
 def pickups():
     leader = _leader()
@@ -383,6 +385,7 @@ def pickups():
 
 
 @bp.post("/pickups/verify")
+@pickup_code_limit
 @point_required
 def verify():
     leader = _leader()
