@@ -415,8 +415,14 @@ def correct_arrival(
     that still hold units, as refunds owed. The same count again changes nothing (None).
 
     A higher count is refused: refunds already owed are not taken back here.
+
+    Exactly once: the arrival's row is locked (`SELECT … FOR UPDATE`; SQLite serialises writers)
+    before the current count is read, so corrections of one arrival run one after another and
+    each compares against the count the previous one left. A double-tapped "3 → 2" records one
+    correction and one refund; the second tap finds 2 already recorded and changes nothing.
     """
     now = now or utcnow()
+    _lock_arrival(session, arrival)
     wave = session.get(Wave, arrival.wave_id)
     leader = session.get(Leader, arrival.leader_id)
     assert wave is not None and leader is not None
@@ -484,6 +490,12 @@ def correct_arrival(
         at=now,
     )
     return correction
+
+
+def _lock_arrival(session: Session, arrival: Arrival) -> None:
+    """Take the arrival's row lock for the rest of the transaction (a no-op on SQLite, whose
+    writers are serialised by the database lock)."""
+    session.execute(select(Arrival.id).where(Arrival.id == arrival.id).with_for_update())
 
 
 def _check_assignment(

@@ -15,7 +15,7 @@ from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import Leader, Product, Refund, RefundReason, Wave
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
-from fulfilment.points.arrivals import Arrival, confirm_arrival
+from fulfilment.points.arrivals import Arrival, ArrivalCorrection, confirm_arrival, correct_arrival
 from fulfilment.waves.cutoff import cut_off_wave
 
 
@@ -132,3 +132,54 @@ def test_a_points_expected_goods_equal_its_sorting_list(session):
             (r.sku, r.quantity, r.zone) for r in sorting.rows
         ]
         assert sum(r.bags for r in expected) == len(sorting.members)
+
+
+def _confirm_in(sessions, world, counted: dict[str, int]) -> int:
+    """Confirm L1's delivery with counts by SKU; returns the arrival id."""
+    with session_scope(sessions) as s:
+        leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+        user = s.scalar(select(User).where(User.username == "leader1"))
+        ids = dict(s.execute(select(Product.sku, Product.id)).all())
+        arrival, _ = confirm_arrival(
+            s,
+            wave=s.get(Wave, world.wave.id),
+            leader=leader,
+            counted={ids[sku]: n for sku, n in counted.items()},
+            user_id=user.id,
+            actor=user.actor,
+        )
+        return arrival.id
+
+
+@pytest.mark.postgres
+def test_concurrent_identical_corrections_refund_once(pg_url):
+    """A double-tapped correction (MILK 3 → 2, sent eight times at once) records one correction
+    row and one refund for the one broken unit; the others see the count already recorded."""
+    engine = make_engine(pg_url, pool_size=8, max_overflow=0)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_portal_world(s)
+    arrival_id = _confirm_in(sessions, world, {"APPLE": 6, "MILK": 3, "PRAWN": 1})
+    start = threading.Barrier(8)
+
+    def attempt(_n: int) -> bool:
+        with session_scope(sessions) as s:
+            user = s.scalar(select(User).where(User.username == "leader1"))
+            milk = s.scalar(select(Product.id).where(Product.sku == "MILK"))
+            arrival = s.get(Arrival, arrival_id)
+            start.wait()  # all eight hold a session and the arrival; they race for the change
+            made = correct_arrival(
+                s, arrival=arrival, product_id=milk, counted=2, user_id=user.id, actor=user.actor
+            )
+            return made is not None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    assert results.count(True) == 1
+    with session_scope(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(ArrivalCorrection)) == 1
+        refunds = s.scalars(
+            select(Refund.amount_cents).where(Refund.reason == RefundReason.SHORTAGE)
+        ).all()
+        assert refunds == [1000]
+    engine.dispose()
