@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
-from portal_factories import make_portal_world
+from portal_factories import add_next_wave_order, make_portal_world
 from sqlalchemy import func, select
 
 from fulfilment.accounts.models import User
@@ -52,3 +52,79 @@ def test_fifty_concurrent_verifications_of_one_code_hand_over_once(pg_url):
         collected = select(func.count()).where(AuditEntry.action == "order.collected")
         assert s.scalar(collected) == 1
     engine.dispose()
+
+
+def test_a_code_two_live_orders_share_asks_which_and_hands_over_none(session):
+    """Two live orders at one point carrying the same code (different waves, both delivered):
+    the lookup lists both, by masked member and bag number, instead of handing over the first;
+    verifying without a choice changes nothing; with the leader's choice it hands over exactly
+    that order."""
+    from datetime import timedelta
+
+    from factories import DELIVERY
+
+    from fulfilment.points.pickups import CodeAmbiguous, lookup_code
+
+    world = make_portal_world(session)
+    code = world.orders["M2"].pickup_code
+    other_id = add_next_wave_order(session, world, code=code)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    user = session.scalar(select(User).where(User.username == "staff1"))
+    today = DELIVERY + timedelta(days=1)
+    with pytest.raises(CodeAmbiguous) as asked:
+        lookup_code(session, leader=leader, code=code, today=today)
+    listed = asked.value.candidates
+    assert sorted(c.order_id for c in listed) == sorted([world.orders["M2"].id, other_id])
+    assert {c.member for c in listed} == {"李*", "钱*"}
+    assert all(c.bag_no >= 1 for c in listed)
+    with pytest.raises(CodeAmbiguous):
+        verify_pickup(
+            session, leader=leader, code=code, user_id=user.id, actor=user.actor, today=today
+        )
+    assert session.scalar(select(func.count()).select_from(Pickup)) == 0
+    [done] = verify_pickup(
+        session,
+        leader=leader,
+        code=code,
+        order_id=other_id,
+        user_id=user.id,
+        actor=user.actor,
+        today=today,
+    )
+    assert done.order_id == other_id
+    found, _ = lookup_code(session, leader=leader, code=code, today=today)
+    assert [c.order_id for c in found] == [world.orders["M2"].id]  # one live order left
+
+
+def test_a_choice_must_be_an_order_the_code_names(session):
+    """The chosen order must carry the typed code at this point: another order id with the code
+    reads as a wrong code, and nothing is handed over."""
+    world = make_portal_world(session)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    user = session.scalar(select(User).where(User.username == "staff1"))
+    with pytest.raises(PickupRefused) as refused:
+        verify_pickup(
+            session,
+            leader=leader,
+            code=world.orders["M2"].pickup_code,
+            order_id=world.orders["M3"].id,
+            user_id=user.id,
+            actor=user.actor,
+            today=TODAY,
+        )
+    assert refused.value.reason == Refusal.WRONG_CODE
+    assert session.scalar(select(func.count()).select_from(Pickup)) == 0
+
+
+def test_a_code_of_another_point_reads_exactly_as_a_wrong_code(session):
+    """A placed order's code typed at another point of the region is refused as WRONG_CODE, the
+    same refusal as a code nobody has: the lookup is no oracle over the region's codes."""
+    world = make_portal_world(session)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    theirs = world.orders["M9"].pickup_code  # L2's order
+    assert theirs not in {o.pickup_code for k, o in world.orders.items() if k != "M9"}
+    from fulfilment.points.pickups import lookup_code
+
+    with pytest.raises(PickupRefused) as refused:
+        lookup_code(session, leader=leader, code=theirs, today=TODAY)
+    assert refused.value.reason == Refusal.WRONG_CODE

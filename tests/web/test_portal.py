@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from night_factories import add_published_stop
-from portal_factories import csrf_token, login, make_portal_world, post
+from portal_factories import add_next_wave_order, csrf_token, login, make_portal_world, post
 from sqlalchemy import select
 
 from fulfilment.core.db import session_scope
@@ -197,18 +197,18 @@ def test_discrepancy_photo_checked_by_content_and_served_only_in_scope(
 
 
 def test_pickup_by_code_with_clear_refusals(app, leader1, portal):
-    """A wrong code, another point's code, then the right one; verifying it again says it was
-    already collected. Each refusal changes nothing; the pickup records who and when."""
+    """A wrong code, another point's code (refused exactly as the wrong one: no oracle), then
+    the right one; verifying it again says it was already collected. Each refusal changes
+    nothing; the pickup records who and when."""
     wrong = post(leader1, "/leader/pickups", {"code": "00000000"}, token_from="/leader/pickups")
     assert wrong.status_code == 409 and (
         "No order has this code" in wrong.text or "没有" in wrong.text
     )
     other = portal.orders["M9"].pickup_code
-    if other not in {o.pickup_code for k, o in portal.orders.items() if k != "M9"}:
-        elsewhere = post(leader1, "/leader/pickups", {"code": other})
-        assert elsewhere.status_code == 409 and (
-            "another pickup point" in elsewhere.text or "其他自提点" in elsewhere.text
-        )
+    assert other not in {o.pickup_code for k, o in portal.orders.items() if k != "M9"}
+    elsewhere = post(leader1, "/leader/pickups", {"code": other})
+    assert elsewhere.status_code == wrong.status_code
+    assert _alert(elsewhere.text) == _alert(wrong.text)
     code = portal.orders["M2"].pickup_code
     found = post(leader1, "/leader/pickups", {"code": code})
     assert found.status_code == 200 and "Bag 2" in found.text or "2号袋" in found.text
@@ -224,6 +224,37 @@ def test_pickup_by_code_with_clear_refusals(app, leader1, portal):
             s.scalar(select(AuditEntry.actor).where(AuditEntry.action == "order.collected"))
             == "user:leader1"
         )
+
+
+def _alert(page: str) -> str:
+    [message] = re.findall(r'role="alert">([^<]*)<', page)
+    return message
+
+
+def test_a_code_shared_by_two_live_orders_asks_which(app, leader1, portal):
+    """Two waiting orders at the point share a code (two waves): the page lists both bags by
+    masked member instead of handing over the first; verifying without a choice hands over
+    nothing; the leader picks one and exactly that order is handed over."""
+    code = portal.orders["M2"].pickup_code
+    with _db(app) as s:  # both waves delivered long before the test's clock
+        other = add_next_wave_order(s, portal, code=code)
+    asked = post(leader1, "/leader/pickups", {"code": code}, token_from="/leader/pickups")
+    assert asked.status_code == 200
+    assert "2 orders here carry this code" in asked.text
+    assert "李*" in asked.text and "钱*" in asked.text
+    assert f'name="order" value="{other}"' in asked.text
+    blind = post(leader1, "/leader/pickups/verify", {"code": code, "scope": "order"})
+    assert "2 orders here carry this code" in blind.text
+    with _db(app) as s:
+        assert s.scalars(select(Pickup)).all() == []
+    picked = post(leader1, "/leader/pickups", {"code": code, "order": str(other)})
+    assert picked.status_code == 200 and "钱*" in picked.text and "李*" not in picked.text
+    done = post(
+        leader1, "/leader/pickups/verify", {"code": code, "order": str(other), "scope": "order"}
+    )
+    assert done.status_code == 302
+    with _db(app) as s:
+        assert s.scalars(select(Pickup.order_id)).all() == [other]
 
 
 def test_a_cancelled_order_is_not_handed_over(app, leader1, portal):

@@ -40,6 +40,7 @@ from fulfilment.points.arrivals import (
 )
 from fulfilment.points.day import point_day
 from fulfilment.points.pickups import (
+    CodeAmbiguous,
     PickupRefused,
     Refusal,
     count_per_day,
@@ -347,9 +348,6 @@ REFUSALS = {
     Refusal.ALREADY_COLLECTED: lambda r: _(
         "Already collected (%(when)s). Nothing was changed.", when=r
     ),
-    Refusal.OTHER_POINT: lambda r: _(
-        "This code belongs to another pickup point. Nothing was handed over."
-    ),
     Refusal.CANCELLED: lambda r: _("This order was cancelled. Nothing to hand over."),
     Refusal.NOT_ARRIVED: lambda r: _("This order has not arrived at the point yet."),
 }
@@ -368,6 +366,22 @@ def _leader_tz() -> str:
     return leader_region(g.session, _leader()).tz
 
 
+def _chosen_order() -> int | None:
+    """The order the staff picked among several carrying one code (absent: none picked)."""
+    raw = request.form.get("order", "")
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        abort(400)
+    return int(raw)
+
+
+def _choose(code: str, err: CodeAmbiguous):
+    """Several live orders here carry the code: list them (masked member, bag, date) and let
+    the staff pick the member's own; nothing is handed over until then."""
+    return render_template("leader/pickups.html", code=code, choose=err.candidates)
+
+
 @bp.route("/pickups", methods=["GET", "POST"])
 @point_required
 def pickups():
@@ -375,11 +389,18 @@ def pickups():
     if request.method == "GET":
         return render_template("leader/pickups.html")
     code = "".join(request.form.get("code", "").split())
+    chosen = _chosen_order()
     try:
-        found, others = lookup_code(g.session, leader=leader, code=code, today=_today())
+        found, others = lookup_code(
+            g.session, leader=leader, code=code, today=_today(), order_id=chosen
+        )
     except PickupRefused as err:
         return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
-    return render_template("leader/pickups.html", code=code, found=found[0], others=others)
+    except CodeAmbiguous as err:
+        return _choose(code, err)
+    return render_template(
+        "leader/pickups.html", code=code, found=found[0], others=others, chosen=chosen
+    )
 
 
 @bp.post("/pickups/verify")
@@ -398,11 +419,15 @@ def verify():
             actor=current_user.actor,
             whole_member=whole,
             method=method,
+            order_id=_chosen_order(),
             today=_today(),
         )
     except PickupRefused as err:
         g.rollback = True
         return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
+    except CodeAmbiguous as err:
+        g.rollback = True
+        return _choose(code, err)
     flash(_("Handed over: %(count)d order(s).", count=len(done)))
     return redirect(url_for(".pickups"))
 
