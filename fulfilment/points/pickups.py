@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from fulfilment.core.audit import record_change
 from fulfilment.core.errors import FulfilmentError
 from fulfilment.core.models import (
-    Base,
     Leader,
     LineStatus,
     Member,
@@ -37,30 +36,7 @@ from fulfilment.core.models import (
 )
 from fulfilment.core.privacy import mask_name, mask_phone
 
-
-class Pickup(Base):
-    """An order handed to its member: who verified it, and when. One per order, ever."""
-
-    __tablename__ = "pickup"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
-    leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"), index=True)
-    verified_at: Mapped[datetime]
-    verified_by: Mapped[int] = mapped_column(ForeignKey("user.id"))
-    # The code as typed or scanned is not stored: it is the member's secret.
-    method: Mapped[str] = mapped_column(String(16), default="typed")
-
-
-class PickupLine(Base):
-    """What was handed over on one order line (less than ordered where it arrived short)."""
-
-    __tablename__ = "pickup_line"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    pickup_id: Mapped[int] = mapped_column(ForeignKey("pickup.id"), index=True)
-    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
-    quantity: Mapped[int]
+from .point import Pickup, PickupLine  # the tables of this module, kept below arrivals
 
 
 class Refusal(StrEnum):

@@ -128,3 +128,41 @@ def test_a_code_of_another_point_reads_exactly_as_a_wrong_code(session):
     with pytest.raises(PickupRefused) as refused:
         lookup_code(session, leader=leader, code=theirs, today=TODAY)
     assert refused.value.reason == Refusal.WRONG_CODE
+
+
+def test_the_phone_reveal_follows_the_members_live_orders_not_their_first_point(session):
+    """A member who moved to another point (an order at L2 now) can be called by L2, and once
+    nothing of theirs waits at L1 any more (all collected), L1 no longer sees their phone."""
+    from factories import DELIVERY
+
+    from fulfilment.core.errors import NotFound
+    from fulfilment.core.models import Region
+    from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+    from fulfilment.points.pickups import reveal_phone
+
+    world = make_portal_world(session)
+    l1 = session.scalar(select(Leader).where(Leader.code == "L1"))
+    l2 = session.scalar(select(Leader).where(Leader.code == "L2"))
+    user = session.scalar(select(User).where(User.username == "staff1"))
+    m1 = world.orders["M1"].member_id
+    place_order(
+        session,
+        region=session.get(Region, world.world.region.id),
+        leader_code="L2",
+        member=MemberRef("M1", "张小明", "13812345678"),
+        lines=[LineRequest("APPLE", 1)],
+        placed_at=world.world.after_cutoff(5),
+    )
+    assert reveal_phone(session, leader=l2, member_id=m1, actor="user:leader2") == "13812345678"
+    assert reveal_phone(session, leader=l1, member_id=m1, actor="user:leader1") == "13812345678"
+    verify_pickup(
+        session,
+        leader=l1,
+        code=world.orders["M1"].pickup_code,
+        whole_member=True,
+        user_id=user.id,
+        actor=user.actor,
+        today=DELIVERY,
+    )
+    with pytest.raises(NotFound):
+        reveal_phone(session, leader=l1, member_id=m1, actor="user:leader1")
