@@ -3,6 +3,10 @@ the short units it assigned to member lines, each becoming a refund owed (reason
 
 A point confirms a wave's delivery once: confirming again changes nothing. The counts are never
 overwritten; the audit log holds the confirmation with who and when.
+
+Short units go only on bags still waiting at the point: an order already handed over is never
+charged a shortage. Units short beyond what the waiting bags hold are a loss at the point, with
+no member refund (`point_losses`; the audit entry records them as `lost_at_point`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -178,7 +182,10 @@ def find_arrival(session: Session, *, wave: Wave, leader: Leader) -> Arrival | N
 def list_candidate_lines(
     session: Session, *, wave: Wave, leader: Leader, product_id: int
 ) -> list[CandidateLine]:
-    """The point's active lines of a SKU in the wave, latest-placed order first (the default)."""
+    """The point's active lines of a SKU in the wave on orders not yet collected, latest-placed
+    order first (the default): the lines a shortage may go on."""
+    from .point import Pickup
+
     rows = session.execute(
         select(OrderLine.id, Order.id, Order.member_id, OrderLine.quantity, Order.placed_at)
         .join(Order, Order.id == OrderLine.order_id)
@@ -188,6 +195,7 @@ def list_candidate_lines(
             Order.status == OrderStatus.PLACED,
             OrderLine.status == LineStatus.ACTIVE,
             OrderLine.product_id == product_id,
+            ~exists().where(Pickup.order_id == Order.id),
         )
         .order_by(Order.placed_at.desc(), Order.id.desc())
     )
@@ -254,9 +262,14 @@ def confirm_arrival(
     """Record what arrived at a point for a wave. Returns (arrival, created).
 
     `counted` is units per product id; every SKU expected must be counted. Units short are put on
-    member lines (`assignments`: product id → {order line id: units}, the latest-placed lines
-    first by default) and each becomes a refund owed with reason `shortage` at the price paid
-    after the final tier price. A second confirmation returns the first and changes nothing.
+    member lines of orders not yet collected (`assignments`: product id → {order line id:
+    units}, the latest-placed lines first by default) and each becomes a refund owed with reason
+    `shortage` at the price paid after the final tier price. Units short beyond what those lines
+    hold (their bags were handed over already) are a loss at the point, with no member refund.
+
+    Exactly once: the arrival row is unique per (wave, point); of concurrent confirmations one
+    inserts it and writes the counts and refunds, the others find it (inside a savepoint) and
+    return it with created False, having written nothing.
     """
     from .point import list_expected
 
@@ -282,6 +295,7 @@ def confirm_arrival(
         if short <= 0:
             continue
         candidates = list_candidate_lines(session, wave=wave, leader=leader, product_id=pid)
+        short = min(short, sum(c.quantity for c in candidates))  # the rest is the point's loss
         wanted = (assignments or {}).get(pid)
         if wanted is None:
             plans[pid] = default_assignment(candidates, short)
@@ -344,6 +358,9 @@ def confirm_arrival(
             "counted": {expected[p].sku: c for p, c in counted.items()},
             "expected": {r.sku: r.quantity for r in expected.values()},
             "shortages": refunds_out,
+            "lost_at_point": {
+                expected[p].sku: units for p, units in point_losses(session, arrival).items()
+            },
         },
         at=now,
     )
@@ -412,7 +429,10 @@ def correct_arrival(
 ) -> ArrivalCorrection | None:
     """Record a later, lower count of one SKU: a new correction row and audit entry (the
     confirmation is never overwritten); the further short units go on the latest-placed lines
-    that still hold units, as refunds owed. The same count again changes nothing (None).
+    of orders not yet collected that still hold units, as refunds owed. Units no such line can
+    carry are a loss at the point, with no member refund (the audit entry's `lost_at_point`).
+    Lowering a count that was above the units expected owes nothing for the surplus part. The
+    same count again changes nothing (None).
 
     A higher count is refused: refunds already owed are not taken back here.
 
@@ -468,7 +488,9 @@ def correct_arrival(
         for c in candidates
         if c.quantity > already.get(c.order_line_id, 0)
     ]
-    plan = default_assignment(room, before - counted)
+    expected = next(ln.expected_qty for ln in arrival.lines if ln.product_id == product_id)
+    short = max(expected - counted, 0) - max(expected - before, 0)  # a surplus owes nothing
+    plan = default_assignment(room, short)
     prices = _prices_after_tier(session, list(plan))
     owed = _owe_shortages(
         session,
@@ -486,7 +508,13 @@ def correct_arrival(
         entity="arrival",
         entity_id=arrival.id,
         before={"sku": product.sku, "counted": before},
-        after={"sku": product.sku, "counted": counted, "note": note[:500], "shortages": owed},
+        after={
+            "sku": product.sku,
+            "counted": counted,
+            "note": note[:500],
+            "shortages": owed,
+            "lost_at_point": short - sum(plan.values()),
+        },
         at=now,
     )
     return correction
@@ -546,6 +574,26 @@ def short_units(session: Session, order_line_ids: Sequence[int]) -> dict[int, in
             .group_by(Shortage.order_line_id)
         ).all()
     )
+
+
+def point_losses(session: Session, arrival: Arrival) -> dict[int, int]:
+    """Units short per product id that no member line carries (their bags had been handed over
+    when the shortage was found): lost at the point, refunded to nobody. Only SKUs with a loss."""
+    assigned = dict(
+        session.execute(
+            select(OrderLine.product_id, func.sum(Shortage.quantity))
+            .join(OrderLine, OrderLine.id == Shortage.order_line_id)
+            .where(Shortage.arrival_id == arrival.id)
+            .group_by(OrderLine.product_id)
+        ).all()
+    )
+    counts = current_counts(session, arrival)
+    out = {}
+    for ln in arrival.lines:
+        lost = max(ln.expected_qty - counts[ln.product_id], 0) - assigned.get(ln.product_id, 0)
+        if lost > 0:
+            out[ln.product_id] = lost
+    return out
 
 
 def get_photo(session: Session, *, photo_id: int) -> Photo:

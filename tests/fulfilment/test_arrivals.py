@@ -183,3 +183,118 @@ def test_concurrent_identical_corrections_refund_once(pg_url):
         ).all()
         assert refunds == [1000]
     engine.dispose()
+
+
+def _collect(session, code: str) -> None:
+    from datetime import date
+
+    from fulfilment.points.pickups import verify_pickup
+
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    user = session.scalar(select(User).where(User.username == "staff1"))
+    verify_pickup(
+        session,
+        leader=leader,
+        code=code,
+        user_id=user.id,
+        actor=user.actor,
+        today=date(2026, 3, 10),
+    )
+
+
+def _correct(session, arrival_id: int, sku: str, counted: int):
+    user = session.scalar(select(User).where(User.username == "leader1"))
+    return correct_arrival(
+        session,
+        arrival=session.get(Arrival, arrival_id),
+        product_id=session.scalar(select(Product.id).where(Product.sku == sku)),
+        counted=counted,
+        user_id=user.id,
+        actor=user.actor,
+    )
+
+
+def test_a_corrections_shortage_never_lands_on_a_collected_order(session):
+    """MILK 3 → 1 after M1's latest order (2 MILK) was handed over: the short units skip that
+    collected bag; one goes on M1's first order, still waiting (a refund); the other finds no
+    uncollected line and is a loss at the point: no member refund, recorded in the audit entry
+    and in the arrival's losses."""
+    from fulfilment.core.models import AuditEntry
+
+    world = make_portal_world(session)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    user = session.scalar(select(User).where(User.username == "leader1"))
+    ids = dict(session.execute(select(Product.sku, Product.id)).all())
+    arrival, _ = confirm_arrival(
+        session,
+        wave=session.get(Wave, world.wave.id),
+        leader=leader,
+        counted={ids["APPLE"]: 6, ids["MILK"]: 3, ids["PRAWN"]: 1},
+        user_id=user.id,
+        actor=user.actor,
+    )
+    _collect(session, world.orders["M1b"].pickup_code)
+    _correct(session, arrival.id, "MILK", 1)
+    owed = session.execute(
+        select(Refund.order_line_id, Refund.amount_cents).where(
+            Refund.reason == RefundReason.SHORTAGE
+        )
+    ).all()
+    m1_milk = world.orders["M1"].line_ids[1]  # M1's first order: APPLE, then MILK
+    assert [tuple(r) for r in owed] == [(m1_milk, 1000)]
+    from fulfilment.points.arrivals import point_losses
+
+    assert point_losses(session, arrival) == {ids["MILK"]: 1}
+    entry = session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "arrival.corrected")
+    ).one()
+    assert entry.after["lost_at_point"] == 1
+
+
+def test_a_confirmation_leaves_collected_orders_out_of_the_shortage(session):
+    """Goods handed over on the delivery day before the count: a shortage at confirmation goes
+    only on bags still waiting, and what no waiting bag can carry is a loss at the point."""
+    world = make_portal_world(session)
+    _collect(session, world.orders["M1b"].pickup_code)  # MILK 2 handed over
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    user = session.scalar(select(User).where(User.username == "leader1"))
+    ids = dict(session.execute(select(Product.sku, Product.id)).all())
+    arrival, _ = confirm_arrival(
+        session,
+        wave=session.get(Wave, world.wave.id),
+        leader=leader,
+        counted={ids["APPLE"]: 6, ids["MILK"]: 0, ids["PRAWN"]: 1},
+        user_id=user.id,
+        actor=user.actor,
+    )
+    owed = session.scalars(
+        select(Refund.order_line_id).where(Refund.reason == RefundReason.SHORTAGE)
+    ).all()
+    assert owed == [world.orders["M1"].line_ids[1]]
+    from fulfilment.points.arrivals import point_losses
+
+    assert point_losses(session, arrival) == {ids["MILK"]: 2}
+
+
+def test_lowering_a_surplus_count_owes_nothing(session):
+    """A point that counted 4 MILK of 3 expected and corrects it to 3 still has every unit its
+    members ordered: no shortage, no refund."""
+    world = make_portal_world(session)
+    arrival_id = _confirm_here(session, world, {"APPLE": 6, "MILK": 4, "PRAWN": 1})
+    assert _correct(session, arrival_id, "MILK", 3) is not None
+    assert session.scalars(select(Refund).where(Refund.reason == RefundReason.SHORTAGE)).all() == []
+
+
+def _confirm_here(session, world, counted: dict[str, int]) -> int:
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    user = session.scalar(select(User).where(User.username == "leader1"))
+    ids = dict(session.execute(select(Product.sku, Product.id)).all())
+    arrival, _ = confirm_arrival(
+        session,
+        wave=session.get(Wave, world.wave.id),
+        leader=leader,
+        counted={ids[sku]: n for sku, n in counted.items()},
+        user_id=user.id,
+        actor=user.actor,
+    )
+    return arrival.id

@@ -384,6 +384,35 @@ def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
     assert "confirmed 2" in leader1.get("/leader/arrival").text
 
 
+def test_a_shortage_found_after_the_bag_was_handed_over_shows_as_a_loss(app, leader1, portal):
+    """MILK found short (3 → 1) after M1's latest bag (2 MILK) was handed over: one unit goes on
+    M1's waiting order, the other is shown on the arrival page as lost at the point with no
+    member refund."""
+    apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
+    counts = {f"count-{apple}": "6", f"count-{milk}": "3", f"count-{prawn}": "1"}
+    assert post(leader1, "/leader/arrival", {**counts, "step": "confirm"}).status_code == 302
+    handed = post(
+        leader1,
+        "/leader/pickups/verify",
+        {"code": portal.orders["M1b"].pickup_code, "scope": "order"},
+    )
+    assert handed.status_code == 302
+    before = leader1.get("/leader/arrival")
+    assert "loss at the point" not in before.text
+    fixed = post(
+        leader1,
+        "/leader/arrival/correct",
+        {"product": milk, "counted": "1"},
+        token_from="/leader/arrival",
+    )
+    assert fixed.status_code == 302
+    page = leader1.get("/leader/arrival", headers={"Accept-Language": "en"})
+    assert "1 short unit(s) had already been handed over: a loss at the point" in page.text
+    with _db(app) as s:
+        owed = s.scalars(select(Refund.order_line_id).where(Refund.reason == "shortage")).all()
+        assert owed == [portal.orders["M1"].line_ids[1]]
+
+
 def test_arrival_for_another_regions_wave_is_404(app, leader1, portal):
     """A posted arrival names its wave; another region's wave is not found and nothing is written."""
     from fulfilment.points.arrivals import Arrival

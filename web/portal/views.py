@@ -36,6 +36,7 @@ from fulfilment.points.arrivals import (
     get_photo,
     list_arrival_report,
     list_candidate_lines,
+    point_losses,
     save_photo,
 )
 from fulfilment.points.day import point_day
@@ -307,6 +308,7 @@ def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
         report=list_arrival_report(g.session, done),
         refunds_cents=sum(r.amount_cents for r in shortages),
         short_units=sum(s.quantity for s in _shortages(done)),
+        lost_units=sum(point_losses(g.session, done).values()),
         error=error,
     ), status
 
