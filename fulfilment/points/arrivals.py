@@ -44,6 +44,9 @@ from fulfilment.core.models import (
 )
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
+# A 48-megapixel phone photo fits; anything larger is refused from its header, before decoding
+# (a 48 KB PNG can claim 20000 × 20000 pixels: 400 MB once decoded).
+MAX_PHOTO_PIXELS = 50_000_000
 PHOTO_FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
     "PNG": ("image/png", "png"),
@@ -163,8 +166,21 @@ class CandidateLine:
     placed_at: datetime
 
 
+class PhotoProblem(StrEnum):
+    TOO_LARGE = "too_large"  # more bytes than MAX_PHOTO_BYTES
+    TOO_MANY_PIXELS = "too_many_pixels"  # more pixels than MAX_PHOTO_PIXELS
+    NOT_AN_IMAGE = "not_an_image"  # not a JPEG, PNG or WebP image Pillow can read
+
+
 class PhotoRejected(InvalidInput):
-    """The upload is not a JPEG, PNG or WebP image of at most 5 MB."""
+    """The upload is not a JPEG, PNG or WebP image within the limits. `problem` says which rule
+    it broke and `limit` the limit (bytes or pixels), for a view to word in its own language."""
+
+    def __init__(
+        self, record: str, problem: PhotoProblem, message: str, *, limit: int | None = None
+    ) -> None:
+        self.problem, self.limit = problem, limit
+        super().__init__(record, "photo", message)
 
 
 class ArrivalNotOpen(FulfilmentError):
@@ -217,34 +233,82 @@ def default_assignment(candidates: Sequence[CandidateLine], short: int) -> dict[
 def save_photo(
     session: Session, *, leader: Leader, user_id: int, data: bytes, folder: Path
 ) -> Photo:
-    """Check an upload by its content (Pillow) and store it under `folder` with a random name."""
+    """Check an upload by its content (Pillow) and store it under `folder` with a random name,
+    re-encoded without its metadata: no EXIF (a phone's GPS position, its make), no XMP, no
+    text chunks; only the colour profile stays, and the EXIF orientation is applied to the
+    pixels first so the photo stays upright. Refused (PhotoRejected) above MAX_PHOTO_BYTES, above
+    MAX_PHOTO_PIXELS (read from the header, before anything is decoded), or if not a JPEG, PNG or
+    WebP image.
+    """
     from PIL import Image, UnidentifiedImageError
 
     record = f"photo for point {leader.code}"
     if len(data) > MAX_PHOTO_BYTES:
-        raise PhotoRejected(record, "photo", "larger than 5 MB")
+        raise PhotoRejected(
+            record, PhotoProblem.TOO_LARGE, "larger than 5 MB", limit=MAX_PHOTO_BYTES
+        )
+    not_an_image = PhotoRejected(record, PhotoProblem.NOT_AN_IMAGE, "not a JPEG, PNG or WebP image")
+    too_many_pixels = PhotoRejected(
+        record,
+        PhotoProblem.TOO_MANY_PIXELS,
+        f"more than {MAX_PHOTO_PIXELS} pixels",
+        limit=MAX_PHOTO_PIXELS,
+    )
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = image.format
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            fmt, (width, height) = image.format, image.size
             image.verify()
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise too_many_pixels from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise PhotoRejected(record, "photo", "not a JPEG, PNG or WebP image") from None
+        raise not_an_image from None
     if fmt not in PHOTO_FORMATS:
-        raise PhotoRejected(record, "photo", f"{fmt} is not a JPEG, PNG or WebP image")
+        raise PhotoRejected(
+            record, PhotoProblem.NOT_AN_IMAGE, f"{fmt} is not a JPEG, PNG or WebP image"
+        )
+    if width * height > MAX_PHOTO_PIXELS:
+        raise too_many_pixels
+    try:
+        clean = _without_metadata(data, fmt)
+    except (OSError, SyntaxError, ValueError):  # the header was fine, the pixels are not
+        raise not_an_image from None
     content_type, ext = PHOTO_FORMATS[fmt]
     name = f"{secrets.token_hex(16)}.{ext}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(data)
+    (folder / name).write_bytes(clean)
     photo = Photo(
         leader_id=leader.id,
         stored_name=name,
         content_type=content_type,
-        size_bytes=len(data),
+        size_bytes=len(clean),
         uploaded_by=user_id,
     )
     session.add(photo)
     session.flush()
     return photo
+
+
+def _without_metadata(data: bytes, fmt: str) -> bytes:
+    """The image decoded and encoded again in its own format with nothing but its pixels, its
+    colour profile and (PNG) its transparency: what the camera wrote about itself is dropped."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as original:
+        upright = ImageOps.exif_transpose(original)  # a copy, turned as the EXIF said
+    keep = {k: upright.info[k] for k in ("icc_profile", "transparency") if k in upright.info}
+    upright.info = {}
+    options: dict[str, object] = (
+        {"icc_profile": keep["icc_profile"]} if "icc_profile" in keep else {}
+    )
+    if fmt == "JPEG":
+        options |= {"quality": 90}
+    elif fmt == "WEBP":
+        options |= {"quality": 90}
+    elif "transparency" in keep:
+        options["transparency"] = keep["transparency"]
+    out = io.BytesIO()
+    upright.save(out, fmt, **options)
+    return out.getvalue()
 
 
 def confirm_arrival(

@@ -1,6 +1,7 @@
 """Arrival confirmation as a service: shortages become refunds at the price paid after the
 final tier price; confirmations racing on PostgreSQL record one arrival and one set of refunds."""
 
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -298,3 +299,108 @@ def _confirm_here(session, world, counted: dict[str, int]) -> int:
         actor=user.actor,
     )
     return arrival.id
+
+
+def _png_bomb(side: int = 20000) -> bytes:
+    """A valid PNG of side × side one-bit pixels, all black: about 50 KB on the wire, hundreds of
+    megabytes once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    row = b"\0" * (1 + side // 8)  # filter byte, then the row's bits
+    pixels = zlib.compress(row * side, 9)
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path):
+    """A small PNG claiming 20000 × 20000 pixels is refused as a photo with too many pixels (the
+    limit given as a field), before it is decoded; nothing is stored."""
+    from fulfilment.points.arrivals import (
+        MAX_PHOTO_PIXELS,
+        Photo,
+        PhotoProblem,
+        PhotoRejected,
+        save_photo,
+    )
+
+    world = make_portal_world(session)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    bomb = _png_bomb()
+    assert len(bomb) < 100_000
+    with pytest.raises(PhotoRejected) as rejected:
+        save_photo(
+            session,
+            leader=leader,
+            user_id=world.users["leader1"].id,
+            data=bomb,
+            folder=tmp_path / "photos",
+        )
+    assert (rejected.value.problem, rejected.value.limit) == (
+        PhotoProblem.TOO_MANY_PIXELS,
+        MAX_PHOTO_PIXELS,
+    )
+    assert rejected.value.field == "photo"
+    assert session.scalars(select(Photo)).all() == []
+    assert not (tmp_path / "photos").exists() or list((tmp_path / "photos").iterdir()) == []
+
+
+def test_a_photo_is_stored_without_its_exif(session, tmp_path):
+    """A phone's JPEG with GPS coordinates in its EXIF is stored re-encoded with no EXIF at all
+    (no GPS, no camera data), still a JPEG of the same size in pixels."""
+    from PIL import Image
+
+    from fulfilment.points.arrivals import save_photo
+
+    world = make_portal_world(session)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    image = Image.new("RGB", (64, 48), (10, 120, 200))
+    exif = image.getexif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (31.0, 14.0, 1.5)  # GPSLatitudeRef, GPSLatitude
+    gps[3], gps[4] = "E", (121.0, 28.0, 2.5)
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", exif=exif)
+    sent = buf.getvalue()
+    assert Image.open(io.BytesIO(sent)).getexif().get_ifd(0x8825)  # the upload has GPS
+    photo = save_photo(
+        session,
+        leader=leader,
+        user_id=world.users["leader1"].id,
+        data=sent,
+        folder=tmp_path / "photos",
+    )
+    stored = (tmp_path / "photos" / photo.stored_name).read_bytes()
+    assert b"Exif" not in stored and b"PhoneMaker" not in stored
+    kept = Image.open(io.BytesIO(stored))
+    assert (kept.format, kept.size) == ("JPEG", (64, 48))
+    assert dict(kept.getexif()) == {} and "exif" not in kept.info
+    assert photo.size_bytes == len(stored)
+
+
+def test_an_oversized_photo_names_its_byte_limit(session, tmp_path):
+    """An upload over 5 MB is refused before Pillow reads it, with the byte limit as a field."""
+    from fulfilment.points.arrivals import MAX_PHOTO_BYTES, PhotoProblem, PhotoRejected, save_photo
+
+    world = make_portal_world(session)
+    leader = session.scalar(select(Leader).where(Leader.code == "L1"))
+    with pytest.raises(PhotoRejected) as rejected:
+        save_photo(
+            session,
+            leader=leader,
+            user_id=world.users["leader1"].id,
+            data=b"\xff" * (MAX_PHOTO_BYTES + 1),
+            folder=tmp_path / "photos",
+        )
+    assert (rejected.value.problem, rejected.value.limit) == (
+        PhotoProblem.TOO_LARGE,
+        5 * 1024 * 1024,
+    )

@@ -451,3 +451,107 @@ def test_a_refused_confirmation_keeps_no_photo(app, leader1, portal):
         assert s.scalars(select(Photo)).all() == []
     folder = Path(app.instance_path) / "photos"
     assert not folder.exists() or list(folder.iterdir()) == []
+
+
+@pytest.fixture
+def pg_app(pg_url, tmp_path):
+    """The app on PostgreSQL (for races between requests), whatever the `app` fixture runs on."""
+    from web import create_app
+
+    app = create_app(
+        {
+            "GROUPBUY_ENV": "test",
+            "GROUPBUY_DATABASE_URL": pg_url,
+            "GROUPBUY_INSTANCE_DIR": str(tmp_path),
+            "TESTING": True,
+        }
+    )
+    yield app
+    app.extensions["groupbuy"]["engine"].dispose()
+
+
+@pytest.mark.postgres
+def test_a_losing_concurrent_confirmation_keeps_no_photo(pg_app, monkeypatch):
+    """The leader and the staff confirm the same delivery at once, each with a damage photo:
+    one confirmation is recorded with its photo; the other's photo leaves no row and no file."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import web.portal.views as views
+    from fulfilment.points.arrivals import Arrival, Discrepancy
+
+    with _db(pg_app) as s:
+        make_portal_world(s)
+    apple, milk, prawn = (_pid(pg_app, sku) for sku in ("APPLE", "MILK", "PRAWN"))
+    both_saved_photos = threading.Barrier(2)
+    real = views.confirm_arrival
+
+    def confirm_together(*args, **kwargs):
+        both_saved_photos.wait(timeout=10)  # each request has stored its photo by now
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "confirm_arrival", confirm_together)
+    clients = []
+    for username in ("leader1", "staff1"):
+        client = pg_app.test_client()
+        assert login(client, username).status_code == 302
+        clients.append((client, csrf_token(client, "/leader/arrival")))
+
+    def confirm(pair) -> int:
+        client, token = pair
+        form = {
+            f"count-{apple}": "6",
+            f"count-{milk}": "3",
+            f"count-{prawn}": "0",
+            "step": "confirm",
+            f"kind-{prawn}": "damaged",
+            f"photo-{prawn}": (io.BytesIO(_png()), "IMG.png"),
+            "csrf_token": token,
+        }
+        answer = client.post("/leader/arrival", data=form, content_type="multipart/form-data")
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(confirm, clients)) == [302, 302]
+    with _db(pg_app) as s:
+        assert len(s.scalars(select(Arrival)).all()) == 1
+        [photo] = s.scalars(select(Photo)).all()
+        [damage] = s.scalars(select(Discrepancy)).all()
+        assert damage.photo_id == photo.id
+    files = list((Path(pg_app.instance_path) / "photos").iterdir())
+    assert [f.name for f in files] == [photo.stored_name]
+
+
+def test_a_photo_bomb_is_refused_on_the_page(app, leader1, portal):
+    """A 48 KB PNG claiming 20000 × 20000 pixels sent with a confirmation answers 422 with the
+    pixel limit in the user's language; no arrival, no photo."""
+    import struct
+    import zlib
+
+    from fulfilment.points.arrivals import Arrival
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    side = 20000
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * (1 + side // 8) * side, 9))
+        + chunk(b"IEND", b"")
+    )
+    apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
+    counts = {f"count-{apple}": "6", f"count-{milk}": "3", f"count-{prawn}": "0"}
+    refused = post(
+        leader1,
+        "/leader/arrival",
+        {**counts, "step": "confirm", f"photo-{prawn}": (io.BytesIO(bomb), "bomb.png")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert "The photo has more than 50 million pixels." in refused.text
+    with _db(app) as s:
+        assert s.scalars(select(Arrival)).all() == []
+        assert s.scalars(select(Photo)).all() == []

@@ -28,6 +28,7 @@ from fulfilment.core.privacy import mask_name
 from fulfilment.points.arrivals import (
     DiscrepancyKind,
     DiscrepancyReport,
+    PhotoProblem,
     PhotoRejected,
     confirm_arrival,
     correct_arrival,
@@ -147,6 +148,9 @@ def arrival():
         g.rollback = True
         _discard_photos()
         return _review(day, counts, short, error=_input_message(err), status=422)
+    if not created:  # another confirmation won meanwhile: this one's photos go with it
+        g.rollback = True
+        _discard_photos()
     flash(_("Arrival confirmed.") if created else _("This delivery was already confirmed."))
     return redirect(url_for(".arrival"))
 
@@ -284,8 +288,11 @@ def _discard_photos() -> None:
 
 
 def _photo_message(err: PhotoRejected) -> str:
-    if "5 MB" in err.message:
-        return _("The photo is larger than 5 MB.")
+    """The rule the photo broke, worded from the error's fields (never from its English text)."""
+    if err.problem == PhotoProblem.TOO_LARGE and err.limit:
+        return _("The photo is larger than %(mb)d MB.", mb=err.limit // (1024 * 1024))
+    if err.problem == PhotoProblem.TOO_MANY_PIXELS and err.limit:
+        return _("The photo has more than %(n)d million pixels.", n=err.limit // 1_000_000)
     return _("The photo must be a JPEG, PNG or WebP image.")
 
 
