@@ -239,6 +239,10 @@ def save_photo(
     pixels first so the photo stays upright. Refused (PhotoRejected) above MAX_PHOTO_BYTES, above
     MAX_PHOTO_PIXELS (read from the header, before anything is decoded), or if not a JPEG, PNG or
     WebP image.
+
+    Not keyed: each call stores a new photo (file and row). A photo belongs to the confirmation
+    sent with it, so a caller whose confirmation loses the race (`confirm_arrival` returns
+    created False) rolls back and deletes the file, as the portal does.
     """
     from PIL import Image, UnidentifiedImageError
 

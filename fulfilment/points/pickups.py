@@ -380,7 +380,9 @@ def count_per_day(waiting: list[WaitingOrder]) -> list[tuple[date, int]]:
 
 
 def reveal_phone(session: Session, *, leader: Leader, member_id: int, actor: str) -> str:
-    """A member's full phone for its own point's staff; the view is audited."""
+    """A member's full phone for the staff of a point where an order of theirs waits (see
+    `get_point_member`: a live order here, not the point of their first order), else NotFound.
+    Every reveal is one audit entry (`member.phone_viewed`); nothing else changes."""
     from .point import get_point_member
 
     member = get_point_member(session, leader=leader, member_id=member_id)
