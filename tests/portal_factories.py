@@ -133,6 +133,32 @@ def make_portal_world(session: Session, *, member_name: str = "张小明") -> Po
     return PortalWorld(world, wave, other, infos, users)
 
 
+def add_next_wave_order(session: Session, portal: PortalWorld, *, code: str) -> int:
+    """An L1 order of member M7 (钱七) for the day after DELIVERY, cut off, carrying `code`.
+    Codes are unique per point and wave only, so another wave's order may share one."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    region = session.get(Region, portal.world.region.id)
+    order = place_order(
+        session,
+        region=region,
+        leader_code="L1",
+        member=MemberRef("M7", "钱七", "13500007777"),
+        lines=[LineRequest("APPLE", 1)],
+        placed_at=portal.world.after_cutoff(5),  # late for DELIVERY: the next day's wave
+    )
+    cut_off_wave(
+        session,
+        region=region,
+        delivery_date=DELIVERY + timedelta(days=1),
+        now=portal.world.after_cutoff(5) + timedelta(days=1),
+    )
+    session.execute(update(Order).where(Order.id == order.id).values(pickup_code=code))
+    return order.id
+
+
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -387,9 +387,10 @@ class OrderLine(Base):
 class Refund(Base):
     """Money owed back on one order line; a line can carry several (tier price, then shortage).
 
-    Exported, never paid out here: `groupbuy refunds export` writes the owed ones as CSV and
-    marks them exported. A cutoff writes one per line whose deal's final tier price fell below
-    the price paid (most lines on a busy day), so the row stays lean.
+    Exported, never paid out here: `groupbuy refunds export` claims the owed ones (state
+    `exported`, the time, and the export's batch id, in one UPDATE) and writes what it claimed
+    as CSV. A cutoff writes one per line whose deal's final tier price fell below the price paid
+    (most lines on a busy day), so the row stays lean.
     """
 
     __tablename__ = "refund"
@@ -402,6 +403,7 @@ class Refund(Base):
     state: Mapped[RefundState] = mapped_column(_enum(RefundState), default=RefundState.OWED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     exported_at: Mapped[datetime | None]
+    export_batch: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class PickLine(Base):

@@ -1,13 +1,16 @@
 """Refunds owed (退款): listing a wave's refunds and exporting them as CSV for the payment side.
 
-No payment provider is called: an export hands the owed refunds over as a file and marks them
-`exported`, with the time, in the same transaction (a failed export marks nothing).
+No payment provider is called: an export claims the owed refunds (marks them `exported`, with
+the time and a batch id of its own) and hands over as a file exactly the rows it claimed. The
+claim and the file go together: a caller shows the file only once the claim is committed (a
+failed export marks nothing), and a batch can be listed again by its id.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TextIO
 
@@ -43,6 +46,7 @@ CSV_COLUMNS = [
     "amount_yuan",
     "created_at",
     "state",
+    "export_batch",
 ]
 
 
@@ -60,13 +64,15 @@ class RefundRow:
     amount_cents: int
     amount_yuan: str
     created_at: str  # ISO 8601, UTC
-    state: str
+    state: str  # in an export's file: owed = handed over by this export, exported = before
+    export_batch: str  # the export that handed it over ("" while owed)
 
 
 def list_refunds(
-    session: Session, *, wave_id: int, include_exported: bool = False
+    session: Session, *, wave_id: int, include_exported: bool = False, batch: str | None = None
 ) -> list[RefundRow]:
-    """A wave's refunds, one row per refund (a line may have several), in id order."""
+    """A wave's refunds, one row per refund (a line may have several), in id order: the owed
+    ones, all of them with include_exported, or those one export batch handed over."""
     wave = session.get(Wave, wave_id)
     if wave is None:
         raise NotFound(f"wave {wave_id} does not exist")
@@ -80,8 +86,11 @@ def list_refunds(
         .join(Region, Region.id == Order.region_id)
         .where(Order.wave_id == wave_id)
         .order_by(Refund.id)
+        .execution_options(populate_existing=True)  # a claim just rewrote these rows
     )
-    if not include_exported:
+    if batch is not None:
+        query = query.where(Refund.export_batch == batch)
+    elif not include_exported:
         query = query.where(Refund.state == RefundState.OWED)
     return [
         RefundRow(
@@ -98,9 +107,17 @@ def list_refunds(
             f"{r.amount_cents // 100}.{r.amount_cents % 100:02d}",
             r.created_at.isoformat(),
             r.state.value,
+            r.export_batch or "",
         )
         for r, order_id, leader, member, sku, region in session.execute(query)
     ]
+
+
+def write_refunds_csv(rows: list[RefundRow], out: TextIO) -> None:
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([getattr(row, c) for c in CSV_COLUMNS])
 
 
 def export_refunds(
@@ -112,21 +129,49 @@ def export_refunds(
     include_exported: bool = False,
     now: datetime | None = None,
 ) -> int:
-    """Write the wave's owed refunds (all with include_exported) as CSV and mark the owed ones
-    exported. Returns how many rows were written."""
+    """Claim the wave's owed refunds for a new export batch and write them as CSV (with
+    include_exported, the ones exported before too, listed again). Returns how many rows were
+    written; the batch id is in the file's `export_batch` column and the audit entry.
+
+    Exactly once: the claim comes first, one `UPDATE refund … WHERE state = 'owed'` setting the
+    state, the time and the batch id, and only the rows of this batch are written as handed
+    over (state `owed` in the file). On PostgreSQL a concurrent export waits on the rows this
+    one claimed and, once it commits, finds them no longer owed (SQLite serialises writers):
+    two exports at once hand each refund over in exactly one file. `out` holds rows whose claim
+    is not yet committed: the caller shows it only after the commit (see `groupbuy refunds
+    export`), and `list_refunds(batch=…)` lists a batch again if the file is lost.
+    """
     now = now or utcnow()
-    rows = list_refunds(session, wave_id=wave_id, include_exported=include_exported)
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([getattr(row, c) for c in CSV_COLUMNS])
-    owed = [r.refund_id for r in rows if r.state == RefundState.OWED.value]
-    if owed:
-        session.execute(
-            update(Refund)
-            .where(Refund.id.in_(owed), Refund.state == RefundState.OWED)
-            .values(state=RefundState.EXPORTED, exported_at=now)
-        )
+    if session.get(Wave, wave_id) is None:
+        raise NotFound(f"wave {wave_id} does not exist")
+    batch = secrets.token_hex(16)
+    of_wave = (
+        select(Refund.id)
+        .join(OrderLine, OrderLine.id == Refund.order_line_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.wave_id == wave_id, Refund.state == RefundState.OWED)
+    )
+    session.execute(
+        update(Refund)
+        .where(Refund.id.in_(of_wave.scalar_subquery()), Refund.state == RefundState.OWED)
+        .values(state=RefundState.EXPORTED, exported_at=now, export_batch=batch)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = [
+        replace(r, state=RefundState.OWED.value)  # what it was when this export took it
+        for r in list_refunds(session, wave_id=wave_id, batch=batch)
+    ]
+    before = (
+        [
+            r
+            for r in list_refunds(session, wave_id=wave_id, include_exported=True)
+            if r.state == RefundState.EXPORTED.value and r.export_batch != batch
+        ]
+        if include_exported
+        else []
+    )
+    rows = sorted(claimed + before, key=lambda r: r.refund_id)
+    write_refunds_csv(rows, out)
     record_change(
         session,
         actor=actor,
@@ -134,8 +179,9 @@ def export_refunds(
         entity="wave",
         entity_id=wave_id,
         after={
+            "batch": batch,
             "rows": len(rows),
-            "newly_exported": len(owed),
+            "newly_exported": len(claimed),
             "amount_cents": sum(r.amount_cents for r in rows),
         },
         at=now,

@@ -3,6 +3,10 @@ the short units it assigned to member lines, each becoming a refund owed (reason
 
 A point confirms a wave's delivery once: confirming again changes nothing. The counts are never
 overwritten; the audit log holds the confirmation with who and when.
+
+Short units go only on bags still waiting at the point: an order already handed over is never
+charged a shortage. Units short beyond what the waiting bags hold are a loss at the point, with
+no member refund (`point_losses`; the audit entry records them as `lost_at_point`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -40,6 +44,9 @@ from fulfilment.core.models import (
 )
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
+# A 48-megapixel phone photo fits; anything larger is refused from its header, before decoding
+# (a 48 KB PNG can claim 20000 × 20000 pixels: 400 MB once decoded).
+MAX_PHOTO_PIXELS = 50_000_000
 PHOTO_FORMATS = {
     "JPEG": ("image/jpeg", "jpg"),
     "PNG": ("image/png", "png"),
@@ -159,8 +166,21 @@ class CandidateLine:
     placed_at: datetime
 
 
+class PhotoProblem(StrEnum):
+    TOO_LARGE = "too_large"  # more bytes than MAX_PHOTO_BYTES
+    TOO_MANY_PIXELS = "too_many_pixels"  # more pixels than MAX_PHOTO_PIXELS
+    NOT_AN_IMAGE = "not_an_image"  # not a JPEG, PNG or WebP image Pillow can read
+
+
 class PhotoRejected(InvalidInput):
-    """The upload is not a JPEG, PNG or WebP image of at most 5 MB."""
+    """The upload is not a JPEG, PNG or WebP image within the limits. `problem` says which rule
+    it broke and `limit` the limit (bytes or pixels), for a view to word in its own language."""
+
+    def __init__(
+        self, record: str, problem: PhotoProblem, message: str, *, limit: int | None = None
+    ) -> None:
+        self.problem, self.limit = problem, limit
+        super().__init__(record, "photo", message)
 
 
 class ArrivalNotOpen(FulfilmentError):
@@ -178,7 +198,10 @@ def find_arrival(session: Session, *, wave: Wave, leader: Leader) -> Arrival | N
 def list_candidate_lines(
     session: Session, *, wave: Wave, leader: Leader, product_id: int
 ) -> list[CandidateLine]:
-    """The point's active lines of a SKU in the wave, latest-placed order first (the default)."""
+    """The point's active lines of a SKU in the wave on orders not yet collected, latest-placed
+    order first (the default): the lines a shortage may go on."""
+    from .point import Pickup
+
     rows = session.execute(
         select(OrderLine.id, Order.id, Order.member_id, OrderLine.quantity, Order.placed_at)
         .join(Order, Order.id == OrderLine.order_id)
@@ -188,6 +211,7 @@ def list_candidate_lines(
             Order.status == OrderStatus.PLACED,
             OrderLine.status == LineStatus.ACTIVE,
             OrderLine.product_id == product_id,
+            ~exists().where(Pickup.order_id == Order.id),
         )
         .order_by(Order.placed_at.desc(), Order.id.desc())
     )
@@ -209,34 +233,86 @@ def default_assignment(candidates: Sequence[CandidateLine], short: int) -> dict[
 def save_photo(
     session: Session, *, leader: Leader, user_id: int, data: bytes, folder: Path
 ) -> Photo:
-    """Check an upload by its content (Pillow) and store it under `folder` with a random name."""
+    """Check an upload by its content (Pillow) and store it under `folder` with a random name,
+    re-encoded without its metadata: no EXIF (a phone's GPS position, its make), no XMP, no
+    text chunks; only the colour profile stays, and the EXIF orientation is applied to the
+    pixels first so the photo stays upright. Refused (PhotoRejected) above MAX_PHOTO_BYTES, above
+    MAX_PHOTO_PIXELS (read from the header, before anything is decoded), or if not a JPEG, PNG or
+    WebP image.
+
+    Not keyed: each call stores a new photo (file and row). A photo belongs to the confirmation
+    sent with it, so a caller whose confirmation loses the race (`confirm_arrival` returns
+    created False) rolls back and deletes the file, as the portal does.
+    """
     from PIL import Image, UnidentifiedImageError
 
     record = f"photo for point {leader.code}"
     if len(data) > MAX_PHOTO_BYTES:
-        raise PhotoRejected(record, "photo", "larger than 5 MB")
+        raise PhotoRejected(
+            record, PhotoProblem.TOO_LARGE, "larger than 5 MB", limit=MAX_PHOTO_BYTES
+        )
+    not_an_image = PhotoRejected(record, PhotoProblem.NOT_AN_IMAGE, "not a JPEG, PNG or WebP image")
+    too_many_pixels = PhotoRejected(
+        record,
+        PhotoProblem.TOO_MANY_PIXELS,
+        f"more than {MAX_PHOTO_PIXELS} pixels",
+        limit=MAX_PHOTO_PIXELS,
+    )
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = image.format
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            fmt, (width, height) = image.format, image.size
             image.verify()
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise too_many_pixels from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise PhotoRejected(record, "photo", "not a JPEG, PNG or WebP image") from None
+        raise not_an_image from None
     if fmt not in PHOTO_FORMATS:
-        raise PhotoRejected(record, "photo", f"{fmt} is not a JPEG, PNG or WebP image")
+        raise PhotoRejected(
+            record, PhotoProblem.NOT_AN_IMAGE, f"{fmt} is not a JPEG, PNG or WebP image"
+        )
+    if width * height > MAX_PHOTO_PIXELS:
+        raise too_many_pixels
+    try:
+        clean = _without_metadata(data, fmt)
+    except (OSError, SyntaxError, ValueError):  # the header was fine, the pixels are not
+        raise not_an_image from None
     content_type, ext = PHOTO_FORMATS[fmt]
     name = f"{secrets.token_hex(16)}.{ext}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / name).write_bytes(data)
+    (folder / name).write_bytes(clean)
     photo = Photo(
         leader_id=leader.id,
         stored_name=name,
         content_type=content_type,
-        size_bytes=len(data),
+        size_bytes=len(clean),
         uploaded_by=user_id,
     )
     session.add(photo)
     session.flush()
     return photo
+
+
+def _without_metadata(data: bytes, fmt: str) -> bytes:
+    """The image decoded and encoded again in its own format with nothing but its pixels, its
+    colour profile and (PNG) its transparency: what the camera wrote about itself is dropped."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as original:
+        upright = ImageOps.exif_transpose(original)  # a copy, turned as the EXIF said
+    keep = {k: upright.info[k] for k in ("icc_profile", "transparency") if k in upright.info}
+    upright.info = {}
+    options: dict[str, object] = (
+        {"icc_profile": keep["icc_profile"]} if "icc_profile" in keep else {}
+    )
+    if fmt == "JPEG":
+        options |= {"quality": 90}
+    elif fmt == "WEBP":
+        options |= {"quality": 90}
+    elif "transparency" in keep:
+        options["transparency"] = keep["transparency"]
+    out = io.BytesIO()
+    upright.save(out, fmt, **options)
+    return out.getvalue()
 
 
 def confirm_arrival(
@@ -254,9 +330,14 @@ def confirm_arrival(
     """Record what arrived at a point for a wave. Returns (arrival, created).
 
     `counted` is units per product id; every SKU expected must be counted. Units short are put on
-    member lines (`assignments`: product id → {order line id: units}, the latest-placed lines
-    first by default) and each becomes a refund owed with reason `shortage` at the price paid
-    after the final tier price. A second confirmation returns the first and changes nothing.
+    member lines of orders not yet collected (`assignments`: product id → {order line id:
+    units}, the latest-placed lines first by default) and each becomes a refund owed with reason
+    `shortage` at the price paid after the final tier price. Units short beyond what those lines
+    hold (their bags were handed over already) are a loss at the point, with no member refund.
+
+    Exactly once: the arrival row is unique per (wave, point); of concurrent confirmations one
+    inserts it and writes the counts and refunds, the others find it (inside a savepoint) and
+    return it with created False, having written nothing.
     """
     from .point import list_expected
 
@@ -282,6 +363,7 @@ def confirm_arrival(
         if short <= 0:
             continue
         candidates = list_candidate_lines(session, wave=wave, leader=leader, product_id=pid)
+        short = min(short, sum(c.quantity for c in candidates))  # the rest is the point's loss
         wanted = (assignments or {}).get(pid)
         if wanted is None:
             plans[pid] = default_assignment(candidates, short)
@@ -344,6 +426,9 @@ def confirm_arrival(
             "counted": {expected[p].sku: c for p, c in counted.items()},
             "expected": {r.sku: r.quantity for r in expected.values()},
             "shortages": refunds_out,
+            "lost_at_point": {
+                expected[p].sku: units for p, units in point_losses(session, arrival).items()
+            },
         },
         at=now,
     )
@@ -412,11 +497,20 @@ def correct_arrival(
 ) -> ArrivalCorrection | None:
     """Record a later, lower count of one SKU: a new correction row and audit entry (the
     confirmation is never overwritten); the further short units go on the latest-placed lines
-    that still hold units, as refunds owed. The same count again changes nothing (None).
+    of orders not yet collected that still hold units, as refunds owed. Units no such line can
+    carry are a loss at the point, with no member refund (the audit entry's `lost_at_point`).
+    Lowering a count that was above the units expected owes nothing for the surplus part. The
+    same count again changes nothing (None).
 
     A higher count is refused: refunds already owed are not taken back here.
+
+    Exactly once: the arrival's row is locked (`SELECT … FOR UPDATE`; SQLite serialises writers)
+    before the current count is read, so corrections of one arrival run one after another and
+    each compares against the count the previous one left. A double-tapped "3 → 2" records one
+    correction and one refund; the second tap finds 2 already recorded and changes nothing.
     """
     now = now or utcnow()
+    _lock_arrival(session, arrival)
     wave = session.get(Wave, arrival.wave_id)
     leader = session.get(Leader, arrival.leader_id)
     assert wave is not None and leader is not None
@@ -462,7 +556,9 @@ def correct_arrival(
         for c in candidates
         if c.quantity > already.get(c.order_line_id, 0)
     ]
-    plan = default_assignment(room, before - counted)
+    expected = next(ln.expected_qty for ln in arrival.lines if ln.product_id == product_id)
+    short = max(expected - counted, 0) - max(expected - before, 0)  # a surplus owes nothing
+    plan = default_assignment(room, short)
     prices = _prices_after_tier(session, list(plan))
     owed = _owe_shortages(
         session,
@@ -480,10 +576,22 @@ def correct_arrival(
         entity="arrival",
         entity_id=arrival.id,
         before={"sku": product.sku, "counted": before},
-        after={"sku": product.sku, "counted": counted, "note": note[:500], "shortages": owed},
+        after={
+            "sku": product.sku,
+            "counted": counted,
+            "note": note[:500],
+            "shortages": owed,
+            "lost_at_point": short - sum(plan.values()),
+        },
         at=now,
     )
     return correction
+
+
+def _lock_arrival(session: Session, arrival: Arrival) -> None:
+    """Take the arrival's row lock for the rest of the transaction (a no-op on SQLite, whose
+    writers are serialised by the database lock)."""
+    session.execute(select(Arrival.id).where(Arrival.id == arrival.id).with_for_update())
 
 
 def _check_assignment(
@@ -534,6 +642,26 @@ def short_units(session: Session, order_line_ids: Sequence[int]) -> dict[int, in
             .group_by(Shortage.order_line_id)
         ).all()
     )
+
+
+def point_losses(session: Session, arrival: Arrival) -> dict[int, int]:
+    """Units short per product id that no member line carries (their bags had been handed over
+    when the shortage was found): lost at the point, refunded to nobody. Only SKUs with a loss."""
+    assigned = dict(
+        session.execute(
+            select(OrderLine.product_id, func.sum(Shortage.quantity))
+            .join(OrderLine, OrderLine.id == Shortage.order_line_id)
+            .where(Shortage.arrival_id == arrival.id)
+            .group_by(OrderLine.product_id)
+        ).all()
+    )
+    counts = current_counts(session, arrival)
+    out = {}
+    for ln in arrival.lines:
+        lost = max(ln.expected_qty - counts[ln.product_id], 0) - assigned.get(ln.product_id, 0)
+        if lost > 0:
+            out[ln.product_id] = lost
+    return out
 
 
 def get_photo(session: Session, *, photo_id: int) -> Photo:

@@ -3,6 +3,11 @@
 One row per collected order (unique on the order): concurrent verifications of one code race to
 insert it and exactly one wins; the others are told it was already collected. A line that
 arrived short is collected for what arrived.
+
+A code is unique per (point, wave), so orders of two waves at one point may share one: when more
+than one live order at the point carries the typed code, the lookup asks which (CodeAmbiguous,
+with the candidates) and nothing is handed over until the staff picks one. A code of another
+point is refused exactly as a code nobody has (no oracle over the region's codes).
 """
 
 from __future__ import annotations
@@ -12,14 +17,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from fulfilment.core.audit import record_change
 from fulfilment.core.errors import FulfilmentError
 from fulfilment.core.models import (
-    Base,
     Leader,
     LineStatus,
     Member,
@@ -32,38 +36,15 @@ from fulfilment.core.models import (
 )
 from fulfilment.core.privacy import mask_name, mask_phone
 
-
-class Pickup(Base):
-    """An order handed to its member: who verified it, and when. One per order, ever."""
-
-    __tablename__ = "pickup"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
-    leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"), index=True)
-    verified_at: Mapped[datetime]
-    verified_by: Mapped[int] = mapped_column(ForeignKey("user.id"))
-    # The code as typed or scanned is not stored: it is the member's secret.
-    method: Mapped[str] = mapped_column(String(16), default="typed")
-
-
-class PickupLine(Base):
-    """What was handed over on one order line (less than ordered where it arrived short)."""
-
-    __tablename__ = "pickup_line"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    pickup_id: Mapped[int] = mapped_column(ForeignKey("pickup.id"), index=True)
-    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
-    quantity: Mapped[int]
+from .point import Pickup, PickupLine  # the tables of this module, kept below arrivals
 
 
 class Refusal(StrEnum):
-    """Why a code cannot be verified; the view turns each into a clear message."""
+    """Why a code cannot be verified; the view turns each into a clear message. A code of
+    another point is a WRONG_CODE: telling it apart would reveal which codes exist elsewhere."""
 
     WRONG_CODE = "wrong_code"
     ALREADY_COLLECTED = "already_collected"
-    OTHER_POINT = "other_point"
     CANCELLED = "cancelled"
     NOT_ARRIVED = "not_arrived"
 
@@ -89,6 +70,17 @@ class PickupCandidate:
     phone: str  # masked
     delivery_date: date
     lines: tuple[tuple[str, str, int, int], ...]  # (sku, name, ordered, to hand over)
+
+
+class CodeAmbiguous(FulfilmentError):
+    """More than one live order at the point carries the code: the staff must pick the member's
+    own (by masked name and bag number) before anything is handed over."""
+
+    http_status = 409
+
+    def __init__(self, candidates: list[PickupCandidate]) -> None:
+        self.candidates = candidates
+        super().__init__(f"{len(candidates)} live orders at the point carry this code")
 
 
 def is_delivered(session: Session, *, wave: Wave, leader: Leader, today: date) -> bool:
@@ -120,28 +112,31 @@ def _collected(session: Session, order_ids: list[int]) -> dict[int, Pickup]:
     }
 
 
-def find_order_by_code(session: Session, *, leader: Leader, code: str, today: date) -> Order:
-    """The order a member's code names at this point, ready to hand over, else PickupRefused."""
+def find_order_by_code(
+    session: Session, *, leader: Leader, code: str, today: date, order_id: int | None = None
+) -> Order:
+    """The order a member's code names at this point, ready to hand over, else PickupRefused.
+
+    Only the point's own orders are searched; a code of another point is a WRONG_CODE, like a
+    code nobody has. When more than one live order here (placed, not collected, whichever wave)
+    carries the code, raises CodeAmbiguous listing them, unless `order_id` picks one of them;
+    an `order_id` the code does not name is a WRONG_CODE.
+    """
     code = "".join(code.split())
     if not code.isdigit():
         raise PickupRefused(Refusal.WRONG_CODE)
     orders = _orders_with_code(session, leader=leader, code=code)
+    if order_id is not None:
+        orders = [o for o in orders if o.id == order_id]
     if not orders:
-        elsewhere = session.scalar(
-            select(func.count()).where(
-                Order.pickup_code == code,
-                Order.region_id == leader.region_id,
-                Order.leader_id != leader.id,
-                Order.status == OrderStatus.PLACED,
-            )
-        )
-        raise PickupRefused(Refusal.OTHER_POINT if elsewhere else Refusal.WRONG_CODE)
+        raise PickupRefused(Refusal.WRONG_CODE)
     done = _collected(session, [o.id for o in orders])
-    waiting = [o for o in orders if o.status == OrderStatus.PLACED and o.id not in done]
-    ready = [o for o in waiting if is_delivered(session, wave=o.wave, leader=leader, today=today)]
-    if ready:
-        return ready[0]
-    if waiting:
+    live = [o for o in orders if o.status == OrderStatus.PLACED and o.id not in done]
+    if len(live) > 1:
+        raise CodeAmbiguous(describe(session, leader=leader, orders=live))
+    if live:
+        if is_delivered(session, wave=live[0].wave, leader=leader, today=today):
+            return live[0]
         raise PickupRefused(Refusal.NOT_ARRIVED)
     if done:
         last = max(done.values(), key=lambda p: p.verified_at)
@@ -213,10 +208,12 @@ def describe(session: Session, *, leader: Leader, orders: list[Order]) -> list[P
 
 
 def lookup_code(
-    session: Session, *, leader: Leader, code: str, today: date
+    session: Session, *, leader: Leader, code: str, today: date, order_id: int | None = None
 ) -> tuple[list[PickupCandidate], list[PickupCandidate]]:
-    """The order a code names, and the member's other orders ready at this point."""
-    order = find_order_by_code(session, leader=leader, code=code, today=today)
+    """The order a code names, and the member's other orders ready at this point. Raises
+    CodeAmbiguous (with the candidates to choose from) when several live orders here carry the
+    code and `order_id` has not picked one."""
+    order = find_order_by_code(session, leader=leader, code=code, today=today, order_id=order_id)
     others = [
         o
         for o in _member_orders_ready(
@@ -238,15 +235,22 @@ def verify_pickup(
     actor: str,
     whole_member: bool = False,
     method: str = "typed",
+    order_id: int | None = None,
     today: date,
     now: datetime | None = None,
 ) -> list[Pickup]:
-    """Hand over the order a code names (or all the member's ready orders here). Exactly once:
-    a concurrent or repeated verification raises PickupRefused(ALREADY_COLLECTED)."""
+    """Hand over the order a code names (or all the member's ready orders here); `order_id` is
+    the staff's pick when the code names several live orders (else CodeAmbiguous, nothing
+    handed over).
+
+    Exactly once: each order's pickup row is inserted with `ON CONFLICT (order_id) DO NOTHING
+    RETURNING id`; of concurrent or repeated verifications one gets the row, the others raise
+    PickupRefused(ALREADY_COLLECTED) for the code's own order.
+    """
     from .arrivals import short_units
 
     now = now or utcnow()
-    order = find_order_by_code(session, leader=leader, code=code, today=today)
+    order = find_order_by_code(session, leader=leader, code=code, today=today, order_id=order_id)
     orders = [order]
     if whole_member:
         orders += [
@@ -376,7 +380,9 @@ def count_per_day(waiting: list[WaitingOrder]) -> list[tuple[date, int]]:
 
 
 def reveal_phone(session: Session, *, leader: Leader, member_id: int, actor: str) -> str:
-    """A member's full phone for its own point's staff; the view is audited."""
+    """A member's full phone for the staff of a point where an order of theirs waits (see
+    `get_point_member`: a live order here, not the point of their first order), else NotFound.
+    Every reveal is one audit entry (`member.phone_viewed`); nothing else changes."""
     from .point import get_point_member
 
     member = get_point_member(session, leader=leader, member_id=member_id)

@@ -1,6 +1,10 @@
 """A pickup point (自提点) and its wave: the wave it is working on, the goods expected, its bags,
 orders and members. Reads only, under everything else of the area: `arrivals` (到货确认) and
 `pickups` (核销) make the changes; `day` composes the Today page from all three.
+
+The pickup tables live here, though only `pickups` writes them: arrivals must know which
+orders were collected (short units never go on a bag already handed over), and so must the
+member scope below, and `pickups` already sits on `arrivals`.
 """
 
 from __future__ import annotations
@@ -9,11 +13,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ForeignKey, String, exists, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fulfilment.core.errors import NotFound
 from fulfilment.core.models import (
+    Base,
     Leader,
     LineStatus,
     Member,
@@ -29,6 +34,31 @@ from fulfilment.core.models import (
 )
 from fulfilment.waves import picklists
 from fulfilment.waves.cycle import local_time
+
+
+class Pickup(Base):
+    """An order handed to its member: who verified it, and when. One per order, ever."""
+
+    __tablename__ = "pickup"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"), index=True)
+    verified_at: Mapped[datetime]
+    verified_by: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    # The code as typed or scanned is not stored: it is the member's secret.
+    method: Mapped[str] = mapped_column(String(16), default="typed")
+
+
+class PickupLine(Base):
+    """What was handed over on one order line (less than ordered where it arrived short)."""
+
+    __tablename__ = "pickup_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pickup_id: Mapped[int] = mapped_column(ForeignKey("pickup.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
+    quantity: Mapped[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +152,19 @@ def get_point_order(session: Session, *, leader: Leader, order_id: int) -> Order
 
 
 def get_point_member(session: Session, *, leader: Leader, member_id: int) -> Member:
+    """A member with a live order at this point: placed (not cancelled) and not yet collected,
+    whichever wave. Where the member first ordered (`member.leader_id`) does not matter: a
+    member who moved is the new point's as soon as an order waits there, and stops being the
+    old point's once nothing of theirs waits there. Anyone else is not found (never forbidden).
+    """
+    waiting = exists().where(
+        Order.member_id == member_id,
+        Order.leader_id == leader.id,
+        Order.status == OrderStatus.PLACED,
+        ~exists().where(Pickup.order_id == Order.id),
+    )
     member = session.get(Member, member_id)
-    if member is None or member.leader_id != leader.id:
+    if member is None or not session.scalar(select(waiting)):
         raise NotFound(f"member {member_id} does not exist")
     return member
 

@@ -3,11 +3,14 @@ and the migration that carries the foundation's one-per-line refunds over."""
 
 import csv
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from factories import DELIVERY, make_world
 from sqlalchemy import select, text
 
-from fulfilment.core.db import make_engine
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.migrate import upgrade
 from fulfilment.core.models import OrderLine, Refund, RefundReason, RefundState
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
@@ -117,4 +120,73 @@ def test_migration_0002_carries_refunds_over(tmp_path):
         command.downgrade(cfg, "0001")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT * FROM refund")).all() == [(1, 300, "tier_price")]
+    engine.dispose()
+
+
+def _many_owed_refunds(session, members: int = 30):
+    """A wave whose tier is reached by the last order: every earlier line is owed 100."""
+    world = make_world(session, tiers=[(members, 900)])
+    for n in range(members):
+        place_order(
+            session,
+            region=world.region,
+            leader_code="L1",
+            member=MemberRef(f"M{n}"),
+            lines=[LineRequest("APPLE", 1)],
+            placed_at=world.before_cutoff(60 - n),
+        )
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    return wave.id
+
+
+class _MeetingWriter(io.StringIO):
+    """A CSV target whose first write waits (up to 2 s) for the other export to write too: an
+    export that reads its rows before claiming them reaches its write while the other still
+    sees the same rows owed; one that claims first cannot (the other waits on its row locks)."""
+
+    def __init__(self, meeting: threading.Barrier) -> None:
+        super().__init__()
+        self.meeting, self.met = meeting, False
+
+    def write(self, text: str) -> int:
+        if not self.met:
+            self.met = True
+            try:
+                self.meeting.wait(timeout=2)
+            except threading.BrokenBarrierError:
+                pass  # the other export is waiting for this one's claim to commit
+        return super().write(text)
+
+
+@pytest.mark.postgres
+def test_two_exports_at_once_export_each_refund_exactly_once(pg_url):
+    """Two refund exports of one wave at once: every owed refund is in exactly one of the two
+    files, and each exported refund carries the batch id of the file it is in."""
+    engine = make_engine(pg_url, pool_size=2, max_overflow=0)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        wave_id = _many_owed_refunds(s)
+    start, meeting = threading.Barrier(2), threading.Barrier(2)
+
+    def export(_n: int) -> list[dict]:
+        out = _MeetingWriter(meeting)
+        with session_scope(sessions) as s:
+            start.wait()
+            export_refunds(s, wave_id=wave_id, out=out)
+        return list(csv.DictReader(io.StringIO(out.getvalue())))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outputs = list(pool.map(export, range(2)))
+    exported = sorted(int(r["refund_id"]) for rows in outputs for r in rows)
+    with session_scope(sessions) as s:
+        refunds = {r.id: r for r in s.scalars(select(Refund))}
+    assert len(refunds) == 30
+    assert exported == sorted(refunds)  # each of the 30 once, none twice
+    for rows in outputs:
+        assert len({r["export_batch"] for r in rows}) <= 1
+        for r in rows:
+            assert refunds[int(r["refund_id"])].export_batch == r["export_batch"]
+            assert refunds[int(r["refund_id"])].state == RefundState.EXPORTED
     engine.dispose()

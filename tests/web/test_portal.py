@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from night_factories import add_published_stop
-from portal_factories import csrf_token, login, make_portal_world, post
+from portal_factories import add_next_wave_order, csrf_token, login, make_portal_world, post
 from sqlalchemy import select
 
 from fulfilment.core.db import session_scope
@@ -197,18 +197,18 @@ def test_discrepancy_photo_checked_by_content_and_served_only_in_scope(
 
 
 def test_pickup_by_code_with_clear_refusals(app, leader1, portal):
-    """A wrong code, another point's code, then the right one; verifying it again says it was
-    already collected. Each refusal changes nothing; the pickup records who and when."""
+    """A wrong code, another point's code (refused exactly as the wrong one: no oracle), then
+    the right one; verifying it again says it was already collected. Each refusal changes
+    nothing; the pickup records who and when."""
     wrong = post(leader1, "/leader/pickups", {"code": "00000000"}, token_from="/leader/pickups")
     assert wrong.status_code == 409 and (
         "No order has this code" in wrong.text or "没有" in wrong.text
     )
     other = portal.orders["M9"].pickup_code
-    if other not in {o.pickup_code for k, o in portal.orders.items() if k != "M9"}:
-        elsewhere = post(leader1, "/leader/pickups", {"code": other})
-        assert elsewhere.status_code == 409 and (
-            "another pickup point" in elsewhere.text or "其他自提点" in elsewhere.text
-        )
+    assert other not in {o.pickup_code for k, o in portal.orders.items() if k != "M9"}
+    elsewhere = post(leader1, "/leader/pickups", {"code": other})
+    assert elsewhere.status_code == wrong.status_code
+    assert _alert(elsewhere.text) == _alert(wrong.text)
     code = portal.orders["M2"].pickup_code
     found = post(leader1, "/leader/pickups", {"code": code})
     assert found.status_code == 200 and "Bag 2" in found.text or "2号袋" in found.text
@@ -224,6 +224,37 @@ def test_pickup_by_code_with_clear_refusals(app, leader1, portal):
             s.scalar(select(AuditEntry.actor).where(AuditEntry.action == "order.collected"))
             == "user:leader1"
         )
+
+
+def _alert(page: str) -> str:
+    [message] = re.findall(r'role="alert">([^<]*)<', page)
+    return message
+
+
+def test_a_code_shared_by_two_live_orders_asks_which(app, leader1, portal):
+    """Two waiting orders at the point share a code (two waves): the page lists both bags by
+    masked member instead of handing over the first; verifying without a choice hands over
+    nothing; the leader picks one and exactly that order is handed over."""
+    code = portal.orders["M2"].pickup_code
+    with _db(app) as s:  # both waves delivered long before the test's clock
+        other = add_next_wave_order(s, portal, code=code)
+    asked = post(leader1, "/leader/pickups", {"code": code}, token_from="/leader/pickups")
+    assert asked.status_code == 200
+    assert "2 orders here carry this code" in asked.text
+    assert "李*" in asked.text and "钱*" in asked.text
+    assert f'name="order" value="{other}"' in asked.text
+    blind = post(leader1, "/leader/pickups/verify", {"code": code, "scope": "order"})
+    assert "2 orders here carry this code" in blind.text
+    with _db(app) as s:
+        assert s.scalars(select(Pickup)).all() == []
+    picked = post(leader1, "/leader/pickups", {"code": code, "order": str(other)})
+    assert picked.status_code == 200 and "钱*" in picked.text and "李*" not in picked.text
+    done = post(
+        leader1, "/leader/pickups/verify", {"code": code, "order": str(other), "scope": "order"}
+    )
+    assert done.status_code == 302
+    with _db(app) as s:
+        assert s.scalars(select(Pickup.order_id)).all() == [other]
 
 
 def test_a_cancelled_order_is_not_handed_over(app, leader1, portal):
@@ -353,6 +384,35 @@ def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
     assert "confirmed 2" in leader1.get("/leader/arrival").text
 
 
+def test_a_shortage_found_after_the_bag_was_handed_over_shows_as_a_loss(app, leader1, portal):
+    """MILK found short (3 → 1) after M1's latest bag (2 MILK) was handed over: one unit goes on
+    M1's waiting order, the other is shown on the arrival page as lost at the point with no
+    member refund."""
+    apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
+    counts = {f"count-{apple}": "6", f"count-{milk}": "3", f"count-{prawn}": "1"}
+    assert post(leader1, "/leader/arrival", {**counts, "step": "confirm"}).status_code == 302
+    handed = post(
+        leader1,
+        "/leader/pickups/verify",
+        {"code": portal.orders["M1b"].pickup_code, "scope": "order"},
+    )
+    assert handed.status_code == 302
+    before = leader1.get("/leader/arrival")
+    assert "loss at the point" not in before.text
+    fixed = post(
+        leader1,
+        "/leader/arrival/correct",
+        {"product": milk, "counted": "1"},
+        token_from="/leader/arrival",
+    )
+    assert fixed.status_code == 302
+    page = leader1.get("/leader/arrival", headers={"Accept-Language": "en"})
+    assert "1 short unit(s) had already been handed over: a loss at the point" in page.text
+    with _db(app) as s:
+        owed = s.scalars(select(Refund.order_line_id).where(Refund.reason == "shortage")).all()
+        assert owed == [portal.orders["M1"].line_ids[1]]
+
+
 def test_arrival_for_another_regions_wave_is_404(app, leader1, portal):
     """A posted arrival names its wave; another region's wave is not found and nothing is written."""
     from fulfilment.points.arrivals import Arrival
@@ -391,3 +451,107 @@ def test_a_refused_confirmation_keeps_no_photo(app, leader1, portal):
         assert s.scalars(select(Photo)).all() == []
     folder = Path(app.instance_path) / "photos"
     assert not folder.exists() or list(folder.iterdir()) == []
+
+
+@pytest.fixture
+def pg_app(pg_url, tmp_path):
+    """The app on PostgreSQL (for races between requests), whatever the `app` fixture runs on."""
+    from web import create_app
+
+    app = create_app(
+        {
+            "GROUPBUY_ENV": "test",
+            "GROUPBUY_DATABASE_URL": pg_url,
+            "GROUPBUY_INSTANCE_DIR": str(tmp_path),
+            "TESTING": True,
+        }
+    )
+    yield app
+    app.extensions["groupbuy"]["engine"].dispose()
+
+
+@pytest.mark.postgres
+def test_a_losing_concurrent_confirmation_keeps_no_photo(pg_app, monkeypatch):
+    """The leader and the staff confirm the same delivery at once, each with a damage photo:
+    one confirmation is recorded with its photo; the other's photo leaves no row and no file."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import web.portal.views as views
+    from fulfilment.points.arrivals import Arrival, Discrepancy
+
+    with _db(pg_app) as s:
+        make_portal_world(s)
+    apple, milk, prawn = (_pid(pg_app, sku) for sku in ("APPLE", "MILK", "PRAWN"))
+    both_saved_photos = threading.Barrier(2)
+    real = views.confirm_arrival
+
+    def confirm_together(*args, **kwargs):
+        both_saved_photos.wait(timeout=10)  # each request has stored its photo by now
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "confirm_arrival", confirm_together)
+    clients = []
+    for username in ("leader1", "staff1"):
+        client = pg_app.test_client()
+        assert login(client, username).status_code == 302
+        clients.append((client, csrf_token(client, "/leader/arrival")))
+
+    def confirm(pair) -> int:
+        client, token = pair
+        form = {
+            f"count-{apple}": "6",
+            f"count-{milk}": "3",
+            f"count-{prawn}": "0",
+            "step": "confirm",
+            f"kind-{prawn}": "damaged",
+            f"photo-{prawn}": (io.BytesIO(_png()), "IMG.png"),
+            "csrf_token": token,
+        }
+        answer = client.post("/leader/arrival", data=form, content_type="multipart/form-data")
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(confirm, clients)) == [302, 302]
+    with _db(pg_app) as s:
+        assert len(s.scalars(select(Arrival)).all()) == 1
+        [photo] = s.scalars(select(Photo)).all()
+        [damage] = s.scalars(select(Discrepancy)).all()
+        assert damage.photo_id == photo.id
+    files = list((Path(pg_app.instance_path) / "photos").iterdir())
+    assert [f.name for f in files] == [photo.stored_name]
+
+
+def test_a_photo_bomb_is_refused_on_the_page(app, leader1, portal):
+    """A 48 KB PNG claiming 20000 × 20000 pixels sent with a confirmation answers 422 with the
+    pixel limit in the user's language; no arrival, no photo."""
+    import struct
+    import zlib
+
+    from fulfilment.points.arrivals import Arrival
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    side = 20000
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * (1 + side // 8) * side, 9))
+        + chunk(b"IEND", b"")
+    )
+    apple, milk, prawn = (_pid(app, s) for s in ("APPLE", "MILK", "PRAWN"))
+    counts = {f"count-{apple}": "6", f"count-{milk}": "3", f"count-{prawn}": "0"}
+    refused = post(
+        leader1,
+        "/leader/arrival",
+        {**counts, "step": "confirm", f"photo-{prawn}": (io.BytesIO(bomb), "bomb.png")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert "The photo has more than 50 million pixels." in refused.text
+    with _db(app) as s:
+        assert s.scalars(select(Arrival)).all() == []
+        assert s.scalars(select(Photo)).all() == []

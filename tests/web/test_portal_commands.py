@@ -72,6 +72,46 @@ def test_refunds_export_command_writes_csv_and_marks_exported(app, runner, tmp_p
     assert missing.exit_code == 1 and "wave 999" in missing.output
 
 
+def test_refunds_export_to_stdout_prints_nothing_it_did_not_commit(app, runner, monkeypatch):
+    """Printing to standard output happens after the commit: an export whose transaction fails
+    prints no row (the payment side never sees a refund still owed), a run that commits prints
+    them all, and `--batch` lists that export's rows again."""
+    import web.cli.accounts as accounts
+    from fulfilment.core.errors import FulfilmentError
+
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        world = make_portal_world(s)
+        s.add(
+            Refund(
+                order_line_id=world.orders["M2"].line_ids[0], amount_cents=250, reason="shortage"
+            )
+        )
+    real = accounts.export_refunds
+
+    def export_then_fail(session, **kwargs):
+        real(session, **kwargs)
+        raise FulfilmentError("the commit did not happen")
+
+    monkeypatch.setattr(accounts, "export_refunds", export_then_fail)
+    failed = runner.invoke(args=["refunds", "export", "--wave", str(world.wave.id)])
+    assert failed.exit_code == 1
+    assert "shortage" not in failed.stdout and "refund_id" not in failed.stdout
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(Refund.state)) == RefundState.OWED
+    monkeypatch.setattr(accounts, "export_refunds", real)
+    done = runner.invoke(args=["refunds", "export", "--wave", str(world.wave.id)])
+    assert done.exit_code == 0
+    rows = list(csv.DictReader(done.stdout.splitlines()))
+    assert [(r["reason"], r["amount_yuan"]) for r in rows] == [("shortage", "2.50")]
+    again = runner.invoke(
+        args=["refunds", "export", "--wave", str(world.wave.id), "--batch", rows[0]["export_batch"]]
+    )
+    assert again.exit_code == 0
+    assert [r["refund_id"] for r in csv.DictReader(again.stdout.splitlines())] == [
+        rows[0]["refund_id"]
+    ]
+
+
 def test_demo_reset_is_refused_outside_demo_dev_and_test(tmp_path):
     """With GROUPBUY_ENV=production, `demo --reset` refuses and drops nothing."""
     url = f"sqlite:///{tmp_path / 'prod.sqlite'}"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -12,7 +16,8 @@ from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import create_user
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
-from fulfilment.orders.refunds import export_refunds
+from fulfilment.core.models import RefundState
+from fulfilment.orders.refunds import export_refunds, list_refunds, write_refunds_csv
 
 from .context import app_sessions, fail
 
@@ -68,51 +73,81 @@ refunds = AppGroup("refunds", help="Refunds owed (退款): export them for the p
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="CSV file to write (default: standard output).",
+    help="CSV file to write, a new one (default: standard output).",
 )
 @click.option("--all", "include_exported", is_flag=True, help="Include refunds exported before.")
+@click.option(
+    "--batch",
+    help="List the refunds one earlier export handed over again (its export_batch); marks nothing.",
+)
 @click.option(
     "--actor", default="system", show_default=True, help="Who exports, for the audit log."
 )
 def refunds_export_command(
-    wave_id: int, output: Path | None, include_exported: bool, actor: str
+    wave_id: int, output: Path | None, include_exported: bool, batch: str | None, actor: str
 ) -> None:
-    """Write the wave's refunds owed as CSV (UTF-8) and mark them exported.
+    """Claim the wave's refunds owed, mark them exported and write them as CSV (UTF-8).
 
-    With --output the file appears only once the refunds are marked exported (written aside,
-    renamed after the commit), so a failed run leaves neither a file nor a marked refund.
+    Nothing is shown before the claim is committed: the CSV is written aside (a private
+    temporary file next to --output, or a buffer for standard output) and appears only after
+    the commit, so a failed run shows no row and marks no refund, and two runs at once never
+    hand over the same refund. The batch id is printed on stderr; `--batch ID` lists a batch
+    again if its file was lost.
     """
-    tmp = output.with_name(output.name + ".part") if output else None
+    if output is not None and output.exists():
+        fail(FulfilmentError(f"{output} exists: an export never overwrites an earlier one"))
+    buffer = io.StringIO()
     try:
         with session_scope(app_sessions()) as session:
-            if tmp is None:
+            if batch is not None:
+                rows = list_refunds(session, wave_id=wave_id, batch=batch)
+                write_refunds_csv(rows, buffer)
+                n = len(rows)
+            else:
                 n = export_refunds(
                     session,
                     wave_id=wave_id,
-                    out=sys.stdout,
+                    out=buffer,
                     actor=actor,
                     include_exported=include_exported,
                 )
-            else:
-                with tmp.open("w", encoding="utf-8", newline="") as fh:
-                    n = export_refunds(
-                        session,
-                        wave_id=wave_id,
-                        out=fh,
-                        actor=actor,
-                        include_exported=include_exported,
-                    )
     except FulfilmentError as err:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         fail(err)
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
-    if tmp is not None and output is not None:
-        tmp.replace(output)
-    click.echo(f"exported {n} refunds of wave {wave_id}", err=True)
+    # committed: from here on the rows are the payment side's
+    text = buffer.getvalue()
+    batch_id = batch or _batch_of(text)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        _write_new_file(output, text, batch_id)
+    click.echo(f"exported {n} refunds of wave {wave_id} (batch {batch_id or 'none'})", err=True)
+
+
+def _batch_of(text: str) -> str:
+    """The batch id of the rows an export handed over (state owed in its file), if any."""
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["state"] == RefundState.OWED.value:
+            return row["export_batch"]
+    return ""
+
+
+def _write_new_file(output: Path, text: str, batch_id: str) -> None:
+    """Write aside, then link into place only if no file has that name: a claimed export is
+    never lost by overwriting, nor overwrites another."""
+    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+    tmp = Path(name)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    try:
+        os.link(tmp, output)
+    except FileExistsError:
+        fail(
+            FulfilmentError(
+                f"{output} appeared meanwhile; batch {batch_id} is exported and kept in {tmp}"
+            )
+        )
+    tmp.unlink()
 
 
 COMMANDS = (create_user_command, refunds)

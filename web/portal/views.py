@@ -28,6 +28,7 @@ from fulfilment.core.privacy import mask_name
 from fulfilment.points.arrivals import (
     DiscrepancyKind,
     DiscrepancyReport,
+    PhotoProblem,
     PhotoRejected,
     confirm_arrival,
     correct_arrival,
@@ -36,10 +37,12 @@ from fulfilment.points.arrivals import (
     get_photo,
     list_arrival_report,
     list_candidate_lines,
+    point_losses,
     save_photo,
 )
 from fulfilment.points.day import point_day
 from fulfilment.points.pickups import (
+    CodeAmbiguous,
     PickupRefused,
     Refusal,
     count_per_day,
@@ -146,6 +149,9 @@ def arrival():
         g.rollback = True
         _discard_photos()
         return _review(day, counts, short, error=_input_message(err), status=422)
+    if not created:  # another confirmation won meanwhile: this one's photos go with it
+        g.rollback = True
+        _discard_photos()
     flash(_("Arrival confirmed.") if created else _("This delivery was already confirmed."))
     return redirect(url_for(".arrival"))
 
@@ -283,8 +289,11 @@ def _discard_photos() -> None:
 
 
 def _photo_message(err: PhotoRejected) -> str:
-    if "5 MB" in err.message:
-        return _("The photo is larger than 5 MB.")
+    """The rule the photo broke, worded from the error's fields (never from its English text)."""
+    if err.problem == PhotoProblem.TOO_LARGE and err.limit:
+        return _("The photo is larger than %(mb)d MB.", mb=err.limit // (1024 * 1024))
+    if err.problem == PhotoProblem.TOO_MANY_PIXELS and err.limit:
+        return _("The photo has more than %(n)d million pixels.", n=err.limit // 1_000_000)
     return _("The photo must be a JPEG, PNG or WebP image.")
 
 
@@ -307,6 +316,7 @@ def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
         report=list_arrival_report(g.session, done),
         refunds_cents=sum(r.amount_cents for r in shortages),
         short_units=sum(s.quantity for s in _shortages(done)),
+        lost_units=sum(point_losses(g.session, done).values()),
         error=error,
     ), status
 
@@ -348,9 +358,6 @@ REFUSALS = {
     Refusal.ALREADY_COLLECTED: lambda r: _(
         "Already collected (%(when)s). Nothing was changed.", when=r
     ),
-    Refusal.OTHER_POINT: lambda r: _(
-        "This code belongs to another pickup point. Nothing was handed over."
-    ),
     Refusal.CANCELLED: lambda r: _("This order was cancelled. Nothing to hand over."),
     Refusal.NOT_ARRIVED: lambda r: _("This order has not arrived at the point yet."),
 }
@@ -369,6 +376,22 @@ def _leader_tz() -> str:
     return leader_region(g.session, _leader()).tz
 
 
+def _chosen_order() -> int | None:
+    """The order the staff picked among several carrying one code (absent: none picked)."""
+    raw = request.form.get("order", "")
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        abort(400)
+    return int(raw)
+
+
+def _choose(code: str, err: CodeAmbiguous):
+    """Several live orders here carry the code: list them (masked member, bag, date) and let
+    the staff pick the member's own; nothing is handed over until then."""
+    return render_template("leader/pickups.html", code=code, choose=err.candidates)
+
+
 @bp.route("/pickups", methods=["GET", "POST"])
 @pickup_code_limit
 @point_required
@@ -377,11 +400,18 @@ def pickups():
     if request.method == "GET":
         return render_template("leader/pickups.html")
     code = "".join(request.form.get("code", "").split())
+    chosen = _chosen_order()
     try:
-        found, others = lookup_code(g.session, leader=leader, code=code, today=_today())
+        found, others = lookup_code(
+            g.session, leader=leader, code=code, today=_today(), order_id=chosen
+        )
     except PickupRefused as err:
         return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
-    return render_template("leader/pickups.html", code=code, found=found[0], others=others)
+    except CodeAmbiguous as err:
+        return _choose(code, err)
+    return render_template(
+        "leader/pickups.html", code=code, found=found[0], others=others, chosen=chosen
+    )
 
 
 @bp.post("/pickups/verify")
@@ -401,11 +431,15 @@ def verify():
             actor=current_user.actor,
             whole_member=whole,
             method=method,
+            order_id=_chosen_order(),
             today=_today(),
         )
     except PickupRefused as err:
         g.rollback = True
         return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
+    except CodeAmbiguous as err:
+        g.rollback = True
+        return _choose(code, err)
     flash(_("Handed over: %(count)d order(s).", count=len(done)))
     return redirect(url_for(".pickups"))
 
