@@ -11,10 +11,15 @@ that starts like another source's (`p1:…`, `csv:…`) is refused.
 An import never holds the shop up. The whole file is read and checked first with plain reads and
 no lock (leaders, the SKUs each order's wave offers, quantities, lengths, times, replays and
 conflicts, stock); a file refused is refused before anything is written. Only then is it placed,
-in a few set-based statements: the members in one INSERT, stock taken with one conditional
-UPDATE per deal (not per row), the orders, their lines and their audit entries each in one
-executemany. The deals' row locks, which API orders for the same SKUs wait on, are held for
-that short placement only.
+in a few set-based statements: the members in one INSERT, the orders, their lines and their
+audit entries each in one executemany, and last the stock, taken with one conditional UPDATE per
+deal (not per row). The deals' row locks, which API orders for the same SKUs wait on, are held
+only from those UPDATEs to the commit.
+
+A line's unit price is the deal's tier at the units sold when the file is placed plus the
+file's earlier lines; an API order placed in the same instant is not counted, so a line may pay
+a tier above (never below) the one strict one-by-one placing would give, and the cutoff's final
+tier price refunds the difference (退差价) as it does for every line.
 """
 
 from __future__ import annotations
@@ -654,17 +659,64 @@ def _place(
     plan.orders = still_open
     if not plan.orders:
         return report
-    stock = _read_stock(session, plan, lock=True)
-    orders, lines, taken = _priced(plan, stock, errors=errors)
-    if not orders or (errors and not skip_bad):
-        return report
+    # Fast path: price from the units sold now (no lock), write every row, and only then take
+    # the stock, one conditional UPDATE per deal: the deals' row locks are held from there to
+    # the commit. Should a deal have sold out meanwhile, the writes are undone (a savepoint)
+    # and the file is allocated again under the deals' locks.
+    for locked in (False, True):
+        found: list[RowError] = []
+        stock = _read_stock(session, plan, lock=locked)
+        orders, lines, taken = _priced(plan, stock, errors=found)
+        if not orders or (found and not skip_bad):
+            errors.extend(found)
+            return report
+        savepoint = session.begin_nested()
+        _write(
+            session,
+            region=region,
+            scope=scope,
+            orders=orders,
+            lines=lines,
+            waves=waves,
+            actor=actor,
+        )
+        if _take_stock(session, taken):
+            savepoint.commit()
+            errors.extend(found)
+            report.orders_imported = len(orders)
+            report.lines_imported = sum(len(o.lines) for o in orders)
+            return report
+        savepoint.rollback()
+    raise RuntimeError("stock changed under the deals' row locks")  # pragma: no cover
+
+
+def _take_stock(session: Session, taken: dict[int, int]) -> bool:
+    """Add each deal's units with one conditional UPDATE per deal, in deal-id order (the order
+    every path locks deals in); False, and nothing to keep, when a deal no longer has them."""
+    sold_after: dict[int, int] = {}
     for deal_id, qty in sorted(taken.items()):
         sold = session.execute(_TAKE_STOCK, {"deal_id": deal_id, "qty": qty}).scalar()
-        if sold is None:  # pragma: no cover - the deal's row lock is held since it was read
-            raise RuntimeError(f"deal {deal_id} changed under its row lock")
+        if sold is None:
+            return False
+        sold_after[deal_id] = sold
+    for deal_id, sold in sold_after.items():
         deal = session.identity_map.get(session.identity_key(Deal, deal_id))
         if deal is not None:  # keep a Deal the caller has loaded in step with the row
             set_committed_value(deal, "sold_qty", sold)
+    return True
+
+
+def _write(
+    session: Session,
+    *,
+    region: Region,
+    scope: str,
+    orders: list[_PendingOrder],
+    lines: dict[int, list[_PricedLine]],
+    waves: dict[date, Wave],
+    actor: str,
+) -> None:
+    """The members, orders, lines and audit entries of the orders placed, a statement each."""
     member_ids = _ensure_members(session, region, orders)
     codes = _pickup_codes(session, orders, waves)
     now = utcnow()
@@ -728,9 +780,6 @@ def _place(
             for order_id, order, row in zip(order_ids, orders, rows, strict=True)
         ],
     )
-    report.orders_imported = len(orders)
-    report.lines_imported = sum(len(o.lines) for o in orders)
-    return report
 
 
 def _ensure_members(

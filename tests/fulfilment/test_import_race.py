@@ -5,7 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from factories import make_world
+from factories import DELIVERY, make_world
 from sqlalchemy import func, select, text
 
 from fulfilment.core.csvimport import ImportFailed
@@ -15,6 +15,7 @@ from fulfilment.core.models import Deal, Member, Order, OrderLine, Region
 from fulfilment.orders import importer
 from fulfilment.orders.importer import import_orders
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.cycle import ensure_wave
 
 pytestmark = pytest.mark.postgres
 
@@ -160,3 +161,55 @@ def test_api_orders_are_not_held_while_the_file_is_checked(pg, monkeypatch):
     with session_scope(sessions) as s:
         report = import_orders(s, region=s.get(Region, region_id), data=_file(200))
     assert report.orders_imported == 200 and len(placed) == 1
+
+
+@pytest.mark.parametrize("skip_bad", [False, True])
+def test_stock_sold_while_the_file_is_written_is_never_oversold(pg, monkeypatch, skip_bad):
+    """5 of 10 units are sold by an API order after the import priced its orders and before it
+    took the stock: the import allocates again under the deal's lock; the order that no longer
+    fits is refused on its line (the whole file, or that order with --skip-bad)."""
+    engine, sessions = pg
+    with session_scope(sessions) as s:
+        world = make_world(s, stock_cap=10)
+        region_id, deal_id, at = world.region.id, world.deals["APPLE"].id, world.before_cutoff()
+        ensure_wave(s, world.region, DELIVERY)  # a wave the import creates is its own till commit
+    write = importer._write
+    sold_meanwhile: list[int] = []
+
+    def write_then_sell(*args, **kwargs):
+        write(*args, **kwargs)
+        if not sold_meanwhile:
+            with session_scope(sessions) as api:
+                order = place_order(
+                    api,
+                    region=api.get(Region, region_id),
+                    leader_code="L2",
+                    member=MemberRef("p9:api"),
+                    lines=[LineRequest("APPLE", 5)],
+                    placed_at=at,
+                )
+                sold_meanwhile.append(order.id)
+
+    monkeypatch.setattr(importer, "_write", write_then_sell)
+    data = (
+        HEADER
+        + "A1,2026-03-09 20:00,L1,M1,Zhang,13800000001,APPLE,4\n"
+        + "A2,2026-03-09 20:01,L1,M2,Li,13800000002,APPLE,4\n"
+    ).encode()
+    with sessions() as s:
+        if skip_bad:
+            report = import_orders(s, region=s.get(Region, region_id), data=data, skip_bad=True)
+            assert report.orders_imported == 1
+            assert [(e.line, e.field) for e in report.skipped] == [(3, "quantity")]
+            s.commit()
+        else:
+            with pytest.raises(ImportFailed) as caught:
+                import_orders(s, region=s.get(Region, region_id), data=data)
+            assert [(e.line, e.field) for e in caught.value.errors] == [(3, "quantity")]
+            s.rollback()
+    with session_scope(sessions) as s:
+        sold = s.get(Deal, deal_id).sold_qty
+        held = s.scalar(select(func.coalesce(func.sum(OrderLine.quantity), 0)))
+        keys = s.scalars(select(Order.idempotency_key).order_by(Order.id)).all()
+    assert sold == held == (9 if skip_bad else 5)
+    assert keys == ([None, "csv:A1"] if skip_bad else [None])
