@@ -10,9 +10,18 @@ from fulfilment.core.errors import FulfilmentError, InvalidInput
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    line: int  # the line number in the file, header = 1
+    """One bad row: its line in the file (header = 1), the field at fault, a readable message,
+    and the bound broken (`limit`) when a bound is the cause, for views that show it their way."""
+
+    line: int
     field: str
     message: str
+    limit: int | None = None
+
+    @classmethod
+    def of(cls, line: int, err: InvalidInput) -> RowError:
+        """The row error for an InvalidInput raised while reading that row."""
+        return cls(line, err.field, err.message, err.limit)
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.field}: {self.message}"

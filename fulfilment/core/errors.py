@@ -35,12 +35,29 @@ class CutoffNotReached(FulfilmentError):
 
 
 class InvalidInput(FulfilmentError):
-    """Bad input, naming the record and the field at fault."""
+    """Bad input, naming the record and the field at fault.
+
+    The fields are structured, so that a view never parses the message back: `limit` is the
+    bound the value broke, when a bound is the cause (a length, a largest quantity); `line` is the
+    1-based line of the order (or row of the file) at fault, when the record has lines; `value` is
+    the offending value where it is short and safe to show (a SKU, never a name or phone).
+    str() stays the readable `record: field: message`.
+    """
 
     http_status = 422
 
-    def __init__(self, record: str, field: str, message: str) -> None:
+    def __init__(
+        self,
+        record: str,
+        field: str,
+        message: str,
+        *,
+        limit: int | None = None,
+        line: int | None = None,
+        value: str | None = None,
+    ) -> None:
         self.record, self.field, self.message = record, field, message
+        self.limit, self.line, self.value = limit, line, value
         super().__init__(f"{record}: {field}: {message}")
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, column, exists, insert, or_, select, table, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -47,6 +48,11 @@ from fulfilment.waves.deadlines import accepts_orders_at
 
 MAX_QUANTITY_PER_LINE = 10_000
 PICKUP_CODE_DIGITS = 8
+# A member's `external_id` says where the id comes from: "p<client id>:<id>" for an API client,
+# "csv:<region code>:<id>" for a region's CSV imports, so that two sources' member 1001 are two
+# people. A raw id that already starts like one of these is refused: it could reach another
+# source's member.
+RESERVED_MEMBER_ID = re.compile(r"^(p[0-9]+|csv):", re.IGNORECASE)
 
 # The intake path's statements, built once: building a statement's expression tree and its cache
 # key on every call costs more than executing it on a warm connection.
@@ -91,6 +97,24 @@ _TAKE_STOCK = (
     .values(sold_qty=_DEALS.c.sold_qty + bindparam("qty"))
     .returning(_DEALS.c.sold_qty)
 )
+# The pickup point's codes an order's new code must not repeat: every code of the wave (the
+# unique constraint), and the codes of the point's live orders in any wave (placed, not yet
+# collected), since a code is looked up across the point's waves. "Collected" is a pickup row;
+# the pickups table is read by name here (points sit above orders).
+_PICKUPS = table("pickup", column("order_id"))
+_LIVE = and_(
+    _ORDERS.c.status == OrderStatus.PLACED.value,
+    ~exists().where(_PICKUPS.c.order_id == _ORDERS.c.id),
+)
+_CODE_TAKEN = (
+    select(_ORDERS.c.id)
+    .where(
+        _ORDERS.c.leader_id == bindparam("leader_id"),
+        _ORDERS.c.pickup_code == bindparam("code"),
+        or_(_ORDERS.c.wave_id == bindparam("wave_id"), _LIVE),
+    )
+    .limit(1)
+)
 _SET_TOTAL = (
     update(_ORDERS)
     .where(_ORDERS.c.id == bindparam("order_id"))
@@ -122,6 +146,36 @@ def request_fingerprint(request: object) -> str:
 def new_pickup_code() -> str:
     """Eight random digits from the OS's CSPRNG: not guessable from other codes."""
     return f"{secrets.randbelow(10**PICKUP_CODE_DIGITS):0{PICKUP_CODE_DIGITS}d}"
+
+
+def codes_in_use(session: Session, *, leader_ids: Iterable[int], wave_ids: Iterable[int]) -> set:
+    """(leader id, code) of every code a new order at these points may not take: the codes of
+    the waves named, and of the points' live orders (placed, not collected) in any wave."""
+    leaders, waves = list(leader_ids), list(wave_ids)
+    if not leaders:
+        return set()
+    rows = session.execute(
+        select(_ORDERS.c.leader_id, _ORDERS.c.pickup_code).where(
+            _ORDERS.c.leader_id.in_(leaders), or_(_ORDERS.c.wave_id.in_(waves), _LIVE)
+        )
+    )
+    return {(leader_id, code) for leader_id, code in rows}
+
+
+def check_raw_member_id(record: str, field: str, raw: str, *, line: int | None = None) -> None:
+    """Refuse a platform's member id that starts like a namespaced one ("p1:", "csv:")."""
+    if RESERVED_MEMBER_ID.match(raw):
+        raise InvalidInput(
+            record,
+            field,
+            "a member id may not start with a source prefix (p<number>: or csv:)",
+            line=line,
+        )
+
+
+def csv_member_id(region: Region, raw: str) -> str:
+    """The stored id of a member named in a region's CSV imports."""
+    return f"csv:{region.code}:{raw}"
 
 
 def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tuple[Wave, bool]:
@@ -408,14 +462,24 @@ def place_order_or_replay(
 
 
 def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
-    """Insert the order row; draw another pickup code on a collision, give way on a key race.
+    """Insert the order row with a pickup code free at its point; give way on a key race.
 
-    One INSERT … ON CONFLICT DO NOTHING RETURNING per attempt (no savepoint needed). Returns the
-    new row's id and pickup code, or the order another request placed under the same key."""
+    The code is drawn until it is used neither in the order's wave nor by a live order of the
+    point in any wave (a member's code finds one bag), read in this transaction. Two orders at
+    one point drawing the same code at the same instant in different waves are not excluded
+    by a constraint: "live" depends on the pickups table, which no index on orders can express
+    portably (we chose check-and-draw-again over a trigger); the chance is one in 10^8 per pair
+    of concurrent orders at one point. Within one wave the unique constraint still decides: one
+    INSERT … ON CONFLICT DO NOTHING RETURNING per attempt (no savepoint needed) draws again.
+    Returns the new row's id and pickup code, or the order another request placed under the
+    same key."""
     table = cast(Table, Order.__table__)
     key, scope = row["idempotency_key"], row["idempotency_scope"]
     for _attempt in range(5):
         code = new_pickup_code()
+        taken = {"leader_id": row["leader_id"], "wave_id": row["wave_id"], "code": code}
+        if session.execute(_CODE_TAKEN, taken).first() is not None:
+            continue
         order_id = insert_ignore(
             session, table, {**row, "pickup_code": code}, None, returning=table.c.id
         )
