@@ -175,9 +175,14 @@ def _age_s(moment: datetime) -> float:
 
 
 def _job_id(queue: str, tag: str, key: str, attempt: int) -> str:
-    """RQ job ids take letters, digits, dashes and underscores only."""
+    """`<queue>-<tag>-<key>-<attempt>`: RQ job ids take ASCII letters, digits, dashes and
+    underscores only. The night builds tag and key from database ids (plan id, `s<station id>`);
+    anything else is refused, never folded into `_` (`浦东1` and `闵行1` would become one job and
+    one station would take the other's routes)."""
     raw = f"{queue}-{tag}-{key}-{attempt}"
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in raw)
+    if not all(c.isascii() and (c.isalnum() or c in "-_") for c in raw):
+        raise ValueError(f"not a valid RQ job id: {raw!r} (build it from database ids)")
+    return raw
 
 
 def runner_from_environment(environ: Mapping[str, str] | None = None):

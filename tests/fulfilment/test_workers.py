@@ -218,3 +218,81 @@ def test_an_attempt_whose_worker_stopped_answering_is_run_again_as_a_new_job(red
         assert list(solving) == []
     finally:
         kill_session(worker)
+
+
+@pytest.mark.postgres
+def test_stations_named_in_chinese_are_solved_each_as_its_own_job(pg_url, redis_url, rq_queue):
+    """Stations `浦东1` and `闵行1` (which a name-based job id turned both into `__1`): on RQ each
+    is its own job, and each station's stored routes serve its own leaders, every one of them."""
+    from fulfilment.core.models import GridStation, Leader
+
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        summary = build_demo(s, leaders=12, orders=120, now=NOW)
+        stations = s.scalars(select(GridStation).order_by(GridStation.id)).all()
+        assert len(stations) == 2
+        for station, name in zip(stations, ("浦东1", "闵行1"), strict=True):
+            station.code = name
+        s.flush()
+        station_ids = [station.id for station in stations]
+        region = get_region(s, summary.region_code)
+        wave, _ = cut_off_wave(s, region=region, delivery_date=summary.delivery_date, now=NOW)
+        wave_id = wave.id
+        station_of = dict(s.execute(select(Leader.id, Leader.station_id)).all())
+        ordering = set(
+            s.scalars(
+                select(PickLine.leader_id).where(
+                    PickLine.wave_id == wave_id, PickLine.level == PickLevel.LEADER
+                )
+            )
+        )
+    worker = start_worker(redis_url, rq_queue.name)
+    outcome: list[object] = []
+
+    def plan() -> None:
+        try:
+            outcome.append(
+                solve_wave(
+                    sessions,
+                    wave_id=wave_id,
+                    runner=RQRunner(redis_url, queue_name=rq_queue.name, poll_s=0.05),
+                    options=PlanningOptions(time_limit_s=0.5, trunk_time_limit_s=1.0),
+                    now=lambda: NOW,
+                )
+            )
+        except BaseException as err:  # noqa: BLE001 - reported by the test
+            outcome.append(err)
+
+    planner = threading.Thread(target=plan, daemon=True)
+    planner.start()
+    try:
+        planner.join(120)
+        assert outcome and isinstance(outcome[0], int), outcome
+        with session_scope(sessions) as s:
+            parts = dict(
+                s.execute(
+                    select(PlanPart.part, PlanPart.station_id).where(PlanPart.plan_id == outcome[0])
+                ).all()
+            )
+            assert parts == {"trunk": None, "浦东1": station_ids[0], "闵行1": station_ids[1]}
+            served = s.execute(
+                select(PlanRoute.station_id, PlanStop.leader_id)
+                .join(PlanStop, PlanStop.route_id == PlanRoute.id)
+                .where(PlanRoute.plan_id == outcome[0], PlanStop.leader_id.is_not(None))
+            ).all()
+        assert {leader for _, leader in served} == ordering
+        assert all(station_of[leader] == station for station, leader in served)
+    finally:
+        kill_session(worker)
+        engine.dispose()
+
+
+def test_a_job_id_is_never_built_from_a_name_it_would_mangle():
+    """Job ids are built from database ids; a key that is not plain ASCII is refused instead of
+    being folded into `_` (where two names become one job)."""
+    from fulfilment.night.workers import _job_id
+
+    assert _job_id("groupbuy-routing", "5", "s12", 1) == "groupbuy-routing-5-s12-1"
+    with pytest.raises(ValueError):
+        _job_id("groupbuy-routing", "5", "浦东1", 1)
