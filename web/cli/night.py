@@ -378,8 +378,19 @@ def pipeline_status_command(region_code: str | None, day: date | None, as_json: 
 @click.command("scheduler")
 @click.option("--misfire-grace", type=int, default=3600, show_default=True, help="Seconds.")
 @click.option("--seconds", type=float, default=3.0, show_default=True, help="Per station.")
+@click.option("--trunk-seconds", type=float, default=10.0, show_default=True)
+@click.option(
+    "--heartbeat-ttl",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a run's claimer counts as dead.",
+)
+@click.option("--sweep-every", type=click.IntRange(min=1), default=300, show_default=True)
 @with_appcontext
-def scheduler_command(misfire_grace: int, seconds: float) -> None:
+def scheduler_command(
+    misfire_grace: int, seconds: float, trunk_seconds: float, heartbeat_ttl: float, sweep_every: int
+) -> None:
     """Run the nightly scheduler in the foreground (one cron trigger per region)."""
     import logging
     import os
@@ -390,10 +401,18 @@ def scheduler_command(misfire_grace: int, seconds: float) -> None:
         level=os.environ.get("GROUPBUY_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from fulfilment.night.pipeline import PipelineConfig
+
     NightScheduler(
         app_sessions(),
         misfire_grace_s=misfire_grace,
-        settings=NightSettings(planning=PlanningOptions(time_limit_s=seconds)),
+        sweep_every_s=sweep_every,
+        settings=NightSettings(
+            planning=PlanningOptions(time_limit_s=seconds, trunk_time_limit_s=trunk_seconds),
+            pipeline=PipelineConfig(
+                heartbeat_ttl_s=heartbeat_ttl, heartbeat_every_s=min(20.0, heartbeat_ttl / 4)
+            ),
+        ),
     ).run_forever()
 
 
