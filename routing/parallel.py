@@ -12,7 +12,12 @@ children are given an absolute wall-clock deadline, so process start-up comes ou
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +46,46 @@ __all__ = [
 ]
 
 _SPAWN = mp.get_context("spawn")  # fork would copy the parent's threads and locks (Flask, DB)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this (spawned) process die with the one that started it: a `pipeline run` or a
+    scheduler killed with SIGKILL must not leave its solver processes running on (re-parented,
+    ~120 MB each). On Linux the kernel does it (`prctl(PR_SET_PDEATHSIG, SIGKILL)`; it fires when
+    the thread that started the child ends, and every pool here is used and closed by the thread
+    that made it); elsewhere a daemon thread polls the parent's pid. Run as the pools'
+    initializer and first thing in `solve_in_subprocess`'s child."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        except (OSError, AttributeError):
+            _watch_parent(parent_pid)
+    else:
+        _watch_parent(parent_pid)
+    if os.getppid() != parent_pid:  # the parent died before the signal was asked for
+        os._exit(1)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of spawned processes that die with this one."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=_SPAWN,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 class SolveFailed(RuntimeError):
@@ -55,7 +100,8 @@ class SolveCancelled(RuntimeError):
     """`cancel()` was called before a plan came back."""
 
 
-def _child(conn, problem: Problem, kwargs: dict[str, Any]) -> None:
+def _child(conn, problem: Problem, kwargs: dict[str, Any], parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     try:
         plan = plan_routes(problem, **kwargs)
         conn.send(("ok", plan))
@@ -70,7 +116,9 @@ class SolveHandle:
 
     def __init__(self, problem: Problem, *, deadline_s: float | None, **kwargs: Any):
         self._recv, send = _SPAWN.Pipe(duplex=False)
-        self._process = _SPAWN.Process(target=_child, args=(send, problem, kwargs), daemon=True)
+        self._process = _SPAWN.Process(
+            target=_child, args=(send, problem, kwargs, os.getpid()), daemon=True
+        )
         self._process.start()
         send.close()
         self._started = time.monotonic()
@@ -241,7 +289,7 @@ def plan_routes_on_cores(
         engines = ["auto", "ortools+pyvrp"] + ["ortools"] * (cores - 2)
     else:
         engines = ["auto" if breaks_only else "ortools"] * cores
-    with ProcessPoolExecutor(max_workers=cores, mp_context=_SPAWN) as pool:
+    with _pool(cores) as pool:
         futures = []
         for i, (c, e) in enumerate(zip(configs, engines, strict=True)):
             if e == "ortools+pyvrp":
@@ -340,15 +388,21 @@ class LocalRunner:
 
 def _in_pool(workers: int, jobs: Mapping[str, tuple[Any, tuple]]) -> Iterator[tuple[str, Plan]]:
     """Each job (key -> function, arguments) in a pool of `workers` spawned processes, yielded as
-    it finishes; one worker or one job runs here, in the order given."""
+    it finishes; one worker or one job runs here, in the order given. The processes die with
+    this one. When the caller stops early (an error while storing a plan, a lost claim: the
+    generator is closed) or a job fails, the jobs not started are cancelled at once, so the
+    error shows after the solves already running, not after every queued one."""
     if workers <= 1 or len(jobs) <= 1:
         for key, (fn, args) in jobs.items():
             yield key, fn(*args)
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=_SPAWN) as pool:
+    pool = _pool(min(workers, len(jobs)))
+    try:
         futures = {pool.submit(fn, *args): key for key, (fn, args) in jobs.items()}
         for future in as_completed(futures):
             yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _plan_for(problem: Problem, time_limit_s: float, seed: int) -> Plan:

@@ -3,7 +3,9 @@
 APScheduler only says *when* to look; the run ledger (fulfilment.pipeline) says *what* has run.
 At start, and every few minutes, the scheduler re-reads the regions (a changed cutoff time or
 time zone moves the trigger), reports steps stuck past their deadline, and catches up from the
-ledger: every due night that never ran, or whose claimer died, runs once. The pipeline's claim
+ledger: every due night that never ran runs once, and every unfinished night whose claimer died
+(whatever its wave's state) is taken over; a failed night is retried a few times with backoff
+(`PipelineConfig.scheduler_retries`). The pipeline's claim
 makes two schedulers (or a scheduler and a manual `pipeline run`) give one run.
 """
 
@@ -21,7 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fulfilment.core.db import session_scope
 from fulfilment.core.models import Region
-from fulfilment.night.pipeline import Clock, RunOutcome, list_stuck_steps, needs_run
+from fulfilment.night.pipeline import (
+    Clock,
+    RunOutcome,
+    list_runs_to_resume,
+    list_stuck_steps,
+    needs_run,
+)
 from fulfilment.night.planning import Runner
 from fulfilment.night.run import NightSettings, SystemClock, run_night
 from fulfilment.night.workers import runner_from_environment
@@ -97,18 +105,21 @@ class NightScheduler:
         return changed
 
     def run_region(self, region_code: str) -> list[RunOutcome]:
-        """Run every due night of the region that the ledger says still needs running."""
+        """Run every due night of the region that the ledger says still needs running, and take
+        over every unfinished night of the region whose claimer died (or whose failure is due a
+        retry), whatever its wave's state: a wave the dead run had cut off is no longer due."""
         now = self.clock.now()
+        config = self.settings.pipeline
         with session_scope(self.sessions) as session:
             region = session.scalars(select(Region).where(Region.code == region_code)).one()
             since = (now - timedelta(days=CATCH_UP_DAYS)).date()
             due = [
                 d
                 for d in list_due_deliveries(session, region=region, now=now, since=since)
-                if needs_run(
-                    session, region=region, delivery_date=d, now=now, config=self.settings.pipeline
-                )
+                if needs_run(session, region=region, delivery_date=d, now=now, config=config)
             ]
+            resumed = list_runs_to_resume(session, region=region, now=now, config=config)
+            due = sorted(set(due) | set(resumed))
         outcomes = []
         for delivery in due:
             try:

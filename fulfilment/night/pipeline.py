@@ -109,6 +109,10 @@ class PipelineConfig:
     backoff_s: float = 30.0  # doubled after each failure
     heartbeat_ttl_s: float = 120.0  # a claim older than this belongs to a dead process
     heartbeat_every_s: float = 20.0
+    # a FAILED run is retried by the scheduler this many times, the first this long after it
+    # failed, each next one twice as long after; then it waits for an operator's `pipeline run`
+    retry_failed_after_s: float = 900.0
+    scheduler_retries: int = 2
     step_deadline_s: dict[Step, float] = field(
         default_factory=lambda: {Step.CUTOFF: 600.0, Step.PLAN: 1800.0, Step.PUBLISH: 300.0}
     )
@@ -154,7 +158,12 @@ def claim_run(
     now: datetime,
     config: PipelineConfig = PipelineConfig(),
 ) -> tuple[PipelineRun, RunOutcome | None]:
-    """Claim the night's run (creating its ledger row), or say why not (busy, already done)."""
+    """Claim the night's run (creating its ledger row), or say why not (busy, already done).
+
+    Exactly once: the row is unique per (region, delivery date) (`ON CONFLICT DO NOTHING`), and
+    the claim is read and written under a transaction-scoped advisory lock on PostgreSQL and the
+    row's lock (`FOR UPDATE`; SQLite's writer lock): of claimers racing for a new run or for a
+    dead claimer's, one wins and the others are told `busy`."""
     _lock(session, region.id, delivery_date)
     insert_ignore(
         session,
@@ -201,6 +210,9 @@ def claim_run(
 
 
 def _check_claim(session: Session, run_id: int, claimer: str, now: datetime) -> PipelineRun:
+    """Lock the run (advisory lock, then the row) and make sure `claimer` still holds it
+    (ClaimLost if not); beats the heartbeat. Every write of the ledger goes through here, so a
+    process that lost its claim cannot commit a mark."""
     key = session.execute(
         select(PipelineRun.region_id, PipelineRun.delivery_date).where(PipelineRun.id == run_id)
     ).one()
@@ -232,13 +244,27 @@ class StepContext:
     actor: str
 
 
+@dataclass(frozen=True)
+class PlanStepClaim:
+    """What the plan step gets of the run's claim: `remember_plan(plan_id)` records the plan on
+    the run (in its own transaction, under the claim); `check(session)` raises ClaimLost unless
+    this process still holds the claim (locking the run in `session`'s transaction), so that each
+    part is stored under the claim and a process that lost it stores nothing more."""
+
+    remember_plan: Callable[[int], None]
+    check: Callable[[Session], None]
+
+
+PlanStep = Callable[[sessionmaker[Session], PipelineRun, Clock, PlanStepClaim], int]
+
+
 def run_pipeline(
     sessions: sessionmaker[Session],
     *,
     region_code: str,
     delivery_date: date,
     clock: Clock,
-    plan_step: Callable[[sessionmaker[Session], PipelineRun, Clock, Callable[[int], None]], int],
+    plan_step: PlanStep,
     finish_plan_step: Callable[[StepContext, int], None],
     publish_step: Callable[[StepContext], None],
     config: PipelineConfig = PipelineConfig(),
@@ -249,7 +275,9 @@ def run_pipeline(
 
     `plan_step` solves and stores the plan's parts outside any transaction and returns the plan's
     id; `finish_plan_step` and `publish_step` run inside the step's transaction (see night.py,
-    which wires the planner in)."""
+    which wires the planner in). The last step's transaction also marks the run succeeded. A
+    process that loses its claim (at any mark, store or heartbeat) stops and reports `busy`; it
+    never raises ClaimLost and never writes the ledger again."""
     claimer = claimer or new_claimer()
     with session_scope(sessions) as session:
         region = session.scalars(select(Region).where(Region.code == region_code)).one()
@@ -266,82 +294,105 @@ def run_pipeline(
     if refused is not None:
         return refused
     engine = sessions.kw["bind"]
-    for step in STEPS:
-        with session_scope(sessions) as session:
-            if _step(session, run_id, step).state == StepState.DONE:
-                continue
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                _mark_running(sessions, run_id, step, claimer, clock.now())
-                if step == Step.CUTOFF:
-                    refresh_cutoff_statistics(engine)  # its own transaction, before the cutoff's
+    try:
+        for step in STEPS:
+            with session_scope(sessions) as session:
+                if _step(session, run_id, step).state == StepState.DONE:
+                    continue
+            last = step == STEPS[-1]
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    _mark_running(sessions, run_id, step, claimer, clock.now())
+                    if step == Step.CUTOFF:
+                        refresh_cutoff_statistics(engine)  # its own transaction, before the cutoff
 
-                    def cutoff_work(ctx: StepContext) -> None:
-                        region = ctx.session.get(Region, region_id)
-                        assert region is not None
-                        wave, _ = cut_off_wave(
-                            ctx.session,
-                            region=region,
-                            delivery_date=delivery_date,
-                            now=ctx.now,
-                            actor=ctx.actor,
+                        def cutoff_work(ctx: StepContext) -> None:
+                            region = ctx.session.get(Region, region_id)
+                            assert region is not None
+                            wave, _ = cut_off_wave(
+                                ctx.session,
+                                region=region,
+                                delivery_date=delivery_date,
+                                now=ctx.now,
+                                actor=ctx.actor,
+                            )
+                            ctx.run.wave_id = wave.id
+
+                        _commit_step(
+                            sessions, run_id, step, claimer, clock, actor, cutoff_work, last
                         )
-                        ctx.run.wave_id = wave.id
-
-                    _commit_step(sessions, run_id, step, claimer, clock, actor, cutoff_work)
-                elif step == Step.PLAN:
-                    plan_id = _with_heartbeat(sessions, run_id, claimer, clock, config, plan_step)
-                    _commit_step(
-                        sessions,
-                        run_id,
-                        step,
-                        claimer,
-                        clock,
-                        actor,
-                        lambda ctx, pid=plan_id: finish_plan_step(ctx, pid),  # type: ignore[misc]
-                    )
-                else:
-                    _commit_step(sessions, run_id, step, claimer, clock, actor, publish_step)
-                break
-            except ClaimLost as lost:
-                log.warning("%s", lost)
-                return RunOutcome(run_id, "busy", str(lost))
-            except Exception as err:  # noqa: BLE001 - recorded in the ledger, then retried
-                final = tries >= config.max_attempts
-                delay = config.backoff_s * 2 ** (tries - 1)
-                _mark_failed(sessions, run_id, step, clock.now(), err, delay, final)
-                if final:
-                    log.error(
-                        "night %s %s: step %s failed %d times, giving up: %s",
+                    elif step == Step.PLAN:
+                        plan_id = _with_heartbeat(
+                            sessions, run_id, claimer, clock, config, plan_step
+                        )
+                        _commit_step(
+                            sessions,
+                            run_id,
+                            step,
+                            claimer,
+                            clock,
+                            actor,
+                            lambda ctx, pid=plan_id: finish_plan_step(ctx, pid),  # type: ignore[misc]
+                            last,
+                        )
+                    else:
+                        _commit_step(
+                            sessions, run_id, step, claimer, clock, actor, publish_step, last
+                        )
+                    break
+                except ClaimLost:
+                    raise
+                except Exception as err:  # noqa: BLE001 - recorded in the ledger, then retried
+                    final = tries >= config.max_attempts
+                    delay = config.backoff_s * 2 ** (tries - 1)
+                    _mark_failed(sessions, run_id, step, claimer, clock.now(), err, delay, final)
+                    if final:
+                        log.error(
+                            "night %s %s: step %s failed %d times, giving up: %s",
+                            region_code,
+                            delivery_date,
+                            step.value,
+                            tries,
+                            err,
+                        )
+                        return RunOutcome(run_id, "failed", f"{step.value}: {err}")
+                    log.warning(
+                        "night %s %s: step %s failed (%s); retry in %.0f s",
                         region_code,
                         delivery_date,
                         step.value,
-                        tries,
                         err,
+                        delay,
                     )
-                    return RunOutcome(run_id, "failed", f"{step.value}: {err}")
-                log.warning(
-                    "night %s %s: step %s failed (%s); retry in %.0f s",
-                    region_code,
-                    delivery_date,
-                    step.value,
-                    err,
-                    delay,
-                )
-                clock.sleep(delay)
-    with session_scope(sessions) as session:
-        run = _check_claim(session, run_id, claimer, clock.now())
-        run.state = RunState.SUCCEEDED
-        run.finished_at = clock.now()
-        run.claimed_by = None
+                    clock.sleep(delay)
+        with session_scope(sessions) as session:  # every step was done before this process came
+            run = _check_claim(session, run_id, claimer, clock.now())
+            if run.state != RunState.SUCCEEDED:
+                _mark_succeeded(run, clock.now())
+    except ClaimLost as lost:
+        with session_scope(sessions) as session:
+            state = session.scalar(select(PipelineRun.state).where(PipelineRun.id == run_id))
+        if state == RunState.SUCCEEDED:  # our last step committed it; lost only afterwards
+            return RunOutcome(run_id, "succeeded")
+        log.warning("%s", lost)
+        return RunOutcome(run_id, "busy", str(lost))
     return RunOutcome(run_id, "succeeded")
+
+
+def _mark_succeeded(run: PipelineRun, now: datetime) -> None:
+    run.state = RunState.SUCCEEDED
+    run.finished_at = now
+    run.claimed_by = None
+    run.error = None
 
 
 def _mark_running(
     sessions: sessionmaker[Session], run_id: int, step: Step, claimer: str, now: datetime
 ) -> None:
+    """A step's attempt begins. Exactly once per attempt: written under the claim
+    (`_check_claim`), so only the claimer counts attempts."""
     with session_scope(sessions) as session:
         _check_claim(session, run_id, claimer, now)
         row = _step(session, run_id, step)
@@ -360,8 +411,11 @@ def _commit_step(
     clock: Clock,
     actor: str,
     work: Callable[[StepContext], None],
+    last: bool = False,
 ) -> None:
-    """The step's work and its ledger mark in one transaction, under the claim."""
+    """The step's work and its ledger mark (and, for the last step, the run's success) in one
+    transaction, under the claim: exactly once, since a process that lost the claim cannot
+    commit (ClaimLost) and a done step is never run again."""
     with session_scope(sessions) as session:
         now = clock.now()
         run = _check_claim(session, run_id, claimer, now)
@@ -370,21 +424,26 @@ def _commit_step(
         row.state = StepState.DONE
         row.finished_at = clock.now()  # after the work: the ledger shows how long it took
         row.error = None
+        if last:
+            _mark_succeeded(run, row.finished_at)
 
 
 def _mark_failed(
     sessions: sessionmaker[Session],
     run_id: int,
     step: Step,
+    claimer: str,
     now: datetime,
     err: Exception,
     delay_s: float,
     final: bool,
 ) -> None:
+    """Record a step's failed attempt (and, on the last, the run's failure). Under the claim
+    like every mark: a process that lost its claim raises ClaimLost here and writes nothing, so
+    it can never fail a run another process has taken over."""
     message = f"{type(err).__name__}: {err}"[:2000]
     with session_scope(sessions) as session:
-        run = session.get(PipelineRun, run_id, with_for_update=True)
-        assert run is not None
+        run = _check_claim(session, run_id, claimer, now)
         row = _step(session, run_id, step)
         row.state = StepState.FAILED
         row.error = message
@@ -402,7 +461,7 @@ def _with_heartbeat(
     claimer: str,
     clock: Clock,
     config: PipelineConfig,
-    plan_step: Callable[[sessionmaker[Session], PipelineRun, Clock, Callable[[int], None]], int],
+    plan_step: PlanStep,
 ) -> int:
     """Run the long plan step while a thread keeps the claim's heartbeat fresh."""
     stop = threading.Event()
@@ -424,6 +483,11 @@ def _with_heartbeat(
             run = _check_claim(session, run_id, claimer, clock.now())
             run.plan_id = plan_id
 
+    def check(session: Session) -> None:
+        if lost:
+            raise ClaimLost(lost[0])
+        _check_claim(session, run_id, claimer, clock.now())
+
     thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}", daemon=True)
     thread.start()
     try:
@@ -431,7 +495,7 @@ def _with_heartbeat(
             run = session.get(PipelineRun, run_id)
             assert run is not None
             session.expunge(run)
-        plan_id = plan_step(sessions, run, clock, remember_plan)
+        plan_id = plan_step(sessions, run, clock, PlanStepClaim(remember_plan, check))
     finally:
         stop.set()
         thread.join(5)
@@ -545,13 +609,56 @@ def needs_run(
     now: datetime,
     config: PipelineConfig = PipelineConfig(),
 ) -> bool:
-    """A due night the scheduler should (re)start: never run, or claimed by a dead process.
-    A failed run waits for an operator's `pipeline run` (it has been reported)."""
+    """A due night the scheduler should (re)start: never run, claimed by a dead process, or
+    failed with a scheduler retry due (`retry_due`)."""
     run = find_run(session, region_id=region.id, delivery_date=delivery_date)
-    if run is None:
-        return True
-    if run.state != RunState.RUNNING:
-        return False
-    return run.heartbeat_at is None or run.heartbeat_at <= now - timedelta(
-        seconds=config.heartbeat_ttl_s
+    return run is None or _resumable(session, run, now, config)
+
+
+def list_runs_to_resume(
+    session: Session, *, region: Region, now: datetime, config: PipelineConfig = PipelineConfig()
+) -> list[date]:
+    """The region's unfinished runs the scheduler takes over, whatever their wave's state (a
+    wave the dead run had cut off is no longer due, but its night is not finished): running
+    under a claimer whose heartbeat is older than the TTL, or failed with a retry due."""
+    runs = session.scalars(
+        select(PipelineRun)
+        .where(
+            PipelineRun.region_id == region.id,
+            PipelineRun.state.in_([RunState.RUNNING, RunState.FAILED]),
+        )
+        .order_by(PipelineRun.delivery_date)
     )
+    return [run.delivery_date for run in runs if _resumable(session, run, now, config)]
+
+
+def _resumable(session: Session, run: PipelineRun, now: datetime, config: PipelineConfig) -> bool:
+    if run.state == RunState.RUNNING:
+        return run.heartbeat_at is None or run.heartbeat_at <= now - timedelta(
+            seconds=config.heartbeat_ttl_s
+        )
+    if run.state == RunState.FAILED:
+        return retry_due(session, run, now=now, config=config)
+    return False
+
+
+def retry_due(
+    session: Session, run: PipelineRun, *, now: datetime, config: PipelineConfig = PipelineConfig()
+) -> bool:
+    """Whether the scheduler retries a FAILED run now. The retries are counted from the failed
+    step's attempts (each invocation makes up to `max_attempts`): at most `scheduler_retries`,
+    the first `retry_failed_after_s` after the failure, each next one twice as long after the
+    last. After that the run waits for an operator (`pipeline run`); it has been reported."""
+    failed = session.scalars(
+        select(PipelineStep)
+        .where(PipelineStep.run_id == run.id, PipelineStep.state == StepState.FAILED)
+        .order_by(PipelineStep.id)
+    ).first()
+    if failed is None or failed.finished_at is None:
+        return True  # failed without a failed step (an older ledger): one more try
+    invocations = -(-failed.attempts // max(1, config.max_attempts))
+    retries = invocations - 1
+    if retries >= config.scheduler_retries:
+        return False
+    wait = timedelta(seconds=config.retry_failed_after_s * 2**retries)
+    return now >= failed.finished_at + wait

@@ -113,9 +113,22 @@ def build_network(
         s.id: s
         for s in session.scalars(select(GridStation).where(GridStation.region_id == region.id))
     }
-    warehouse = session.scalars(select(Warehouse).where(Warehouse.region_id == region.id)).first()
-    if warehouse is None:
+    warehouses = list(
+        session.scalars(
+            select(Warehouse).where(Warehouse.region_id == region.id).order_by(Warehouse.code)
+        )
+    )
+    if not warehouses:
         raise InvalidInput(f"region {region.code}", "warehouse", "the region has no warehouse")
+    if len(warehouses) > 1:  # the trunk is planned from one depot; refused, never guessed
+        raise InvalidInput(
+            f"region {region.code}",
+            "warehouse",
+            f"the region has {len(warehouses)} warehouses "
+            f"({', '.join(w.code for w in warehouses)}); the night plans the trunk from one: "
+            "give each warehouse a region of its own",
+        )
+    warehouse = warehouses[0]
 
     leader_stops: dict[str, list[routing.Stop]] = {}
     station_drops: dict[str, dict[routing.TempZone, routing.Load]] = {}
@@ -196,13 +209,17 @@ def solve_wave(
     actor: str = "system",
     plan_id: int | None = None,
     on_plan_started: Callable[[int], None] | None = None,
+    guard: Callable[[Session], None] | None = None,
 ) -> int:
     """Plan the wave's two echelons (`routing.plan_two_echelons` on `runner`, the trunk and each
     station with their fixed limits from `options`) and store every part of a new plan version,
     or of `plan_id`, an unfinished plan: only its missing parts are solved, the stations from
     its stored trunk. Each part is stored as soon as it is planned, in its own transaction,
-    once. Returns the plan's id; the caller finishes the plan (`plans.finish_plan`) in its own
-    transaction."""
+    once. `guard(session)` runs in each part's transaction before it is stored (the night checks
+    its claim there: a process that lost it raises and stores nothing more). The runner sees
+    each problem under database ids (`trunk`, `s<station id>`; the tag is the plan id), never
+    under names. Returns the plan's id; the caller finishes the plan (`plans.finish_plan`) in its
+    own transaction."""
     with session_scope(sessions) as session:
         wave = session.get(Wave, wave_id)
         assert wave is not None
@@ -227,6 +244,8 @@ def solve_wave(
 
     def store(key: str, result: routing.Plan) -> None:
         with session_scope(sessions) as s:
+            if guard is not None:
+                guard(s)
             store_part(
                 s,
                 plan=s.get(RoutePlan, plan_id),  # type: ignore[arg-type]
@@ -244,10 +263,37 @@ def solve_wave(
         station_time_limit_s=options.time_limit_s,
         handling_s=options.handling_s,
         seed=options.seed,
-        runner=runner,
+        runner=_ByDatabaseIds(runner, network.stations),
         trunk_plan=trunk_plan,
         done=done - {TRUNK_PART},
         on_part=store,
         tag=f"{plan_id}",
     )
     return plan_id
+
+
+@dataclass(frozen=True)
+class _ByDatabaseIds:
+    """A runner that hands the problems on under database ids: `trunk` for the trunk and
+    `s<station id>` for a station (queue job ids are built from them, and names may be any
+    Unicode: `浦东1` and `闵行1` must not become one job), and yields them back under the
+    planner's keys."""
+
+    runner: Runner
+    stations: dict[str, int]  # station code -> id
+
+    def solve(self, problems, *, time_limit_s: float, seed: int, tag: str = ""):
+        ids = {
+            key: "trunk" if key == routing.TRUNK_KEY else f"s{self.stations[key]}"
+            for key in problems
+        }
+        keys = {v: k for k, v in ids.items()}
+        yield from (
+            (keys[key], plan)
+            for key, plan in self.runner.solve(
+                {ids[k]: p for k, p in problems.items()},
+                time_limit_s=time_limit_s,
+                seed=seed,
+                tag=tag,
+            )
+        )

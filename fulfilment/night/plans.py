@@ -18,6 +18,7 @@ from sqlalchemy import ForeignKey, Select, String, UniqueConstraint, func, selec
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from fulfilment.core.audit import record_change
+from fulfilment.core.db import insert_ignore
 from fulfilment.core.errors import CutoffNotReached, NotFound
 from fulfilment.core.models import Base, Wave, WaveStatus, _enum
 
@@ -201,30 +202,36 @@ def store_part(
 ) -> bool:
     """Store one solved problem of the plan, once: False if that part was stored already.
 
+    Exactly once: the part row goes in with `INSERT … ON CONFLICT (plan, part) DO NOTHING`; a
+    concurrent store of the same part waits on the key and, once the first commits, inserts
+    nothing and returns False (no error); the routes are written only by the store that
+    inserted the part, in its transaction.
+
     `stations` and `leaders` map the planner's ids (codes) to database ids."""
     echelon = Echelon.TRUNK if part == TRUNK_PART else Echelon.LAST_MILE
-    with session.begin_nested():
-        exists = session.scalar(
-            select(PlanPart.id).where(PlanPart.plan_id == plan.id, PlanPart.part == part)
-        )
-        if exists is not None:
-            return False
-        row = PlanPart(
-            plan_id=plan.id,
-            part=part,
-            echelon=echelon,
-            station_id=None if echelon == Echelon.TRUNK else stations[part],
-            search_status=result.status.value,
-            distance_m=result.cost.distance_m,
-            vehicles_used=result.cost.vehicles_used,
-            fixed_cost=result.cost.fixed_cost,
-            lateness_s=result.cost.lateness_s,
-            cost_total=result.cost.total,
-            solve_s=result.solve_s,
-            stored_at=now,
-        )
-        session.add(row)
-        session.flush()  # the (plan, part) key refuses a second copy here
+    part_id = insert_ignore(
+        session,
+        PlanPart.__table__,
+        {
+            "plan_id": plan.id,
+            "part": part,
+            "echelon": echelon,
+            "station_id": None if echelon == Echelon.TRUNK else stations[part],
+            "search_status": result.status.value,
+            "distance_m": result.cost.distance_m,
+            "vehicles_used": result.cost.vehicles_used,
+            "fixed_cost": result.cost.fixed_cost,
+            "lateness_s": result.cost.lateness_s,
+            "cost_total": result.cost.total,
+            "solve_s": result.solve_s,
+            "stored_at": now,
+        },
+        ["plan_id", "part"],
+        returning=PlanPart.id,
+    )
+    if part_id is None:  # stored already (or being stored by a transaction that then committed)
+        return False
+    row = session.get_one(PlanPart, part_id)
     at = _clock(plan)
     for r in result.routes:
         route = PlanRoute(

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -14,7 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from fulfilment.core.db import session_scope
 from fulfilment.core.models import Wave
 
-from .pipeline import Clock, PipelineConfig, PipelineRun, RunOutcome, StepContext, run_pipeline
+from .pipeline import (
+    Clock,
+    PipelineConfig,
+    PipelineRun,
+    PlanStepClaim,
+    RunOutcome,
+    StepContext,
+    run_pipeline,
+)
 from .planning import PlanningOptions, Runner, solve_wave
 from .plans import PlanStatus, RoutePlan, finish_plan, publish_plan
 
@@ -55,7 +62,7 @@ def run_night(
         sessions: sessionmaker[Session],
         run: PipelineRun,
         clock: Clock,
-        remember_plan: Callable[[int], None],
+        claim: PlanStepClaim,
     ) -> int:
         assert run.wave_id is not None
         return solve_wave(
@@ -66,7 +73,8 @@ def run_night(
             now=clock.now,
             actor=actor,
             plan_id=_unfinished_plan(sessions, run),
-            on_plan_started=remember_plan,
+            on_plan_started=claim.remember_plan,
+            guard=claim.check,
         )
 
     def finish_plan_step(ctx: StepContext, plan_id: int) -> None:

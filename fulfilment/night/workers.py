@@ -103,27 +103,43 @@ class RQRunner:
             if "finished" not in earlier and (not earlier or earlier[-1] != "running"):
                 enqueue(key)
         pending = set(problems)
-        while pending:
-            now = self._states(queue, [job for key in pending for job in attempts[key]])
-            for key in sorted(pending):
-                states = [(job, now[job.id]) for job in attempts[key]]
-                done = next((job for job, state in states if state == "finished"), None)
-                if done is not None:
-                    pending.discard(key)
-                    yield key, done.return_value()
-                    for job in attempts[key]:  # the caller has stored the result
-                        job.delete()
-                    continue
-                last, why = states[-1]
-                if why != "running":
-                    if tries.get(key, 0) >= self.attempts:
-                        raise JobFailed(
-                            f"route planning job {last.id}: {why} ({self.attempts} tries)"
-                        )
-                    log.warning("route planning job %s: %s; queued again", last.id, why)
-                    enqueue(key)
-            if pending:
-                time.sleep(self.poll_s)
+        try:
+            while pending:
+                now = self._states(queue, [job for key in pending for job in attempts[key]])
+                for key in sorted(pending):
+                    states = [(job, now[job.id]) for job in attempts[key]]
+                    done = next((job for job, state in states if state == "finished"), None)
+                    if done is not None:
+                        pending.discard(key)
+                        yield key, done.return_value()
+                        for job in attempts[key]:  # the caller has stored the result
+                            _forget(queue, job)
+                        continue
+                    last, why = states[-1]
+                    if why != "running":
+                        if tries.get(key, 0) >= self.attempts:
+                            raise JobFailed(
+                                f"route planning job {last.id}: {why} ({self.attempts} tries)"
+                            )
+                        log.warning("route planning job %s: %s; queued again", last.id, why)
+                        enqueue(key)
+                if pending:
+                    time.sleep(self.poll_s)
+        finally:
+            if pending:  # the caller stopped early (a store failed, the claim was lost)
+                self._cancel_queued(queue, [job for key in pending for job in attempts[key]])
+
+    def _cancel_queued(self, queue, jobs: list[Any]) -> None:
+        """Take the attempts still waiting off the queue, so that no worker solves a problem
+        nobody will store; one already running finishes (its result expires)."""
+        from rq.job import JobStatus
+
+        for job in jobs:
+            try:
+                if job.get_status(refresh=True) == JobStatus.QUEUED:
+                    job.cancel()
+            except Exception as err:  # noqa: BLE001 - best effort, the job expires anyway
+                log.warning("route planning job %s: not cancelled (%s)", job.id, err)
 
     def _states(self, queue, jobs: list[Any]) -> dict[str, str]:
         """Job id -> "finished", "running" (queued, or started with a fresh heartbeat), or why
@@ -168,6 +184,22 @@ class RQRunner:
         return out
 
 
+def _forget(queue, job) -> None:
+    """Delete a finished problem's attempt from Redis, tolerating what a dead attempt leaves
+    behind: RQ's `job.delete()` raises `Execution … not found in Redis` when the attempt's worker
+    died and its execution record expired. The plan is stored already: a cleanup failure must
+    not fail the step (and burn one of its tries); the job hash is then deleted by key, and the
+    rest expires with its TTL."""
+    try:
+        job.delete()
+    except Exception as err:  # noqa: BLE001 - cleanup only, the result is stored
+        log.warning("route planning job %s: cleanup left to Redis' TTL (%s)", job.id, err)
+        try:
+            queue.connection.delete(job.key)
+        except Exception:  # noqa: BLE001 - Redis itself may be gone; the TTL still applies
+            log.warning("route planning job %s: could not delete its hash", job.id)
+
+
 def _age_s(moment: datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -175,9 +207,14 @@ def _age_s(moment: datetime) -> float:
 
 
 def _job_id(queue: str, tag: str, key: str, attempt: int) -> str:
-    """RQ job ids take letters, digits, dashes and underscores only."""
+    """`<queue>-<tag>-<key>-<attempt>`: RQ job ids take ASCII letters, digits, dashes and
+    underscores only. The night builds tag and key from database ids (plan id, `s<station id>`);
+    anything else is refused, never folded into `_` (`浦东1` and `闵行1` would become one job and
+    one station would take the other's routes)."""
     raw = f"{queue}-{tag}-{key}-{attempt}"
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in raw)
+    if not all(c.isascii() and (c.isalnum() or c in "-_") for c in raw):
+        raise ValueError(f"not a valid RQ job id: {raw!r} (build it from database ids)")
+    return raw
 
 
 def runner_from_environment(environ: Mapping[str, str] | None = None):
@@ -195,19 +232,43 @@ def run_worker(
     redis_url: str | None = None,
     queue_name: str | None = None,
     job_monitoring_interval: int = 10,
+    reconnect_max_s: float = 30.0,
 ) -> None:
-    """An RQ worker for the route planning queue (`groupbuy worker`)."""
+    """An RQ worker for the route planning queue (`groupbuy worker`).
+
+    It lives through Redis going away: RQ's loop ends (or raises) when Redis stops answering
+    outside its dequeue; the worker is then started again on a new connection, after 1 s, 2 s,
+    4 s … at most `reconnect_max_s` between tries (reset once a worker has run for that long),
+    registering afresh (a restarted Redis has forgotten it). It stops on a stop request
+    (SIGINT/SIGTERM) or, with `burst`, when the queue is empty."""
     from redis import Redis
+    from redis.exceptions import RedisError
     from rq import Queue, Worker
 
     url = redis_url or os.environ.get("GROUPBUY_REDIS_URL")
     if not url:
         raise FulfilmentError("GROUPBUY_REDIS_URL is not set: the worker needs Redis")
     name = queue_name or os.environ.get("GROUPBUY_RQ_QUEUE", DEFAULT_QUEUE)
-    connection = Redis.from_url(url)
-    worker = Worker(
-        [Queue(name, connection=connection)],
-        connection=connection,
-        job_monitoring_interval=job_monitoring_interval,
-    )
-    worker.work(burst=burst, with_scheduler=False)
+    delay = 1.0
+    while True:
+        started = time.monotonic()
+        worker = None
+        try:
+            connection = Redis.from_url(url)
+            worker = Worker(
+                [Queue(name, connection=connection)],
+                connection=connection,
+                job_monitoring_interval=job_monitoring_interval,
+            )
+            worker.max_connection_wait_time = reconnect_max_s  # RQ's own retry while dequeuing
+            worker.work(burst=burst, with_scheduler=False)
+            why = "its loop ended"
+        except RedisError as err:
+            why = f"{type(err).__name__}: {err}"
+        if worker is not None and (burst or worker._stop_requested):
+            return
+        if time.monotonic() - started >= reconnect_max_s:
+            delay = 1.0
+        log.warning("worker lost Redis (%s); starting again in %.0f s", why, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, reconnect_max_s)

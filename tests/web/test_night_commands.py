@@ -64,3 +64,21 @@ def test_import_fleet_refuses_a_bad_file_naming_line_and_field(app, runner, tmp_
     path.write_text(path.read_text(encoding="utf-8").replace("lorry", "trunk"), encoding="utf-8")
     done = runner.invoke(args=["import-fleet", str(path)])
     assert done.exit_code == 0 and "2 vehicles added" in done.output
+
+
+def test_a_bad_date_is_a_clear_error_naming_date_on_every_night_command(app, runner):
+    """`plan`, `plan show`, `plan publish`, `pipeline run` and `pipeline status` with a date that
+    is not YYYY-MM-DD: exit 2 with a usage error naming --date, no traceback."""
+    _demo(app)
+    for args in (
+        ["plan", "--region", "SH", "--date", "2026-13-45"],
+        ["plan", "show", "--region", "SH", "--date", "tomorrow"],
+        ["plan", "publish", "--region", "SH", "--date", "2026-02-30"],
+        ["pipeline", "run", "--region", "SH", "--date", "24.11.2026"],
+        ["pipeline", "status", "--date", "2026-11-24x"],
+    ):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 2, (args, result.output)
+        assert isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "Invalid value for '--date'" in result.output, (args, result.output)
+        assert "YYYY-MM-DD" in result.output

@@ -4,6 +4,7 @@ worker. Each is one unit of work: its session commits at the end, or rolls back 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,22 +32,39 @@ from fulfilment.night.workers import runner_from_environment
 from .context import app_sessions, fail
 
 
-def _wave(session, region_code: str, day: str | None):
+def _wave(session, region_code: str, day: date | None):
     from fulfilment.waves.cycle import get_wave
     from fulfilment.waves.deadlines import latest_due_delivery_date
 
     region = get_region(session, region_code)
-    delivery = (
-        date.fromisoformat(day)
-        if day
-        else latest_due_delivery_date(session, region=region, now=datetime.now(UTC))
-    )
+    delivery = day or latest_due_delivery_date(session, region=region, now=datetime.now(UTC))
     return region, get_wave(session, region_code=region_code, delivery_date=delivery)
 
 
+class DeliveryDate(click.ParamType):
+    """A calendar date written YYYY-MM-DD; anything else is a usage error naming the option."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value)
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+                raise ValueError(text)
+            return date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text!r} is not a date written YYYY-MM-DD", param, ctx)
+
+
+DATE = DeliveryDate()
 _region = click.option("--region", "region_code", required=True, help="Region code, e.g. SH.")
 _date = click.option(
-    "--date", "day", help="Delivery date YYYY-MM-DD (default: the latest wave due now)."
+    "--date",
+    "day",
+    type=DATE,
+    help="Delivery date YYYY-MM-DD (default: the latest wave due now).",
 )
 _actor = click.option("--actor", default="system", show_default=True, help="For the audit log.")
 
@@ -82,7 +100,7 @@ def import_fleet_command(file: Path, actor: str) -> None:
 def plan_group(
     ctx: click.Context,
     region_code: str | None,
-    day: str | None,
+    day: date | None,
     seconds: float,
     trunk_seconds: float,
     actor: str,
@@ -124,7 +142,7 @@ def plan_group(
     )
 
 
-def _merged(ctx: click.Context, region_code: str | None, day: str | None, actor: str | None):
+def _merged(ctx: click.Context, region_code: str | None, day: date | None, actor: str | None):
     o = dict(ctx.meta.get("groupbuy.plan", {}))
     o["region_code"] = region_code or o.get("region_code")
     o["day"] = day or o.get("day")
@@ -141,7 +159,7 @@ def _merged(ctx: click.Context, region_code: str | None, day: str | None, actor:
 @click.pass_context
 @with_appcontext
 def plan_publish_command(
-    ctx: click.Context, region_code: str | None, day: str | None, actor: str | None
+    ctx: click.Context, region_code: str | None, day: date | None, actor: str | None
 ) -> None:
     """Publish the wave's latest draft plan (the published one before it is superseded)."""
     o = _merged(ctx, region_code, day, actor)
@@ -162,7 +180,7 @@ def plan_publish_command(
 @click.pass_context
 @with_appcontext
 def plan_show_command(
-    ctx: click.Context, region_code: str | None, day: str | None, as_json: bool
+    ctx: click.Context, region_code: str | None, day: date | None, as_json: bool
 ) -> None:
     """Print the plan (published, else the latest draft): routes, ETAs, loads, unassigned."""
     from zoneinfo import ZoneInfo
@@ -265,7 +283,7 @@ def pipeline_group() -> None:
 @click.option("--seconds", type=float, default=3.0, show_default=True, help="Per station.")
 @_actor
 @with_appcontext
-def pipeline_run_command(region_code: str, day: str | None, seconds: float, actor: str) -> None:
+def pipeline_run_command(region_code: str, day: date | None, seconds: float, actor: str) -> None:
     """Run (or resume) one night now, through the code the scheduler uses."""
     from fulfilment.waves.deadlines import latest_due_delivery_date
 
@@ -273,12 +291,10 @@ def pipeline_run_command(region_code: str, day: str | None, seconds: float, acto
     try:
         with session_scope(sessions) as session:
             region = get_region(session, region_code)
-            delivery = (
-                date.fromisoformat(day)
-                if day
-                else latest_due_delivery_date(session, region=region, now=datetime.now(UTC))
+            delivery = day or latest_due_delivery_date(
+                session, region=region, now=datetime.now(UTC)
             )
-    except (FulfilmentError, ValueError) as err:
+    except FulfilmentError as err:
         fail(err)
     outcome = run_night(
         sessions,
@@ -295,10 +311,10 @@ def pipeline_run_command(region_code: str, day: str | None, seconds: float, acto
 
 @pipeline_group.command("status")
 @click.option("--region", "region_code", help="Region code (default: all).")
-@click.option("--date", "day", help="Delivery date YYYY-MM-DD (default: all).")
+@click.option("--date", "day", type=DATE, help="Delivery date YYYY-MM-DD (default: all).")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
-def pipeline_status_command(region_code: str | None, day: str | None, as_json: bool) -> None:
+def pipeline_status_command(region_code: str | None, day: date | None, as_json: bool) -> None:
     """The ledger: each run and its steps (state, attempts, times, error; stuck steps flagged)."""
     from fulfilment.night.pipeline import list_runs
 
@@ -307,7 +323,7 @@ def pipeline_status_command(region_code: str | None, day: str | None, as_json: b
             session,
             now=datetime.now(UTC),
             region_code=region_code,
-            delivery_date=date.fromisoformat(day) if day else None,
+            delivery_date=day,
         )
     if as_json:
         click.echo(
@@ -362,8 +378,19 @@ def pipeline_status_command(region_code: str | None, day: str | None, as_json: b
 @click.command("scheduler")
 @click.option("--misfire-grace", type=int, default=3600, show_default=True, help="Seconds.")
 @click.option("--seconds", type=float, default=3.0, show_default=True, help="Per station.")
+@click.option("--trunk-seconds", type=float, default=10.0, show_default=True)
+@click.option(
+    "--heartbeat-ttl",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a run's claimer counts as dead.",
+)
+@click.option("--sweep-every", type=click.IntRange(min=1), default=300, show_default=True)
 @with_appcontext
-def scheduler_command(misfire_grace: int, seconds: float) -> None:
+def scheduler_command(
+    misfire_grace: int, seconds: float, trunk_seconds: float, heartbeat_ttl: float, sweep_every: int
+) -> None:
     """Run the nightly scheduler in the foreground (one cron trigger per region)."""
     import logging
     import os
@@ -374,10 +401,18 @@ def scheduler_command(misfire_grace: int, seconds: float) -> None:
         level=os.environ.get("GROUPBUY_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from fulfilment.night.pipeline import PipelineConfig
+
     NightScheduler(
         app_sessions(),
         misfire_grace_s=misfire_grace,
-        settings=NightSettings(planning=PlanningOptions(time_limit_s=seconds)),
+        sweep_every_s=sweep_every,
+        settings=NightSettings(
+            planning=PlanningOptions(time_limit_s=seconds, trunk_time_limit_s=trunk_seconds),
+            pipeline=PipelineConfig(
+                heartbeat_ttl_s=heartbeat_ttl, heartbeat_every_s=min(20.0, heartbeat_ttl / 4)
+            ),
+        ),
     ).run_forever()
 
 
