@@ -37,7 +37,7 @@ AREAS: dict[str, set[str]] = {
 }
 # The desks of web/: each may import the app's top-level modules (security, limits, i18n, error
 # pages), never another desk. The CLI also imports the app factory to build the app it runs in.
-DESKS = ("auth", "portal", "api", "warehouse", "cli")
+DESKS = ("auth", "portal", "api", "warehouse", "dispatch", "cli")
 FACTORY = "web/__init__.py"
 OURS = ("fulfilment", "web", "scheduler", "routing")
 

@@ -124,6 +124,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from web.api.views import init_api
     from web.auth.views import bp as auth_bp
     from web.cli import register_commands
+    from web.dispatch.views import bp as dispatch_bp
     from web.i18n import init_i18n
     from web.limits import init_limits
     from web.portal.views import bp as portal_bp
@@ -140,6 +141,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(photos_bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(warehouse_bp)
+    app.register_blueprint(dispatch_bp)
     init_api(app)
     register_commands(app.cli)
     return app

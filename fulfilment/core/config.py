@@ -19,6 +19,10 @@ class Settings:
     secret_key: str
     env: str = "production"
     instance_dir: Path = field(default=DEFAULT_INSTANCE_DIR)
+    # the dispatcher's map: a tile URL template ({z}/{x}/{y}) and its attribution; none by
+    # default, so the map works offline with the routes and stops on a plain background
+    tile_url: str = ""
+    tile_attribution: str = ""
 
     @property
     def is_dev(self) -> bool:
@@ -44,4 +48,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
                 "or set GROUPBUY_ENV=dev for a local development or demo run."
             )
         secret = DEV_SECRET
-    return Settings(database_url=url, secret_key=secret, env=mode, instance_dir=instance_dir)
+    tile_url = env.get("GROUPBUY_TILE_URL", "").strip()
+    if tile_url and not tile_url.startswith(("https://", "http://")):
+        raise ConfigError(f"GROUPBUY_TILE_URL must be an http(s) URL template, not {tile_url!r}")
+    return Settings(
+        database_url=url,
+        secret_key=secret,
+        env=mode,
+        instance_dir=instance_dir,
+        tile_url=tile_url,
+        tile_attribution=env.get("GROUPBUY_TILE_ATTRIBUTION", "").strip(),
+    )

@@ -49,6 +49,11 @@ class PlanningOptions:
     seed: int = 0
 
 
+def crates_for(volume_ml: int, options: PlanningOptions) -> int:
+    """The crates (周转箱) one point's goods of one zone fill: at least one."""
+    return max(1, math.ceil(volume_ml / options.crate_volume_ml))
+
+
 def day_start(region: Region, delivery_date: date) -> datetime:
     """Local midnight of the delivery date, in UTC: second 0 of the planner's day."""
     return datetime.combine(delivery_date, time(0), tzinfo=ZoneInfo(region.tz)).astimezone(UTC)
@@ -102,7 +107,7 @@ def build_network(
     ).all()
     drops: dict[int, dict[routing.TempZone, routing.Load]] = {}
     for leader_id, pick_zone, weight, volume in demand:
-        crates = max(1, math.ceil(int(volume) / options.crate_volume_ml))
+        crates = crates_for(int(volume), options)
         drops.setdefault(int(leader_id or 0), {})[routing.TempZone(str(pick_zone))] = routing.Load(
             int(weight), int(volume), crates
         )

@@ -1,0 +1,228 @@
+"""The dispatcher's desk: a wave's plan versions and figures, the plan on a map (GeoJSON) and in a
+table, for dispatchers of the wave's region and admins only."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, time
+
+import pytest
+from portal_factories import PASSWORD, login
+from sqlalchemy import func, select
+
+from fulfilment.accounts.models import Role
+from fulfilment.accounts.services import create_user
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import Region, Wave
+from fulfilment.demo.city import build_demo
+from fulfilment.night.plans import (
+    Echelon,
+    PlanPart,
+    PlanRoute,
+    PlanStop,
+    PlanUnassigned,
+    RoutePlan,
+)
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+ACCOUNTS = {
+    "dispatcher1": (Role.DISPATCHER, "SH"),
+    "warehouse1": (Role.WAREHOUSE, "SH"),
+    "dispatcher_bj": (Role.DISPATCHER, "BJ"),
+    "admin": (Role.ADMIN, ""),
+}
+
+
+@pytest.fixture
+def planned(app, runner, monkeypatch):
+    """The demo wave (10 leaders) cut off, planned and published by the night; one account per
+    role that matters here, and a second region BJ with its own dispatcher."""
+    monkeypatch.delenv("GROUPBUY_REDIS_URL", raising=False)
+    monkeypatch.setenv("GROUPBUY_WORKERS", "1")
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        day = build_demo(s, leaders=10, orders=80, now=NOW).delivery_date.isoformat()
+        s.add(
+            Region(
+                code="BJ",
+                name="北京",
+                tz="Asia/Shanghai",
+                cutoff_time=time(23, 0),
+                delivery_offset_days=1,
+                lat=39.9,
+                lon=116.4,
+                radius_km=80,
+            )
+        )
+        s.flush()
+        for username, (role, region) in ACCOUNTS.items():
+            create_user(
+                s,
+                username=username,
+                password=PASSWORD,
+                role=role,
+                region_code=region or None,
+            )
+    ran = runner.invoke(
+        args=["pipeline", "run", "--region", "SH", "--date", day, "--seconds", "0.3"]
+    )
+    assert ran.exit_code == 0, ran.output
+    with session_scope(sessions) as s:
+        plan = s.scalars(select(RoutePlan)).one()
+        return plan.wave_id, plan.id
+
+
+def _sessions(app):
+    return app.extensions["groupbuy"]["sessions"]
+
+
+def test_the_dispatcher_sees_the_published_plan_with_its_figures_and_routes(app, client, planned):
+    """From the landing page to the wave: the version (v1, published), the figures (orders of the
+    wave, vehicles used), and one table row per route of the plan."""
+    wave_id, plan_id = planned
+    login(client, "dispatcher1")
+    landing = client.get("/")
+    assert f"/dispatch/waves/{wave_id}".encode() in landing.data
+    index = client.get("/dispatch/")
+    assert index.status_code == 200 and b"v1" in index.data and b"Published" in index.data
+    page = client.get(f"/dispatch/waves/{wave_id}")
+    assert page.status_code == 200
+    with session_scope(_sessions(app)) as s:
+        routes = s.scalar(
+            select(func.count()).select_from(PlanRoute).where(PlanRoute.plan_id == plan_id)
+        )
+        plan = s.get(RoutePlan, plan_id)
+        orders = s.get(Wave, wave_id)
+        assert orders is not None
+        used = plan.vehicles_used
+    html = page.data.decode()
+    assert html.count('<tr data-route="') == routes
+    assert f"/dispatch/plans/{plan_id}.geojson" in html
+    assert f">{used} / " in html
+    assert "leaflet/leaflet.js" in html and "unpkg" not in html and "cdn" not in html.lower()
+
+
+def test_the_page_speaks_chinese(app, client, planned):
+    """A browser asking for Chinese gets the desk in Chinese."""
+    wave_id, _ = planned
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN,zh"  # login() keeps it
+    login(client, "dispatcher1")
+    html = client.get(f"/dispatch/waves/{wave_id}").data.decode()
+    assert "已发布" in html and "车辆" in html
+
+
+def test_geojson_holds_every_stop_once_and_every_unassigned_stop_with_its_reason(
+    app, client, planned
+):
+    """Each stored stop is one Point (route, seq) with an ETA; each route a LineString from its
+    depot through its stops and back; an unassigned stop is a Point with its reason."""
+    wave_id, plan_id = planned
+    with session_scope(_sessions(app)) as s:
+        stops = {
+            (route_id, seq)
+            for route_id, seq in s.execute(
+                select(PlanStop.route_id, PlanStop.seq)
+                .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+                .where(PlanRoute.plan_id == plan_id)
+            )
+        }
+        routes = {
+            r.id: len(r.stops)
+            for r in s.scalars(select(PlanRoute).where(PlanRoute.plan_id == plan_id))
+        }
+        part = s.scalars(
+            select(PlanPart).where(
+                PlanPart.plan_id == plan_id, PlanPart.echelon == Echelon.LAST_MILE
+            )
+        ).first()
+        leader_stop = s.scalars(
+            select(PlanStop)
+            .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+            .where(PlanRoute.plan_id == plan_id, PlanStop.leader_id.is_not(None))
+        ).first()
+        s.add(
+            PlanUnassigned(
+                plan_id=plan_id,
+                part_id=part.id,
+                echelon=Echelon.LAST_MILE,
+                leader_id=leader_stop.leader_id,
+                stop_code=leader_stop.stop_code,
+                zone="frozen",
+                reason="no_vehicle_for_zone",
+                weight_g=1,
+                volume_ml=1,
+                crates=1,
+            )
+        )
+    login(client, "dispatcher1")
+    answer = client.get(f"/dispatch/plans/{plan_id}.geojson")
+    assert answer.status_code == 200 and answer.mimetype == "application/geo+json"
+    features = answer.get_json()["features"]
+    points = [f for f in features if f["properties"]["kind"] == "stop"]
+    assert sorted((f["properties"]["route"], f["properties"]["seq"]) for f in points) == sorted(
+        stops
+    )
+    assert all(f["properties"]["eta"].endswith("+00:00") for f in points)
+    lines = {f["properties"]["route"]: f for f in features if f["properties"]["kind"] == "route"}
+    assert set(lines) == set(routes)
+    for route_id, line in lines.items():
+        coords = line["geometry"]["coordinates"]
+        assert len(coords) == routes[route_id] + 2 and coords[0] == coords[-1]
+    missing = [f for f in features if f["properties"]["kind"] == "unassigned"]
+    assert [(f["properties"]["stop"], f["properties"]["reason"]) for f in missing] == [
+        (leader_stop.stop_code, "no_vehicle_for_zone")
+    ]
+
+
+@pytest.mark.parametrize("username", ["warehouse1", "dispatcher_bj"])
+def test_outside_the_dispatchers_of_its_region_the_desk_is_not_found(
+    app, client, planned, username
+):
+    """The warehouse has no dispatch desk; another region's dispatcher does not find this wave,
+    its plan or its GeoJSON (404, never 403)."""
+    wave_id, plan_id = planned
+    login(client, username)
+    for path in (f"/dispatch/waves/{wave_id}", f"/dispatch/plans/{plan_id}.geojson"):
+        assert client.get(path).status_code == 404, path
+    landing = client.get("/dispatch/")
+    assert landing.status_code == (404 if username == "warehouse1" else 200)
+    if username == "dispatcher_bj":
+        assert f"/dispatch/waves/{wave_id}".encode() not in landing.data
+
+
+def test_admin_sees_every_region(app, client, planned):
+    """The admin opens any region's wave and plan."""
+    wave_id, plan_id = planned
+    login(client, "admin")
+    assert client.get(f"/dispatch/waves/{wave_id}").status_code == 200
+    assert client.get(f"/dispatch/plans/{plan_id}.geojson").status_code == 200
+
+
+@pytest.mark.parametrize("plan", ["abc", "²", "99999999999", "0"])
+def test_a_plan_that_is_not_this_waves_is_not_found(app, client, planned, plan):
+    """?plan= must name one of this wave's versions: anything else is a 404, never a 500."""
+    wave_id, _ = planned
+    login(client, "dispatcher1")
+    assert client.get(f"/dispatch/waves/{wave_id}?plan={plan}").status_code == 404
+
+
+def test_without_a_tile_server_the_map_is_offline_and_with_one_its_images_are_allowed(
+    app, client, planned
+):
+    """By default no tile layer and the app's own policy; with GROUPBUY_TILE_URL the page names
+    the template and lets images come from that origin only."""
+    wave_id, _ = planned
+    login(client, "dispatcher1")
+    plain = client.get(f"/dispatch/waves/{wave_id}")
+    assert 'data-tiles=""' in plain.data.decode()
+    assert "img-src 'self' data: blob:;" in plain.headers["Content-Security-Policy"]
+    settings = app.config["GROUPBUY_SETTINGS"]
+    app.config["GROUPBUY_SETTINGS"] = dataclasses.replace(
+        settings, tile_url="https://tiles.example.cn/{z}/{x}/{y}.png"
+    )
+    tiled = client.get(f"/dispatch/waves/{wave_id}")
+    assert 'data-tiles="https://tiles.example.cn/{z}/{x}/{y}.png"' in tiled.data.decode()
+    assert (
+        "img-src 'self' data: blob: https://tiles.example.cn;"
+        in tiled.headers["Content-Security-Policy"]
+    )

@@ -1,0 +1,128 @@
+"""The dispatcher's map in Debian's Chromium (Playwright), served by gunicorn on PostgreSQL."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
+from portal_factories import PASSWORD
+from sqlalchemy import func, select
+
+from fulfilment.accounts.models import Role
+from fulfilment.accounts.services import create_user
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.demo.city import build_demo
+from fulfilment.night.plans import PlanRoute, PlanStop, RoutePlan
+from web import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(pg_url, tmp_path, monkeypatch):
+    """The demo wave (12 leaders) planned and published by the night on PostgreSQL, a dispatcher,
+    and gunicorn (2 workers) serving the app on a free local port."""
+    monkeypatch.delenv("GROUPBUY_REDIS_URL", raising=False)
+    monkeypatch.setenv("GROUPBUY_WORKERS", "1")
+    env = {"GROUPBUY_ENV": "test", "GROUPBUY_DATABASE_URL": pg_url}
+    app = create_app({**env, "GROUPBUY_INSTANCE_DIR": str(tmp_path / "instance")})
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        day = build_demo(s, leaders=12, orders=100, now=NOW).delivery_date.isoformat()
+        create_user(
+            s, username="dispatcher1", password=PASSWORD, role=Role.DISPATCHER, region_code="SH"
+        )
+    ran = app.test_cli_runner().invoke(
+        args=["pipeline", "run", "--region", "SH", "--date", day, "--seconds", "0.5"]
+    )
+    assert ran.exit_code == 0, ran.output
+    app.extensions["groupbuy"]["engine"].dispose()
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "web:create_app()",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "GROUPBUY_INSTANCE_DIR": str(tmp_path / "instance")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(server.stdout.read().decode()) from None
+            time.sleep(0.1)
+    engine = make_engine(pg_url)
+    yield base, make_session_factory(engine)
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=10)
+    engine.dispose()
+
+
+def test_the_dispatcher_opens_the_map_and_every_route_is_drawn(served, tmp_path):
+    """At 1280 px the dispatcher opens the demo wave's plan from the landing page: one line per
+    route and one marker per stop on the map (no tiles, no network), the table beside it; a
+    click on a table row highlights its route. Screenshots in tmp_path."""
+    base, sessions = served
+    with session_scope(sessions) as s:
+        plan = s.scalars(select(RoutePlan)).one()
+        routes = s.scalar(
+            select(func.count()).select_from(PlanRoute).where(PlanRoute.plan_id == plan.id)
+        )
+        stops = s.scalar(
+            select(func.count())
+            .select_from(PlanStop)
+            .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+            .where(PlanRoute.plan_id == plan.id)
+        )
+    with browser_or_skip()() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        failed: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.goto(base + "/login")
+        page.fill("input[name=username]", "dispatcher1")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.click("text=调度：路线与地图")
+        page.click("text=路线与地图")
+        page.wait_for_selector("#map[data-routes-drawn]")
+        assert page.get_attribute("#map", "data-routes-drawn") == str(routes)
+        drawn = page.locator("#map path.leaflet-interactive").count()
+        assert drawn == routes + stops
+        page.screenshot(path=str(tmp_path / "dispatch-1280.png"), full_page=True)
+        page.click("#routes tr[data-route] >> nth=0")
+        assert page.locator("#routes tr.on").count() == 1
+        assert failed == []
+        phone = browser.new_page(viewport={"width": 360, "height": 740}, locale="zh-CN")
+        phone.context.add_cookies(page.context.cookies())
+        phone.goto(page.url)
+        phone.wait_for_selector("#map[data-routes-drawn]")
+        phone.screenshot(path=str(tmp_path / "dispatch-360.png"), full_page=True)
+        browser.close()
