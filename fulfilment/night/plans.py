@@ -211,6 +211,10 @@ def store_part(
 
     `stations` and `leaders` map the planner's ids (codes) to database ids."""
     echelon = Echelon.TRUNK if part == TRUNK_PART else Echelon.LAST_MILE
+    if session.scalar(
+        select(PlanPart.id).where(PlanPart.plan_id == plan.id, PlanPart.part == part)
+    ):
+        return False  # stored before: nothing to write (the insert below settles a race)
     part_id = insert_ignore(
         session,
         PlanPart.__table__,
