@@ -5,8 +5,11 @@ end and error. A run is claimed by one process (its `claimer`), which keeps a he
 whose heartbeat is older than the TTL belongs to a dead process and is taken over. Each step's
 work and its ledger mark commit in one transaction, after checking the claim under the run's row
 lock (and, on PostgreSQL, a transaction-scoped advisory lock): two schedulers, or a scheduler and
-a manual `pipeline run`, give one run, one wave and one published plan. A failed step is retried
-with backoff and the run resumes from it, never from the start. The clock is passed in.
+a manual `pipeline run`, give one run, one wave and one published plan. Every mark (a failure
+too) and every stored plan part is written under the claim, so a process that lost it writes
+nothing more and reports `busy`. A failed step is retried with backoff and the run resumes from
+it, never from the start; a failed run is retried by the scheduler a few times
+(`retry_due`). The clock is passed in.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ STEPS = (Step.CUTOFF, Step.PLAN, Step.PUBLISH)
 class RunState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
-    FAILED = "failed"  # a step ran out of attempts: reported, resumed by the next `pipeline run`
+    FAILED = "failed"  # a step ran out of attempts: reported; retried (`retry_due`) or resumed
+    # by the next `pipeline run`
 
 
 class StepState(StrEnum):

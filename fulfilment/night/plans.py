@@ -169,7 +169,9 @@ def start_plan(
     actor: str,
     seed: int = 0,
 ) -> RoutePlan:
-    """A new version for the wave, in PLANNING until its parts are stored."""
+    """A new version for the wave, in PLANNING until its parts are stored. The version is
+    unique per wave (`UniqueConstraint(wave_id, version)`): two plans started at once cannot
+    share one (the second insert fails and its caller's step is retried)."""
     last = session.scalar(select(func.max(RoutePlan.version)).where(RoutePlan.wave_id == wave.id))
     plan = RoutePlan(
         wave_id=wave.id,
@@ -209,6 +211,10 @@ def store_part(
 
     `stations` and `leaders` map the planner's ids (codes) to database ids."""
     echelon = Echelon.TRUNK if part == TRUNK_PART else Echelon.LAST_MILE
+    if session.scalar(
+        select(PlanPart.id).where(PlanPart.plan_id == plan.id, PlanPart.part == part)
+    ):
+        return False  # stored before: nothing to write (the insert below settles a race)
     part_id = insert_ignore(
         session,
         PlanPart.__table__,
@@ -289,7 +295,21 @@ def store_part(
 
 
 def finish_plan(session: Session, *, plan: RoutePlan, actor: str, now: datetime) -> RoutePlan:
-    """Every part is stored: sum the cost parts and make the plan a draft."""
+    """Every part is stored: sum the cost parts and make the plan a draft.
+
+    Exactly once: the plan's row is locked (`FOR UPDATE`) and re-read; only a plan still
+    PLANNING is drafted (one `route_plan.drafted` audit entry), so a second finish, at once or
+    later, changes nothing, and a published plan is never turned back into a draft. In the
+    night it commits with the plan step's ledger mark, under the run's claim."""
+    locked = session.scalars(
+        select(RoutePlan)
+        .where(RoutePlan.id == plan.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if locked.status != PlanStatus.PLANNING:
+        return locked
+    plan = locked
     parts = list(stored_parts(session, plan).values())
     plan.distance_m = sum(p.distance_m for p in parts)
     plan.vehicles_used = sum(p.vehicles_used for p in parts)
@@ -322,7 +342,13 @@ def finish_plan(session: Session, *, plan: RoutePlan, actor: str, now: datetime)
 
 
 def publish_plan(session: Session, *, wave: Wave, actor: str, now: datetime) -> RoutePlan:
-    """Publish the wave's latest draft; the plan published before it becomes superseded."""
+    """Publish the wave's latest draft; the plan published before it becomes superseded.
+
+    Exactly once: the latest draft's row is locked (`FOR UPDATE`); a concurrent publish waits on
+    it, then finds no draft (PostgreSQL re-checks the row's status) and returns the plan now
+    published without writing anything: one published version, one `route_plan.published`
+    audit entry. Publishing again with no new draft is a no-op. In the night it commits with
+    the publish step's mark and the run's success, under the run's claim."""
     draft = session.scalars(
         select(RoutePlan)
         .where(RoutePlan.wave_id == wave.id, RoutePlan.status == PlanStatus.DRAFT)

@@ -475,3 +475,38 @@ def test_a_failure_mark_racing_a_takeover_never_fails_the_new_claimers_run(pg_ur
         StepState.RUNNING,
     )
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_two_finishes_of_one_plan_at_once_draft_it_once(pg_url):
+    """Eight processes finish the same stored plan at once: it becomes a draft once (one
+    `route_plan.drafted` audit entry); a finish of a plan already drafted or published changes
+    nothing (a published plan is never turned back into a draft)."""
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    wave_id, _ = _cut_off_wave(sessions)
+    plan_id = solve_wave(
+        sessions,
+        wave_id=wave_id,
+        runner=LocalRunner(1),
+        options=SETTINGS.planning,
+        now=lambda: NOW,
+    )
+    start = threading.Barrier(8)
+
+    def finish(s):
+        start.wait()
+        return finish_plan(s, plan=s.get(RoutePlan, plan_id), actor="t", now=NOW).status
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: _in_scope(sessions, finish), range(8)))
+    assert got == [PlanStatus.DRAFT] * 8
+    with session_scope(sessions) as s:
+        drafted = select(func.count()).where(AuditEntry.action == "route_plan.drafted")
+        assert s.scalar(drafted) == 1
+        publish_plan(s, wave=s.get(Wave, wave_id), actor="t", now=NOW)
+    with session_scope(sessions) as s:
+        plan = finish_plan(s, plan=s.get(RoutePlan, plan_id), actor="t", now=NOW)
+        assert plan.status == PlanStatus.PUBLISHED
+        assert s.scalar(drafted) == 1
+    engine.dispose()

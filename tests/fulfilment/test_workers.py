@@ -470,3 +470,25 @@ def test_pool_processes_die_with_a_parent_killed_with_sigkill(tmp_path):
         for pid in workers:  # the test's own pool processes, should they have survived
             if _alive(pid):
                 subprocess.run(["kill", "-9", str(pid)], check=False)
+
+
+def test_a_planner_that_stops_early_takes_its_queued_attempts_off_the_queue(redis_url, rq_queue):
+    """Two problems queued, one solved; the caller then stops (a store failed, the claim was
+    lost): the other problem's attempt is cancelled, not left for a worker to solve for nobody."""
+    from rq import SimpleWorker
+
+    problem = _tiny_problem()
+    runner = RQRunner(redis_url, queue_name=rq_queue.name, poll_s=0.05)
+    solving = runner.solve({"a": problem, "b": problem}, time_limit_s=0.2, seed=0, tag="c")
+    got: list[object] = []
+    reader = threading.Thread(target=lambda: got.append(next(solving)), daemon=True)
+    reader.start()
+    wait_until(lambda: rq_queue.count == 2, 20)
+    SimpleWorker([rq_queue], connection=rq_queue.connection).work(burst=True, max_jobs=1)
+    reader.join(30)
+    assert got, "no plan came back"
+    solving.close()
+    assert rq_queue.count == 0
+    (left,) = {"a", "b"} - {got[0][0]}
+    job_id = f"{rq_queue.name}-c-{left}-1"
+    assert rq_queue.connection.hget(f"rq:job:{job_id}", "status") == b"canceled"
