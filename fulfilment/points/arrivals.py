@@ -262,8 +262,8 @@ def save_photo(
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             fmt, (width, height) = image.format, image.size
             image.verify()
-    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
-        raise too_many_pixels from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's limits
+        raise too_many_pixels from None  # (the warning is raised where warnings are errors)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise not_an_image from None
     if fmt not in PHOTO_FORMATS:
@@ -304,10 +304,8 @@ def _without_metadata(data: bytes, fmt: str) -> bytes:
     options: dict[str, object] = (
         {"icc_profile": keep["icc_profile"]} if "icc_profile" in keep else {}
     )
-    if fmt == "JPEG":
-        options |= {"quality": 90}
-    elif fmt == "WEBP":
-        options |= {"quality": 90}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = 90
     elif "transparency" in keep:
         options["transparency"] = keep["transparency"]
     out = io.BytesIO()

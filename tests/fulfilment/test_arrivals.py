@@ -326,9 +326,11 @@ def _png_bomb(side: int = 20000) -> bytes:
     )
 
 
-def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path):
-    """A small PNG claiming 20000 × 20000 pixels is refused as a photo with too many pixels (the
-    limit given as a field), before it is decoded; nothing is stored."""
+@pytest.mark.parametrize("side", [20000, 10000, 7072])
+def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path, side):
+    """A small PNG claiming 20000 × 20000 pixels (past Pillow's own error limit), 10000 × 10000
+    (where Pillow only warns) or just over 50 megapixels is refused as a photo with too many
+    pixels (the limit given as a field), before it is decoded; nothing is stored."""
     from fulfilment.points.arrivals import (
         MAX_PHOTO_PIXELS,
         Photo,
@@ -339,7 +341,7 @@ def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path):
 
     world = make_portal_world(session)
     leader = session.scalar(select(Leader).where(Leader.code == "L1"))
-    bomb = _png_bomb()
+    bomb = _png_bomb(side)
     assert len(bomb) < 100_000
     with pytest.raises(PhotoRejected) as rejected:
         save_photo(
