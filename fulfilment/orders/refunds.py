@@ -113,6 +113,11 @@ def list_refunds(
     ]
 
 
+def new_batch_id() -> str:
+    """A refund export's id: 32 random hex digits."""
+    return secrets.token_hex(16)
+
+
 def write_refunds_csv(rows: list[RefundRow], out: TextIO) -> None:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -127,11 +132,13 @@ def export_refunds(
     out: TextIO,
     actor: str = "system",
     include_exported: bool = False,
+    batch: str | None = None,
     now: datetime | None = None,
 ) -> int:
     """Claim the wave's owed refunds for a new export batch and write them as CSV (with
     include_exported, the ones exported before too, listed again). Returns how many rows were
-    written; the batch id is in the file's `export_batch` column and the audit entry.
+    written. The batch id (`batch`, a new random one by default) is in the file's
+    `export_batch` column and the audit entry.
 
     Exactly once: the claim comes first, one `UPDATE refund … WHERE state = 'owed'` setting the
     state, the time and the batch id, and only the rows of this batch are written as handed
@@ -144,7 +151,7 @@ def export_refunds(
     now = now or utcnow()
     if session.get(Wave, wave_id) is None:
         raise NotFound(f"wave {wave_id} does not exist")
-    batch = secrets.token_hex(16)
+    batch = batch or new_batch_id()
     of_wave = (
         select(Refund.id)
         .join(OrderLine, OrderLine.id == Refund.order_line_id)

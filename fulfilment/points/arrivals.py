@@ -262,8 +262,8 @@ def save_photo(
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             fmt, (width, height) = image.format, image.size
             image.verify()
-    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
-        raise too_many_pixels from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's limits
+        raise too_many_pixels from None  # (the warning is raised where warnings are errors)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise not_an_image from None
     if fmt not in PHOTO_FORMATS:
@@ -304,10 +304,8 @@ def _without_metadata(data: bytes, fmt: str) -> bytes:
     options: dict[str, object] = (
         {"icc_profile": keep["icc_profile"]} if "icc_profile" in keep else {}
     )
-    if fmt == "JPEG":
-        options |= {"quality": 90}
-    elif fmt == "WEBP":
-        options |= {"quality": 90}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = 90
     elif "transparency" in keep:
         options["transparency"] = keep["transparency"]
     out = io.BytesIO()
@@ -335,14 +333,18 @@ def confirm_arrival(
     `shortage` at the price paid after the final tier price. Units short beyond what those lines
     hold (their bags were handed over already) are a loss at the point, with no member refund.
 
-    Exactly once: the arrival row is unique per (wave, point); of concurrent confirmations one
-    inserts it and writes the counts and refunds, the others find it (inside a savepoint) and
-    return it with created False, having written nothing.
+    Exactly once: the arrival row is unique per (wave, point), and the point's row lock
+    (`lock_point`) is taken first; of concurrent confirmations one inserts the arrival and
+    writes the counts and refunds, the others find it (under the lock, or by the unique key
+    inside a savepoint) and return it with created False, having written nothing. The lock also
+    orders a confirmation against pickups at the point: a bag handed over meanwhile is never
+    charged a shortage.
     """
-    from .point import list_expected
+    from .point import list_expected, lock_point
 
     if wave.status != WaveStatus.CUT_OFF:
         raise ArrivalNotOpen(f"wave {wave.id} is not cut off yet: nothing to confirm")
+    lock_point(session, leader)
     existing = find_arrival(session, wave=wave, leader=leader)
     if existing is not None:
         return existing, False
@@ -507,13 +509,19 @@ def correct_arrival(
     Exactly once: the arrival's row is locked (`SELECT … FOR UPDATE`; SQLite serialises writers)
     before the current count is read, so corrections of one arrival run one after another and
     each compares against the count the previous one left. A double-tapped "3 → 2" records one
-    correction and one refund; the second tap finds 2 already recorded and changes nothing.
+    correction and one refund; the second tap finds 2 already recorded and changes nothing. The
+    point's row is locked before it (`lock_point`, the order every path takes), so a pickup at
+    the same moment either hands the bag over first (and the bag is left out) or after (and
+    hands it over less the short units).
     """
+    from .point import lock_point
+
     now = now or utcnow()
-    _lock_arrival(session, arrival)
     wave = session.get(Wave, arrival.wave_id)
     leader = session.get(Leader, arrival.leader_id)
     assert wave is not None and leader is not None
+    lock_point(session, leader)  # pickups wait: the bags not yet collected stay so
+    _lock_arrival(session, arrival)
     product = session.get(Product, product_id)
     record = f"arrival {leader.code} {wave.delivery_date.isoformat()}"
     counts = current_counts(session, arrival)

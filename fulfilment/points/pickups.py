@@ -245,11 +245,16 @@ def verify_pickup(
 
     Exactly once: each order's pickup row is inserted with `ON CONFLICT (order_id) DO NOTHING
     RETURNING id`; of concurrent or repeated verifications one gets the row, the others raise
-    PickupRefused(ALREADY_COLLECTED) for the code's own order.
+    PickupRefused(ALREADY_COLLECTED) for the code's own order. The point's row lock
+    (`lock_point`) is taken first, so an arrival count or correction at the same moment either
+    comes first (and this hands the bag over less its short units) or after (and leaves the
+    collected bag out of its shortage).
     """
     from .arrivals import short_units
+    from .point import lock_point
 
     now = now or utcnow()
+    lock_point(session, leader)
     order = find_order_by_code(session, leader=leader, code=code, today=today, order_id=order_id)
     orders = [order]
     if whole_member:

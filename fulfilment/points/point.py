@@ -151,6 +151,15 @@ def get_point_order(session: Session, *, leader: Leader, order_id: int) -> Order
     return order
 
 
+def lock_point(session: Session, leader: Leader) -> None:
+    """Serialise the changes at one point for the rest of the transaction: arrival
+    confirmations and corrections (which put short units on bags not yet collected) and pickups
+    (which hand a bag over less its short units) take the leader's row in turn. `FOR NO KEY
+    UPDATE` lets orders keep being placed for the point (their foreign key takes a key-share
+    lock); SQLite serialises writers anyway."""
+    session.execute(select(Leader.id).where(Leader.id == leader.id).with_for_update(key_share=True))
+
+
 def get_point_member(session: Session, *, leader: Leader, member_id: int) -> Member:
     """A member with a live order at this point: placed (not cancelled) and not yet collected,
     whichever wave. Where the member first ordered (`member.leader_id`) does not matter: a

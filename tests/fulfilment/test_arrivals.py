@@ -14,9 +14,15 @@ from fulfilment.accounts.models import Role, User
 from fulfilment.accounts.services import create_user
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.errors import InvalidInput
-from fulfilment.core.models import Leader, Product, Refund, RefundReason, Wave
+from fulfilment.core.models import Base, Leader, Product, Refund, RefundReason, Wave
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
-from fulfilment.points.arrivals import Arrival, ArrivalCorrection, confirm_arrival, correct_arrival
+from fulfilment.points.arrivals import (
+    Arrival,
+    ArrivalCorrection,
+    Shortage,
+    confirm_arrival,
+    correct_arrival,
+)
 from fulfilment.waves.cutoff import cut_off_wave
 
 
@@ -320,9 +326,11 @@ def _png_bomb(side: int = 20000) -> bytes:
     )
 
 
-def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path):
-    """A small PNG claiming 20000 × 20000 pixels is refused as a photo with too many pixels (the
-    limit given as a field), before it is decoded; nothing is stored."""
+@pytest.mark.parametrize("side", [20000, 10000, 7072])
+def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path, side):
+    """A small PNG claiming 20000 × 20000 pixels (past Pillow's own error limit), 10000 × 10000
+    (where Pillow only warns) or just over 50 megapixels is refused as a photo with too many
+    pixels (the limit given as a field), before it is decoded; nothing is stored."""
     from fulfilment.points.arrivals import (
         MAX_PHOTO_PIXELS,
         Photo,
@@ -333,7 +341,7 @@ def test_a_decompression_bomb_is_a_rejected_photo(session, tmp_path):
 
     world = make_portal_world(session)
     leader = session.scalar(select(Leader).where(Leader.code == "L1"))
-    bomb = _png_bomb()
+    bomb = _png_bomb(side)
     assert len(bomb) < 100_000
     with pytest.raises(PhotoRejected) as rejected:
         save_photo(
@@ -404,3 +412,67 @@ def test_an_oversized_photo_names_its_byte_limit(session, tmp_path):
         PhotoProblem.TOO_LARGE,
         5 * 1024 * 1024,
     )
+
+
+def _race_correction_and_pickup(sessions, world, arrival_id: int) -> None:
+    """MILK 3 → 1 on L1's arrival and the handover of M1's latest bag, started together."""
+    from datetime import date
+
+    from fulfilment.points.pickups import verify_pickup
+
+    start = threading.Barrier(2)
+
+    def correct() -> None:
+        with session_scope(sessions) as s:
+            arrival = s.get(Arrival, arrival_id)
+            start.wait()
+            _correct(s, arrival.id, "MILK", 1)
+
+    def collect() -> None:
+        with session_scope(sessions) as s:
+            leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+            user = s.scalar(select(User).where(User.username == "staff1"))
+            start.wait()
+            verify_pickup(
+                s,
+                leader=leader,
+                code=world.orders["M1b"].pickup_code,
+                user_id=user.id,
+                actor=user.actor,
+                today=date(2026, 3, 10),
+            )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(correct), pool.submit(collect)]:
+            done.result()
+
+
+@pytest.mark.postgres
+def test_a_correction_racing_a_pickup_never_charges_the_bag_handed_over(pg_url):
+    """MILK 3 → 1 corrected while M1's latest bag (2 MILK) is being handed over, ten times over:
+    whichever commits first, what was handed over plus the units charged short on that line is
+    exactly the 2 ordered (a bag handed over in full is never also refunded)."""
+    from sqlalchemy import text
+
+    from fulfilment.points.pickups import PickupLine
+
+    engine = make_engine(pg_url, pool_size=2, max_overflow=0)
+    sessions = make_session_factory(engine)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    for n in range(10):
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        with session_scope(sessions) as s:
+            world = make_portal_world(s)
+        arrival_id = _confirm_in(sessions, world, {"APPLE": 6, "MILK": 3, "PRAWN": 1})
+        _race_correction_and_pickup(sessions, world, arrival_id)
+        line = world.orders["M1b"].line_ids[0]
+        with session_scope(sessions) as s:
+            handed = s.scalar(select(PickupLine.quantity).where(PickupLine.order_line_id == line))
+            short = s.scalar(
+                select(func.coalesce(func.sum(Shortage.quantity), 0)).where(
+                    Shortage.order_line_id == line
+                )
+            )
+        assert handed + short == 2, (n, handed, short)
+    engine.dispose()

@@ -190,3 +190,30 @@ def test_two_exports_at_once_export_each_refund_exactly_once(pg_url):
             assert refunds[int(r["refund_id"])].export_batch == r["export_batch"]
             assert refunds[int(r["refund_id"])].state == RefundState.EXPORTED
     engine.dispose()
+
+
+def test_migration_0005_adds_the_export_batch_and_goes_back(tmp_path):
+    """Downgrading past 0005 drops the batch and keeps every refund with its state and time;
+    upgrading again gives exported refunds no batch (none was recorded before 0005)."""
+    from alembic import command
+
+    from fulfilment.core.migrate import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm5.sqlite'}")
+    upgrade(engine)
+    with session_scope(make_session_factory(engine)) as s:
+        _, wave = _tiered_wave(s)
+        export_refunds(s, wave_id=wave.id, out=io.StringIO())
+    query = text("SELECT id, state, exported_at IS NOT NULL FROM refund ORDER BY id")
+    with engine.connect() as conn:
+        before = conn.execute(query).all()
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    with engine.connect() as conn:
+        assert conn.execute(query).all() == before == [(n, "exported", 1) for n in (1, 2, 3)]
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT DISTINCT export_batch FROM refund")).all() == [(None,)]
+    engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import sys
@@ -16,8 +15,12 @@ from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import create_user
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
-from fulfilment.core.models import RefundState
-from fulfilment.orders.refunds import export_refunds, list_refunds, write_refunds_csv
+from fulfilment.orders.refunds import (
+    export_refunds,
+    list_refunds,
+    new_batch_id,
+    write_refunds_csv,
+)
 
 from .context import app_sessions, fail
 
@@ -97,6 +100,7 @@ def refunds_export_command(
     if output is not None and output.exists():
         fail(FulfilmentError(f"{output} exists: an export never overwrites an earlier one"))
     buffer = io.StringIO()
+    batch_id = batch or new_batch_id()
     try:
         with session_scope(app_sessions()) as session:
             if batch is not None:
@@ -110,26 +114,19 @@ def refunds_export_command(
                     out=buffer,
                     actor=actor,
                     include_exported=include_exported,
+                    batch=batch_id,
                 )
     except FulfilmentError as err:
         fail(err)
     # committed: from here on the rows are the payment side's
     text = buffer.getvalue()
-    batch_id = batch or _batch_of(text)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
         _write_new_file(output, text, batch_id)
-    click.echo(f"exported {n} refunds of wave {wave_id} (batch {batch_id or 'none'})", err=True)
-
-
-def _batch_of(text: str) -> str:
-    """The batch id of the rows an export handed over (state owed in its file), if any."""
-    for row in csv.DictReader(io.StringIO(text)):
-        if row["state"] == RefundState.OWED.value:
-            return row["export_batch"]
-    return ""
+    done = "listed again" if batch is not None else "exported"
+    click.echo(f"{done} {n} refunds of wave {wave_id} (batch {batch_id})", err=True)
 
 
 def _write_new_file(output: Path, text: str, batch_id: str) -> None:
