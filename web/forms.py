@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from werkzeug.datastructures import MultiDict
 from wtforms import Field, Form, IntegerField, StringField
 from wtforms.validators import ValidationError
 
@@ -97,11 +98,19 @@ def required(form: Form, field: Field) -> None:
 def parse(form_class: type[F], formdata: Any) -> F:
     """The form filled from `formdata` (request.form), or InvalidForm naming the first field the
     layer refused."""
+    if not hasattr(formdata, "getlist"):
+        formdata = MultiDict(formdata)
     form = form_class(formdata)
     if not form.validate():
         name, errors = next(iter(form.errors.items()))
         raise InvalidForm(name, str(errors[0]))
     return form
+
+
+def parse_id(raw: str) -> int:
+    """A database id written in ASCII digits (a field name's suffix, say), or InvalidForm."""
+    form = parse(form_of({"id": WholeNumber(validators=[required], minimum=1)}), {"id": raw})
+    return form["id"].data
 
 
 def form_of(fields: Mapping[str, Field]) -> type[Form]:

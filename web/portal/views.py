@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound as HTTPNotFound
+from wtforms import Form
 
 from fulfilment.core.errors import InvalidInput, NotFound
 from fulfilment.core.models import Leader, Member, Refund, RefundReason, Wave, WaveStatus
@@ -52,8 +53,28 @@ from fulfilment.points.pickups import (
     verify_pickup,
 )
 from fulfilment.points.point import bag_numbers, get_point_order, local_today
+from web.forms import InvalidForm, Text, WholeNumber, form_of, parse, parse_id, required
 from web.limits import pickup_code_limit
 from web.security import point_required
+
+
+class WaveForm(Form):
+    wave = WholeNumber(validators=[required])
+
+
+class CorrectionForm(Form):
+    product = WholeNumber(validators=[required])
+    counted = WholeNumber(validators=[required])
+    note = Text(max_length=500)
+
+
+class ChosenOrderForm(Form):
+    order = WholeNumber(validators=[required])
+
+
+class MemberForm(Form):
+    member = WholeNumber(validators=[required])
+
 
 bp = Blueprint("leader", __name__, url_prefix="/leader", template_folder="templates")
 photos_bp = Blueprint("photos", __name__)
@@ -92,23 +113,28 @@ def today():
 def _posted_wave(leader: Leader) -> Wave | None:
     """The wave a posted form was filled in for (it may no longer be the current one after
     midnight); another region's or an open wave is not found."""
-    raw = request.form.get("wave", "") if request.method == "POST" else ""
-    if not raw:
+    if request.method != "POST" or not request.form.get("wave"):
         return None
-    wave = g.session.get(Wave, int(raw)) if raw.isdigit() else None
+    try:
+        wave_id = parse(WaveForm, request.form).wave.data
+    except InvalidForm:
+        abort(404)
+    wave = g.session.get(Wave, wave_id)
     if wave is None or wave.region_id != leader.region_id or wave.status != WaveStatus.CUT_OFF:
         abort(404)
     return wave
 
 
 def _counts_from_form(expected) -> dict[int, int]:
-    counts = {}
-    for row in expected:
-        raw = request.form.get(f"count-{row.product_id}", "").strip()
-        if not raw.isdigit():
-            raise InvalidInput(row.sku, "counted", _("Enter the units counted as a whole number."))
-        counts[row.product_id] = int(raw)
-    return counts
+    fields = {f"count-{row.product_id}": WholeNumber(validators=[required]) for row in expected}
+    try:
+        form = parse(form_of(fields), request.form)
+    except InvalidForm as err:
+        sku = next(r.sku for r in expected if f"count-{r.product_id}" == err.field)
+        raise InvalidInput(
+            sku, "counted", _("Enter the units counted as a whole number.")
+        ) from None
+    return {row.product_id: form[f"count-{row.product_id}"].data for row in expected}
 
 
 @bp.route("/arrival", methods=["GET", "POST"])
@@ -165,19 +191,25 @@ def correct():
     done = find_arrival(g.session, wave=day.wave, leader=leader) if day.wave else None
     if done is None:
         abort(404)
-    product, counted = request.form.get("product", ""), request.form.get("counted", "").strip()
-    if not product.isdigit() or not counted.isdigit():
+    try:
+        form = parse(CorrectionForm, request.form)
+    except InvalidForm as err:
         g.rollback = True
-        return _show_arrival(day, done, error=_("Enter the units counted as a whole number."))
+        message = (
+            _("The note is too long or holds characters that cannot be stored.")
+            if err.field == "note"
+            else _("Enter the units counted as a whole number.")
+        )
+        return _show_arrival(day, done, error=message)
     try:
         correction = correct_arrival(
             g.session,
             arrival=done,
-            product_id=int(product),
-            counted=int(counted),
+            product_id=form.product.data,
+            counted=form.counted.data,
             user_id=current_user.id,
             actor=current_user.actor,
-            note=request.form.get("note", "").strip(),
+            note=form.note.data,
         )
     except InvalidInput as err:
         g.rollback = True
@@ -225,18 +257,31 @@ def _assignments_and_reports(day, leader, short):
         if short[pid] > 0:
             plan = {}
             prefix = f"assign-{pid}-"
-            fields = [(k, v) for k, v in request.form.items() if k.startswith(prefix)]
-            for key, value in fields:
-                if value.strip():
-                    if not value.strip().isdigit() or not key.removeprefix(prefix).isdigit():
-                        raise InvalidInput(
-                            row.sku, "assign", _("Short units must be whole numbers.")
-                        )
-                    plan[int(key.removeprefix(prefix))] = int(value)
+            fields = [k for k in request.form if k.startswith(prefix)]
+            try:
+                form = parse(form_of({k: WholeNumber() for k in fields}), request.form)
+                line_ids = {k: parse_id(k.removeprefix(prefix)) for k in fields}
+            except InvalidForm:
+                raise InvalidInput(
+                    row.sku, "assign", _("Short units must be whole numbers.")
+                ) from None
+            for key in fields:
+                if form[key].data is not None:
+                    plan[line_ids[key]] = form[key].data
             if fields:  # none in the form: the default (latest-placed lines first)
                 assignments[pid] = plan
         kind = request.form.get(f"kind-{pid}")
-        note = request.form.get(f"note-{pid}", "").strip()
+        try:
+            note = parse(
+                form_of({"note": Text(max_length=500)}),
+                {"note": request.form.get(f"note-{pid}", "")},
+            ).note.data
+        except InvalidForm:
+            raise InvalidInput(
+                row.sku,
+                "note",
+                _("The note is too long or holds characters that cannot be stored."),
+            ) from None
         upload = request.files.get(f"photo-{pid}")
         if not (kind or note or (upload and upload.filename)) and short[pid] == 0:
             continue
@@ -378,12 +423,12 @@ def _leader_tz() -> str:
 
 def _chosen_order() -> int | None:
     """The order the staff picked among several carrying one code (absent: none picked)."""
-    raw = request.form.get("order", "")
-    if not raw:
+    if not request.form.get("order"):
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    try:
+        return parse(ChosenOrderForm, request.form).order.data
+    except InvalidForm:
         abort(400)
-    return int(raw)
 
 
 def _choose(code: str, err: CodeAmbiguous):
@@ -467,11 +512,12 @@ def uncollected():
 @bp.post("/uncollected/phone")
 @point_required
 def show_phone():
-    raw = request.form.get("member", "")
-    if not raw.isdigit():
+    try:
+        member_id = parse(MemberForm, request.form).member.data
+    except InvalidForm:
         abort(400)
-    phone = reveal_phone(g.session, leader=_leader(), member_id=int(raw), actor=current_user.actor)
-    return _uncollected_page({int(raw): phone})
+    phone = reveal_phone(g.session, leader=_leader(), member_id=member_id, actor=current_user.actor)
+    return _uncollected_page({member_id: phone})
 
 
 @bp.get("/orders/<int:order_id>")
