@@ -158,3 +158,16 @@ def test_a_nul_in_the_login_username_is_a_wrong_login(app, client, portal):
         headers={"Accept-Language": "en"},
     )
     assert answer.status_code == 401 and "Wrong username or password" in answer.text
+
+
+@pytest.mark.parametrize("query", ["station=GS%00", "leader=L%001", "station=" + "S" * 100])
+def test_text_query_parameters_the_database_would_refuse_are_400(app, portal, query):
+    """A NUL (or a value longer than any code) in the sorting list's filters is a 400 naming the
+    parameter, on the page and in its JSON, not a database error on PostgreSQL."""
+    client = app.test_client()
+    login(client, "warehouse1")
+    wave = portal.wave.id
+    page = client.get(f"/waves/{wave}/leaders?{query}", headers={"Accept-Language": "en"})
+    assert page.status_code == 400 and query.split("=")[0] in page.text
+    if query.startswith("station"):  # the JSON filters by station only
+        assert client.get(f"/api/waves/{wave}/picks/leaders?{query}").status_code == 400

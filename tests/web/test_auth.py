@@ -138,3 +138,37 @@ def test_secure_cookie_with_https(db_url, tmp_path):
     response = client.get("/login")
     assert "Secure" in response.headers["Set-Cookie"]
     app.extensions["groupbuy"]["engine"].dispose()
+
+
+def test_any_text_in_the_login_form_is_a_wrong_login_never_a_server_error(app, portal):
+    """Hypothesis fills the login form with any text (NUL and other control characters, every
+    plane of Unicode, long strings): the answer is the wrong-login page, never a 5xx, on
+    PostgreSQL too."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    app.config["GROUPBUY_LOGIN_LIMIT"] = "100000 per minute"
+    app.config["GROUPBUY_LOGIN_USER_LIMIT"] = "100000 per minute"
+    client = app.test_client()
+    token = csrf_token(client)
+    text = st.one_of(
+        st.text(max_size=80),
+        st.text(st.sampled_from(["\x00", "\x1b", "\x7f", "a", "界", " "]), max_size=10),
+        st.text(min_size=1000, max_size=3000),
+    )
+
+    @given(username=text, password=text)
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def attempt(username, password):
+        answer = client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": token}
+        )
+        assert answer.status_code == 401, (username, password)
+
+    attempt()

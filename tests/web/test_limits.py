@@ -311,3 +311,61 @@ def test_pickup_code_lookups_are_limited_per_account(db_url, tmp_path, apps):
     colleague = app.test_client()
     login(colleague, "staff1")
     assert post(colleague, "/leader/pickups", {"code": "00000001"}).status_code == 409
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_gunicorn_workers_without_redis_count_wrong_passwords_together(db_url, tmp_path, apps):
+    """The real thing: gunicorn with three workers and no Redis, eight wrong passwords for one
+    username on fresh connections: five are answered 401, then 429 (the limit is five)."""
+    import http.cookiejar
+    import os
+    import re
+    import signal
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    app = _app(db_url, tmp_path)
+    apps.append(app)
+    _portal(app)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "GROUPBUY_ENV": "test",
+        "GROUPBUY_DATABASE_URL": db_url,
+        "GROUPBUY_INSTANCE_DIR": str(tmp_path),
+    }
+    env.pop("GROUPBUY_REDIS_URL", None)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("gunicorn")), "-w", "3", "-b", f"127.0.0.1:{port}"]
+        + ["--log-level", "warning", "web:create_app()"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        codes = []
+        for _ in range(8):
+            jar = http.cookiejar.CookieJar()  # a fresh client each time
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+            page = opener.open(base + "/login", timeout=10).read().decode()
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            form = {"username": "leader1", "password": "wrong", "csrf_token": token}
+            try:
+                opener.open(base + "/login", urllib.parse.urlencode(form).encode(), timeout=10)
+                codes.append(200)
+            except urllib.error.HTTPError as err:
+                codes.append(err.code)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    assert codes == [401] * 5 + [429] * 3

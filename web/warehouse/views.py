@@ -33,6 +33,20 @@ def int_arg(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def text_arg(name: str, *, max_len: int = 32) -> str | None:
+    """A code in the query string (a station's, a leader's): printable and no longer than a code
+    column, else a 400 naming the parameter (a NUL is refused by PostgreSQL, not by SQLite)."""
+    raw = request.args.get(name) or None
+    if raw is None:
+        return None
+    if len(raw) > max_len or any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        abort(
+            400,
+            description=f"query parameter {name!r} must be a code of at most {max_len} printable characters",
+        )
+    return raw
+
+
 def _wave(wave_id: int) -> Wave:
     wave = g.session.get(Wave, wave_id)
     if wave is None:
@@ -64,8 +78,8 @@ def wave_stations(wave_id: int):
 @staff_required
 def wave_leaders(wave_id: int):
     wave = _wave(wave_id)
-    station = request.args.get("station") or None
-    leader = request.args.get("leader") or None
+    station = text_arg("station")
+    leader = text_arg("leader")
     lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
     page = int_arg("page", 1, minimum=1)
     shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
@@ -94,9 +108,7 @@ def api_picks(wave_id: int, level: str):
         return jsonify(
             [
                 asdict(s)
-                for s in list_sorting_lists(
-                    g.session, wave, station_code=request.args.get("station")
-                )
+                for s in list_sorting_lists(g.session, wave, station_code=text_arg("station"))
             ]
         )
     abort(404)
