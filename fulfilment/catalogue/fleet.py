@@ -344,7 +344,11 @@ def parse_fleet(session: Session, text: str) -> tuple[list[dict], list[RowError]
 
 
 def import_fleet(session: Session, *, text: str, actor: str = "system") -> FleetReport:
-    """Add or update (by code) every vehicle of a fleet file, or none: ImportFailed lists why."""
+    """Add or update (by code) every vehicle of a fleet file, or none: ImportFailed lists why.
+
+    Exactly once: a vehicle is its code (a unique column); a file imported again updates the
+    same rows and audits only what changed. Two imports adding one new code at once: the
+    second's INSERT fails on the unique constraint and its whole transaction rolls back."""
     rows, errors = parse_fleet(session, text)
     if errors:
         raise ImportFailed(errors)

@@ -496,12 +496,23 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
     key, scope = row["idempotency_key"], row["idempotency_scope"]
     for _attempt in range(5):
         code = new_pickup_code()
-        taken = {"leader_id": row["leader_id"], "wave_id": row["wave_id"], "code": code}
-        if session.execute(_CODE_TAKEN, taken).first() is not None:
-            continue
-        order_id = insert_ignore(
-            session, table, {**row, "pickup_code": code}, None, returning=table.c.id
+        values = {**row, "pickup_code": code}
+        # INSERT … SELECT … WHERE the code is free … ON CONFLICT DO NOTHING RETURNING id: the
+        # check and the insert in one round trip.
+        chosen = select(
+            *(bindparam(name, value, type_=table.c[name].type) for name, value in values.items())
+        ).where(
+            ~exists(
+                _CODE_TAKEN.params(leader_id=row["leader_id"], wave_id=row["wave_id"], code=code)
+            )
         )
+        stmt = (
+            _dialect_insert(session, table)
+            .from_select(list(values), chosen)
+            .on_conflict_do_nothing()
+            .returning(table.c.id)
+        )
+        order_id = session.execute(stmt).scalar()
         if order_id is not None:
             return order_id, code
         winner = (
@@ -512,6 +523,13 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
         if winner is not None:
             return winner
     raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
+
+
+def _dialect_insert(session: Session, table: Table):
+    """The INSERT of the session's dialect, which has ON CONFLICT DO NOTHING."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if is_postgres(session) else sqlite).insert(table)
 
 
 def _take_stock(session: Session, deal_id: int, qty: int) -> int | None:
