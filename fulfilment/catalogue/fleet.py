@@ -136,14 +136,33 @@ class FleetReport:
     updated: int
 
 
+# The largest value each number may take: what a driver's day can need, well inside the
+# columns (32-bit integers once in grams, millilitres, seconds and cents).
+LARGEST: dict[str, int] = {
+    "weight_kg": 100_000,
+    "volume_l": 500_000,
+    "crates": 100_000,
+    "max_hours": 24,
+    "break_minutes": 24 * 60,
+    "speed_kmh": 200,
+    "fixed_cost": 1_000_000,
+}
+# The longest text each column holds.
+WIDEST: dict[str, int] = {"code": 32, "profile": 32}
+
+
 def _decimal(value: str, field: str, line: int, errors: list[RowError], *, places: int) -> Decimal:
+    largest = LARGEST[field]
+    text = value.strip()
     try:
-        number = Decimal(value.strip())
+        number = Decimal(text) if text.isascii() else Decimal("NaN")
     except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
         errors.append(RowError(line, field, f"{value!r} is not a number"))
         return Decimal(0)
-    if not number.is_finite() or number < 0:
-        errors.append(RowError(line, field, f"{value!r} must be zero or more"))
+    if number < 0 or number > largest:
+        errors.append(RowError(line, field, f"{value!r} is not between 0 and {largest}", largest))
         return Decimal(0)
     if number != number.quantize(Decimal(1).scaleb(-places)):
         errors.append(RowError(line, field, f"{value!r} has more than {places} decimals"))
@@ -152,10 +171,26 @@ def _decimal(value: str, field: str, line: int, errors: list[RowError], *, place
 
 def _clock(value: str, field: str, line: int, errors: list[RowError]) -> time | None:
     try:
-        return time.fromisoformat(value.strip())
+        moment = time.fromisoformat(value.strip())
     except ValueError:
         errors.append(RowError(line, field, f"{value!r} is not a time HH:MM"))
         return None
+    if moment.tzinfo is not None:  # a shift is the region's wall clock, never an offset
+        errors.append(RowError(line, field, f"{value!r}: a time HH:MM without an offset"))
+        return None
+    return moment
+
+
+def _text_fault(value: str) -> str | None:
+    """Why a cell cannot be stored as text: a NUL or other control character (PostgreSQL
+    refuses NUL, SQLite would keep it), or a lone surrogate."""
+    for char in value:
+        code = ord(char)
+        if code < 0x20 and char != "\t" or code == 0x7F:
+            return f"contains the control character U+{code:04X}"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"contains the lone surrogate U+{code:04X}"
+    return None
 
 
 def parse_fleet(session: Session, text: str) -> tuple[list[dict], list[RowError]]:
@@ -177,8 +212,26 @@ def parse_fleet(session: Session, text: str) -> tuple[list[dict], list[RowError]
     for line, raw in enumerate(reader, start=2):
         if not any(cell.strip() for cell in raw):
             continue
+        if len(raw) > len(header):
+            errors.append(
+                RowError(
+                    line,
+                    "row",
+                    f"{len(raw)} cells, more than the header's {len(header)}",
+                    len(header),
+                )
+            )
+            continue
         cells = dict(zip(header, (c.strip() for c in raw), strict=False))
         before = len(errors)
+        for col, value in cells.items():
+            if fault := _text_fault(value):
+                errors.append(RowError(line, col, fault))
+        for col, width in WIDEST.items():
+            if len(cells.get(col) or "") > width:
+                errors.append(
+                    RowError(line, col, f"{len(cells[col])} characters, longer than {width}", width)
+                )
         for col in FLEET_REQUIRED:
             if not cells.get(col):
                 errors.append(RowError(line, col, "required"))
@@ -291,7 +344,11 @@ def parse_fleet(session: Session, text: str) -> tuple[list[dict], list[RowError]
 
 
 def import_fleet(session: Session, *, text: str, actor: str = "system") -> FleetReport:
-    """Add or update (by code) every vehicle of a fleet file, or none: ImportFailed lists why."""
+    """Add or update (by code) every vehicle of a fleet file, or none: ImportFailed lists why.
+
+    Exactly once: a vehicle is its code (a unique column); a file imported again updates the
+    same rows and audits only what changed. Two imports adding one new code at once: the
+    second's INSERT fails on the unique constraint and its whole transaction rolls back."""
     rows, errors = parse_fleet(session, text)
     if errors:
         raise ImportFailed(errors)

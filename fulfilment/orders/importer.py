@@ -377,9 +377,9 @@ def _check(
 
     Orders at fault are dropped from the plan and reported on the line at fault."""
     orders = _known_leaders(session, region, orders, errors)
-    orders = _replays_dropped(session, import_scope(region), region, orders, errors)
-    replays = orders.count(None)  # type: ignore[arg-type]
-    live = [o for o in orders if o is not None]
+    kept = _replays_dropped(session, import_scope(region), region, orders, errors)
+    replays = kept.count(None)
+    live = [o for o in kept if o is not None]
     live = _waves_chosen(session, region, live, errors)
     offers = {
         day: _read_offers(
@@ -453,11 +453,11 @@ def _replays_dropped(
     region: Region,
     orders: list[_PendingOrder],
     errors: list[RowError],
-) -> list[Any]:
+) -> list[_PendingOrder | None]:
     """The orders, with None for each one already imported (a replay); an order imported
     before with other contents is a row error and dropped."""
     stored = _stored_keys(session, scope, [o.key for o in orders])
-    kept: list[Any] = []
+    kept: list[_PendingOrder | None] = []
     for order in orders:
         if order.key not in stored:
             kept.append(order)

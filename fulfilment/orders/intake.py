@@ -224,13 +224,20 @@ def _merge_lines(record: str, lines: Sequence[LineRequest]) -> dict[str, int]:
     for n, line in enumerate(lines, 1):
         if not isinstance(line.quantity, int) or isinstance(line.quantity, bool):
             raise InvalidInput(
-                f"{record} line {n}", "quantity", f"{line.quantity!r} is not a whole number"
+                f"{record} line {n}",
+                "quantity",
+                f"{line.quantity!r} is not a whole number",
+                line=n,
+                value=line.sku,
             )
         if not 0 < line.quantity <= MAX_QUANTITY_PER_LINE:
             raise InvalidInput(
                 f"{record} line {n}",
                 "quantity",
                 f"{line.quantity} is not between 1 and {MAX_QUANTITY_PER_LINE}",
+                limit=MAX_QUANTITY_PER_LINE,
+                line=n,
+                value=line.sku,
             )
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
     return merged
@@ -327,10 +334,19 @@ def _read_offers(
     return offers
 
 
-def _check_skus(record: str, wanted: dict[str, int], offers: dict[str, _Offer]) -> None:
+def _line_of(lines: Sequence[LineRequest], sku: str) -> int | None:
+    """The 1-based number of the order's first line for a SKU (what InvalidInput.line holds)."""
+    return next((n for n, line in enumerate(lines, 1) if line.sku == sku), None)
+
+
+def _check_skus(
+    record: str, wanted: dict[str, int], offers: dict[str, _Offer], lines: Sequence[LineRequest]
+) -> None:
     for sku in wanted:
         if sku not in offers:
-            raise InvalidInput(record, "sku", f"unknown SKU {sku!r}")
+            raise InvalidInput(
+                record, "sku", f"unknown SKU {sku!r}", line=_line_of(lines, sku), value=sku
+            )
 
 
 def place_order_or_replay(
@@ -379,13 +395,14 @@ def place_order_or_replay(
             record,
             wanted,
             _read_offers(session, region_id=region.id, delivery_date=None, skus=wanted),
+            lines,
         )
         _check_member_ref(member, record)
         raise
     offers = _read_offers(
         session, region_id=region.id, delivery_date=wave.delivery_date, skus=wanted
     )
-    _check_skus(record, wanted, offers)
+    _check_skus(record, wanted, offers, lines)
     _check_member_ref(member, record)
     member_id = _ensure_member_id(session, region_id=region.id, leader_id=leader.id, ref=member)
     for sku, offer in offers.items():
@@ -395,6 +412,8 @@ def place_order_or_replay(
                 "sku",
                 f"{sku} is not on offer in {region.code} for delivery "
                 f"on {wave.delivery_date.isoformat()}",
+                line=_line_of(lines, sku),
+                value=sku,
             )
 
     row = {
@@ -477,12 +496,23 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
     key, scope = row["idempotency_key"], row["idempotency_scope"]
     for _attempt in range(5):
         code = new_pickup_code()
-        taken = {"leader_id": row["leader_id"], "wave_id": row["wave_id"], "code": code}
-        if session.execute(_CODE_TAKEN, taken).first() is not None:
-            continue
-        order_id = insert_ignore(
-            session, table, {**row, "pickup_code": code}, None, returning=table.c.id
+        values = {**row, "pickup_code": code}
+        # INSERT … SELECT … WHERE the code is free … ON CONFLICT DO NOTHING RETURNING id: the
+        # check and the insert in one round trip.
+        chosen = select(
+            *(bindparam(name, value, type_=table.c[name].type) for name, value in values.items())
+        ).where(
+            ~exists(
+                _CODE_TAKEN.params(leader_id=row["leader_id"], wave_id=row["wave_id"], code=code)
+            )
         )
+        stmt = (
+            _dialect_insert(session, table)
+            .from_select(list(values), chosen)
+            .on_conflict_do_nothing()
+            .returning(table.c.id)
+        )
+        order_id = session.execute(stmt).scalar()
         if order_id is not None:
             return order_id, code
         winner = (
@@ -493,6 +523,13 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
         if winner is not None:
             return winner
     raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
+
+
+def _dialect_insert(session: Session, table: Table):
+    """The INSERT of the session's dialect, which has ON CONFLICT DO NOTHING."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if is_postgres(session) else sqlite).insert(table)
 
 
 def _take_stock(session: Session, deal_id: int, qty: int) -> int | None:

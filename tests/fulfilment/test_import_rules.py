@@ -11,7 +11,7 @@ from fulfilment.core.csvimport import ImportFailed
 from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import Deal, Member, Order, OrderLine
 from fulfilment.orders.importer import import_orders
-from fulfilment.orders.intake import MAX_QUANTITY_PER_LINE
+from fulfilment.orders.intake import MAX_QUANTITY_PER_LINE, LineRequest, MemberRef, place_order
 
 HEADER = "order_no,order_time,leader_code,member_id,member_name,phone,sku,quantity\n"
 
@@ -175,3 +175,31 @@ def test_bad_cells_are_row_errors_on_both_databases(session, cells, field):
         _import(session, world.region, cells + "\n")
     assert [(e.line, e.field) for e in caught.value.errors] == [(2, field)]
     assert _count(session, OrderLine) == 0
+
+
+def test_an_orders_errors_name_the_line_and_sku_as_fields(session):
+    """Issue 22 item 14: place_order's SKU and quantity errors carry the order's line number
+    and the SKU, so the API points at /lines/<n> without parsing the record or message."""
+    world = make_world(session)
+
+    def refused(lines):
+        with pytest.raises(InvalidInput) as caught:
+            place_order(
+                session,
+                region=world.region,
+                leader_code="L1",
+                member=MemberRef("p1:m"),
+                lines=lines,
+                placed_at=world.before_cutoff(),
+            )
+        return caught.value
+
+    unknown = refused([LineRequest("APPLE", 1), LineRequest("NOPE", 1)])
+    assert (unknown.field, unknown.line, unknown.value) == ("sku", 2, "NOPE")
+    too_many = refused([LineRequest("MILK", 1), LineRequest("APPLE", MAX_QUANTITY_PER_LINE + 1)])
+    assert (too_many.field, too_many.line, too_many.value, too_many.limit) == (
+        "quantity",
+        2,
+        "APPLE",
+        MAX_QUANTITY_PER_LINE,
+    )
