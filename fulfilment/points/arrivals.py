@@ -179,8 +179,8 @@ class PhotoRejected(InvalidInput):
     def __init__(
         self, record: str, problem: PhotoProblem, message: str, *, limit: int | None = None
     ) -> None:
-        self.problem, self.limit = problem, limit
-        super().__init__(record, "photo", message)
+        self.problem = problem
+        super().__init__(record, "photo", message, limit=limit)
 
 
 class ArrivalNotOpen(FulfilmentError):
@@ -540,6 +540,7 @@ def correct_arrival(
             f"counted[{product.sku}]",
             f"{counted} is more than the {before} counted before; a correction only reports "
             "further units missing",
+            limit=before,
         )
     correction = ArrivalCorrection(
         arrival_id=arrival.id,

@@ -206,17 +206,9 @@ def _line_pointer(sku: str, field: str) -> str:
 
 
 def _line_pointer_from(err: InvalidInput) -> str:
-    """The line an order-level error is about: `… line N` in its record, or the SKU it names."""
-    if " line " in err.record:
-        try:
-            return f"/lines/{int(err.record.rsplit(' line ', 1)[1]) - 1}/{err.field}"
-        except ValueError:
-            pass
-    body = g.get("order_body")
-    if body is not None:
-        for n, line in enumerate(body.lines):
-            if repr(line.sku) in err.message or err.message.startswith(f"{line.sku} "):
-                return f"/lines/{n}/{err.field}"
+    """The line an order-level error is about, from the error's own `line` (1-based)."""
+    if err.line is not None:
+        return f"/lines/{err.line - 1}/{err.field}"
     return "/lines"
 
 

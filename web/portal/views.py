@@ -318,7 +318,7 @@ def _input_message(err: InvalidInput) -> str:
             "The short units of %(sku)s must add up to the units missing and fit each order.",
             sku=sku or err.record,
         )
-    if field == "counted" and "more than" in err.message:
+    if field == "counted" and err.limit is not None:  # above the count recorded before
         return _("A correction can only report further units missing.")
     if field == "counted":
         return _("Enter the units counted as a whole number.")

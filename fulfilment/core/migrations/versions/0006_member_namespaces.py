@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"  # to be "0005" once the refund export batches' migration is merged
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
