@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 
 from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import create_user
+from fulfilment.catalogue.sites import get_region
 from fulfilment.core.db import session_scope
 from fulfilment.core.models import Region, Wave
 from fulfilment.demo.city import build_demo
+from fulfilment.night.planning import PlanningOptions, solve_wave
 from fulfilment.night.plans import (
     Echelon,
     PlanPart,
@@ -22,7 +24,11 @@ from fulfilment.night.plans import (
     PlanStop,
     PlanUnassigned,
     RoutePlan,
+    finish_plan,
+    publish_plan,
 )
+from fulfilment.waves.cutoff import cut_off_wave
+from routing import LocalRunner
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 ACCOUNTS = {
@@ -33,15 +39,20 @@ ACCOUNTS = {
 }
 
 
+FAST = PlanningOptions(time_limit_s=0.3, trunk_time_limit_s=0.5)
+
+
 @pytest.fixture
-def planned(app, runner, monkeypatch):
-    """The demo wave (10 leaders) cut off, planned and published by the night; one account per
-    role that matters here, and a second region BJ with its own dispatcher."""
-    monkeypatch.delenv("GROUPBUY_REDIS_URL", raising=False)
-    monkeypatch.setenv("GROUPBUY_WORKERS", "1")
+def planned(app):
+    """The demo wave (10 leaders) cut off, planned (short limits, in this process) and
+    published; one account per role that matters here, and a second region BJ with its own
+    dispatcher."""
     sessions = app.extensions["groupbuy"]["sessions"]
     with session_scope(sessions) as s:
-        day = build_demo(s, leaders=10, orders=80, now=NOW).delivery_date.isoformat()
+        summary = build_demo(s, leaders=10, orders=80, now=NOW)
+        region = get_region(s, summary.region_code)
+        wave, _ = cut_off_wave(s, region=region, delivery_date=summary.delivery_date, now=NOW)
+        wave_id = wave.id
         s.add(
             Region(
                 code="BJ",
@@ -55,21 +66,17 @@ def planned(app, runner, monkeypatch):
             )
         )
         s.flush()
-        for username, (role, region) in ACCOUNTS.items():
+        for username, (role, code) in ACCOUNTS.items():
             create_user(
-                s,
-                username=username,
-                password=PASSWORD,
-                role=role,
-                region_code=region or None,
+                s, username=username, password=PASSWORD, role=role, region_code=code or None
             )
-    ran = runner.invoke(
-        args=["pipeline", "run", "--region", "SH", "--date", day, "--seconds", "0.3"]
+    plan_id = solve_wave(
+        sessions, wave_id=wave_id, runner=LocalRunner(1), options=FAST, now=lambda: NOW
     )
-    assert ran.exit_code == 0, ran.output
     with session_scope(sessions) as s:
-        plan = s.scalars(select(RoutePlan)).one()
-        return plan.wave_id, plan.id
+        finish_plan(s, plan=s.get_one(RoutePlan, plan_id), actor="test", now=NOW)
+        publish_plan(s, wave=s.get_one(Wave, wave_id), actor="test", now=NOW)
+    return wave_id, plan_id
 
 
 def _sessions(app):
@@ -174,20 +181,19 @@ def test_geojson_holds_every_stop_once_and_every_unassigned_stop_with_its_reason
     ]
 
 
-@pytest.mark.parametrize("username", ["warehouse1", "dispatcher_bj"])
-def test_outside_the_dispatchers_of_its_region_the_desk_is_not_found(
-    app, client, planned, username
-):
+def test_outside_the_dispatchers_of_its_region_the_desk_is_not_found(app, planned):
     """The warehouse has no dispatch desk; another region's dispatcher does not find this wave,
     its plan or its GeoJSON (404, never 403)."""
     wave_id, plan_id = planned
-    login(client, username)
-    for path in (f"/dispatch/waves/{wave_id}", f"/dispatch/plans/{plan_id}.geojson"):
-        assert client.get(path).status_code == 404, path
-    landing = client.get("/dispatch/")
-    assert landing.status_code == (404 if username == "warehouse1" else 200)
-    if username == "dispatcher_bj":
-        assert f"/dispatch/waves/{wave_id}".encode() not in landing.data
+    for username in ("warehouse1", "dispatcher_bj"):
+        client = app.test_client()
+        login(client, username)
+        for path in (f"/dispatch/waves/{wave_id}", f"/dispatch/plans/{plan_id}.geojson"):
+            assert client.get(path).status_code == 404, (username, path)
+        landing = client.get("/dispatch/")
+        assert landing.status_code == (404 if username == "warehouse1" else 200)
+        if username == "dispatcher_bj":
+            assert f"/dispatch/waves/{wave_id}".encode() not in landing.data
 
 
 def test_admin_sees_every_region(app, client, planned):
@@ -198,12 +204,12 @@ def test_admin_sees_every_region(app, client, planned):
     assert client.get(f"/dispatch/plans/{plan_id}.geojson").status_code == 200
 
 
-@pytest.mark.parametrize("plan", ["abc", "²", "99999999999", "0"])
-def test_a_plan_that_is_not_this_waves_is_not_found(app, client, planned, plan):
+def test_a_plan_that_is_not_this_waves_is_not_found(app, client, planned):
     """?plan= must name one of this wave's versions: anything else is a 404, never a 500."""
     wave_id, _ = planned
     login(client, "dispatcher1")
-    assert client.get(f"/dispatch/waves/{wave_id}?plan={plan}").status_code == 404
+    for plan in ("abc", "²", "99999999999", "0"):
+        assert client.get(f"/dispatch/waves/{wave_id}?plan={plan}").status_code == 404, plan
 
 
 def test_without_a_tile_server_the_map_is_offline_and_with_one_its_images_are_allowed(

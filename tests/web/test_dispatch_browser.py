@@ -17,9 +17,14 @@ from sqlalchemy import func, select
 
 from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import create_user
+from fulfilment.catalogue.sites import get_region
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import Wave
 from fulfilment.demo.city import build_demo
-from fulfilment.night.plans import PlanRoute, PlanStop, RoutePlan
+from fulfilment.night.planning import PlanningOptions, solve_wave
+from fulfilment.night.plans import PlanRoute, PlanStop, RoutePlan, finish_plan, publish_plan
+from fulfilment.waves.cutoff import cut_off_wave
+from routing import LocalRunner
 from web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,23 +38,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(pg_url, tmp_path, monkeypatch):
+def served(pg_url, tmp_path):
     """The demo wave (12 leaders) planned and published by the night on PostgreSQL, a dispatcher,
     and gunicorn (2 workers) serving the app on a free local port."""
-    monkeypatch.delenv("GROUPBUY_REDIS_URL", raising=False)
-    monkeypatch.setenv("GROUPBUY_WORKERS", "1")
     env = {"GROUPBUY_ENV": "test", "GROUPBUY_DATABASE_URL": pg_url}
     app = create_app({**env, "GROUPBUY_INSTANCE_DIR": str(tmp_path / "instance")})
     sessions = app.extensions["groupbuy"]["sessions"]
     with session_scope(sessions) as s:
-        day = build_demo(s, leaders=12, orders=100, now=NOW).delivery_date.isoformat()
+        summary = build_demo(s, leaders=12, orders=100, now=NOW)
+        region = get_region(s, summary.region_code)
+        wave, _ = cut_off_wave(s, region=region, delivery_date=summary.delivery_date, now=NOW)
+        wave_id = wave.id
         create_user(
             s, username="dispatcher1", password=PASSWORD, role=Role.DISPATCHER, region_code="SH"
         )
-    ran = app.test_cli_runner().invoke(
-        args=["pipeline", "run", "--region", "SH", "--date", day, "--seconds", "0.5"]
+    options = PlanningOptions(time_limit_s=0.5, trunk_time_limit_s=1.0)
+    plan_id = solve_wave(
+        sessions, wave_id=wave_id, runner=LocalRunner(1), options=options, now=lambda: NOW
     )
-    assert ran.exit_code == 0, ran.output
+    with session_scope(sessions) as s:
+        finish_plan(s, plan=s.get_one(RoutePlan, plan_id), actor="test", now=NOW)
+        publish_plan(s, wave=s.get_one(Wave, wave_id), actor="test", now=NOW)
     app.extensions["groupbuy"]["engine"].dispose()
     port = _free_port()
     server = subprocess.Popen(

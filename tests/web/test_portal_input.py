@@ -115,3 +115,37 @@ def test_any_correction_form_is_answered_without_a_server_error(app, leader1, da
     """Whatever the correction form holds, the answer is the page or a refusal, never a 5xx."""
     answer = post(leader1, "/leader/arrival/correct", data, token_from="/leader/arrival")
     assert answer.status_code < 500
+
+
+FORMS = {
+    "/leader/arrival": (
+        "/leader/arrival",
+        ["wave", "step", "count-1", "assign-1-1", "kind-1", "note-1"],
+    ),
+    "/leader/arrival/correct": ("/leader/arrival", ["wave", "product", "counted", "note"]),
+    "/leader/pickups": ("/leader/pickups", ["code", "order"]),
+    "/leader/pickups/verify": ("/leader/pickups", ["code", "order", "scope", "method"]),
+    "/leader/uncollected/phone": ("/leader/uncollected", ["member"]),
+}
+
+
+@pytest.mark.parametrize("path", sorted(FORMS))
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_every_portal_form_answers_hostile_values_without_a_server_error(app, leader1, path, data):
+    """Each of the portal's forms, filled with any text a form body can carry (NUL, other
+    scripts' digits, huge numbers, long strings) in any of its fields: never a 5xx."""
+    token_from, fields = FORMS[path]
+    values = data.draw(
+        st.dictionaries(
+            st.sampled_from(fields),
+            st.one_of(
+                st.text(TEXT, max_size=30),
+                st.sampled_from(BAD_NUMBERS + ["1", "0", "12345678", "x" * 600]),
+            ),
+        )
+    )
+    answer = post(leader1, path, values, token_from=token_from)
+    assert answer.status_code < 500, (path, values, answer.status_code)
