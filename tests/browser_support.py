@@ -1,5 +1,6 @@
 """Debian's Chromium through Playwright, for the browser tests (never a downloaded browser)."""
 
+import contextlib
 import os
 
 import pytest
@@ -29,3 +30,58 @@ def browser_or_skip():
             pytest.fail(f"browser tests are required under CI=true: {reason}", pytrace=False)
         pytest.skip(reason)
     return sync_playwright
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served_by_gunicorn(env: dict[str, str], *, workers: int = 2):
+    """The app (`web:create_app()`) served by gunicorn on a free port of 127.0.0.1 with these
+    GROUPBUY_* settings, as an operator serves it; yields its base URL, stops it after."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    port = _free_port()
+    environ = {**os.environ, **env}
+    environ.pop("GROUPBUY_REDIS_URL", None)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "web:create_app()",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise RuntimeError(server.stdout.read().decode()) from None  # type: ignore[union-attr]
+                time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)

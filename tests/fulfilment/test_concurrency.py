@@ -177,7 +177,7 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
 
     def keep_ordering(worker: int) -> None:
         n = 0
-        while not stop.is_set() and n < 200:
+        while not stop.is_set() and n < 2000:
             with session_scope(sessions) as s:
                 o = place_order(
                     s,
@@ -188,16 +188,26 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
                     placed_at=stamped,
                 )
                 placed.append(o.id)
+            if cut_done.is_set():
+                after_cut.append(o.id)
             n += 1
 
+    def wait_for(condition) -> None:  # by what has happened, not by the clock (a busy CI)
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    cut_done = threading.Event()
+    after_cut: list[int] = []
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(keep_ordering, w) for w in range(4)]
-        time.sleep(0.5)
+        wait_for(lambda: len(placed) >= 8)  # orders before the cutoff...
         with session_scope(sessions) as s:
             wave, summary = cut_off_wave(
                 s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=after
             )
-        time.sleep(0.3)
+        cut_done.set()
+        wait_for(lambda: len(after_cut) >= 8)  # ...and orders placed once it has committed
         stop.set()
         for f in futures:
             f.result()

@@ -1,17 +1,9 @@
 """The dispatcher's map in Debian's Chromium (Playwright), served by gunicorn on PostgreSQL."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, served_by_gunicorn
 from portal_factories import PASSWORD
 from sqlalchemy import func, select
 
@@ -27,14 +19,7 @@ from fulfilment.waves.cutoff import cut_off_wave
 from routing import LocalRunner
 from web import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -60,37 +45,9 @@ def served(pg_url, tmp_path):
         finish_plan(s, plan=s.get_one(RoutePlan, plan_id), actor="test", now=NOW)
         publish_plan(s, wave=s.get_one(Wave, wave_id), actor="test", now=NOW)
     app.extensions["groupbuy"]["engine"].dispose()
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "web:create_app()",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env, "GROUPBUY_INSTANCE_DIR": str(tmp_path / "instance")},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None:
-                raise RuntimeError(server.stdout.read().decode()) from None
-            time.sleep(0.1)
     engine = make_engine(pg_url)
-    yield base, make_session_factory(engine)
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=10)
+    with served_by_gunicorn({**env, "GROUPBUY_INSTANCE_DIR": str(tmp_path / "instance")}) as base:
+        yield base, make_session_factory(engine)
     engine.dispose()
 
 

@@ -1,30 +1,13 @@
 """The portal end to end in Debian's Chromium (Playwright), against the app served by gunicorn
 on 127.0.0.1 with PostgreSQL: a leader's morning on a 360×740 phone, in Chinese."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, served_by_gunicorn
 from portal_factories import PASSWORD, make_portal_world
 from sqlalchemy import func, select
 
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.models import Product, Refund
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -34,44 +17,13 @@ def served(pg_url, tmp_path):
     with session_scope(make_session_factory(engine)) as s:
         world = make_portal_world(s, member_name="张小明")
         skus = dict(s.execute(select(Product.sku, Product.id)).all())
-    port = _free_port()
     env = {
-        **os.environ,
         "GROUPBUY_ENV": "test",
         "GROUPBUY_DATABASE_URL": pg_url,
         "GROUPBUY_INSTANCE_DIR": str(tmp_path / "instance"),
     }
-    env.pop("GROUPBUY_REDIS_URL", None)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "web:create_app()",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None:
-                raise RuntimeError(server.stdout.read().decode()) from None
-            time.sleep(0.1)
-    yield base, world, skus, engine
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=10)
+    with served_by_gunicorn(env) as base:
+        yield base, world, skus, engine
     engine.dispose()
 
 
