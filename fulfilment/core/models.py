@@ -9,11 +9,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     UniqueConstraint,
@@ -48,6 +50,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+# Sums of money in cents: 64-bit (PostgreSQL BIGINT; SQLite's INTEGER is 64-bit already).
+MONEY = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -354,7 +360,7 @@ class Order(Base):
     idempotency_scope: Mapped[str] = mapped_column(String(64), default="", server_default="")
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="api")
-    total_cents: Mapped[int]
+    total_cents: Mapped[int] = mapped_column(MONEY)  # 100 lines × 10,000 units pass 2³¹
 
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
     member: Mapped[Member] = relationship()
@@ -398,7 +404,7 @@ class Refund(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
-    amount_cents: Mapped[int]
+    amount_cents: Mapped[int] = mapped_column(MONEY)  # a whole line: price × 10,000 units
     reason: Mapped[RefundReason] = mapped_column(_enum(RefundReason))
     state: Mapped[RefundState] = mapped_column(_enum(RefundState), default=RefundState.OWED)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError
 from test_api import BODY, PROBLEM, Api, _setup
 
 from fulfilment.core.db import session_scope
-from fulfilment.core.models import Deal
+from fulfilment.core.models import Deal, Order
 
 
 @pytest.fixture
@@ -90,19 +90,20 @@ def test_a_chunked_body_over_the_limit_is_413(api):
     assert api.counts()[0] == 0
 
 
-def test_a_total_past_the_money_column_is_422_and_writes_nothing(api):
-    """100 lines × 10,000 units of a SKU would total more than orders.total_cents holds (32 bits
-    on PostgreSQL): a 422 naming the lines on both databases, nothing written, no stock taken."""
+def test_a_total_past_32_bits_is_stored_exactly(api):
+    """100 lines × 10,000 units at ¥25 total ¥25,000,000 = 2,500,000,000 cents, past a 32-bit
+    column (a 500 on PostgreSQL before migration 0007, then a 422): the order is placed and its
+    total stored and read back exactly, on both databases."""
     with session_scope(api.app.extensions["groupbuy"]["sessions"]) as s:
         for deal in s.scalars(select(Deal)):
-            deal.base_price_cents = 2500  # ¥25: a million units total ¥25,000,000
+            deal.base_price_cents = 2500
     body = {**BODY, "lines": [{"sku": "APPLE", "quantity": 10_000}] * 60}
     body["lines"] += [{"sku": "MILK", "quantity": 10_000}] * 40
-    before = api.sold("APPLE")
     answer = api.post(body)
-    assert answer.status_code == 422 and answer.mimetype == PROBLEM
-    assert answer.get_json()["errors"][0]["pointer"] == "/lines"
-    assert api.counts()[0] == 0 and api.sold("APPLE") == before
+    assert answer.status_code == 201, answer.get_json()
+    assert answer.get_json()["total_cents"] == 1_000_000 * 2500
+    with session_scope(api.app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(Order.total_cents)) == 2_500_000_000
 
 
 def test_a_database_error_under_the_api_is_a_documented_problem(api, monkeypatch):

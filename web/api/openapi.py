@@ -14,8 +14,9 @@ from fulfilment.platforms.clients import MEMBER_ID_MAX
 
 MAX_LINES = 100
 KEY_MAX = 128
-# orders.total_cents is a 32-bit integer on PostgreSQL: an order's total must fit it
-MAX_TOTAL_CENTS = 2**31 - 1
+# orders.total_cents is a 64-bit integer (migration 0007): 100 lines × 10,000 units at the
+# largest unit price fit with room to spare; the bound stays as the column's own
+MAX_TOTAL_CENTS = 2**63 - 1
 # Text the database can store: no C0 control character (NUL), no DEL; `\S`: not blank.
 # (A lone surrogate cannot be sent as UTF-8 JSON text at all; its escape is refused the same.)
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"

@@ -575,8 +575,8 @@ def create_order():
 
 
 def _total_too_large() -> BadRequest:
-    """An order whose total does not fit `orders.total_cents` (a 32-bit integer on PostgreSQL):
-    refused on both databases alike, before anything is committed."""
+    """An order whose total does not fit `orders.total_cents` (64-bit since migration 0007; no
+    order within the lines' bounds reaches it): refused on both databases alike, uncommitted."""
     return BadRequest(
         422,
         "invalid-field",
