@@ -535,6 +535,9 @@ class RunView:
     plan_id: int | None
     error: str | None
     steps: list[StepView]
+    # running, but its claimer's heartbeat is older than the TTL: the process died (or lost its
+    # Redis, its database); the scheduler's next sweep takes the run over
+    abandoned: bool = False
 
 
 def list_runs(
@@ -546,7 +549,7 @@ def list_runs(
     config: PipelineConfig = PipelineConfig(),
 ) -> list[RunView]:
     """The ledger's runs, newest first, with each step; a step running past its deadline is
-    marked stuck."""
+    marked stuck, and a running run whose claimer's heartbeat is older than the TTL abandoned."""
     query = select(PipelineRun).join(Region).order_by(PipelineRun.delivery_date.desc(), Region.code)
     if region_code:
         query = query.where(Region.code == region_code)
@@ -580,6 +583,11 @@ def list_runs(
                 run.plan_id,
                 run.error,
                 steps,
+                run.state == RunState.RUNNING
+                and (
+                    run.heartbeat_at is None
+                    or now - run.heartbeat_at > timedelta(seconds=config.heartbeat_ttl_s)
+                ),
             )
         )
     return out

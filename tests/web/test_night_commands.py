@@ -82,3 +82,43 @@ def test_a_bad_date_is_a_clear_error_naming_date_on_every_night_command(app, run
         assert isinstance(result.exception, SystemExit), (args, result.exception)
         assert "Invalid value for '--date'" in result.output, (args, result.output)
         assert "YYYY-MM-DD" in result.output
+
+
+def test_pipeline_status_flags_a_run_whose_process_stopped_answering(app, runner):
+    """A run left `running` by a process that died (its heartbeat past the TTL) is flagged
+    ABANDONED, with the scheduler taking it over, in text and JSON; a live claimer's run is not
+    (issue 22, item 9: the old error was shown as if the run were still going)."""
+    from datetime import timedelta
+
+    from fulfilment.catalogue.sites import get_region
+    from fulfilment.night.pipeline import claim_run
+
+    day = _demo(app)
+    now = datetime.now(UTC)
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        region = get_region(s, "SH")
+        run, refused = claim_run(
+            s,
+            region=region,
+            delivery_date=datetime.fromisoformat(day).date(),
+            claimer="host-a:123",
+            now=now - timedelta(hours=1),
+        )
+        assert refused is None
+        run.error = "Execution abc not found in Redis"
+    shown = runner.invoke(args=["pipeline", "status", "--region", "SH"])
+    assert "running ABANDONED (its process stopped answering" in shown.output
+    status = json.loads(
+        runner.invoke(args=["pipeline", "status", "--region", "SH", "--json"]).output
+    )
+    assert status[0]["abandoned"] is True
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        claim_run(
+            s,
+            region=get_region(s, "SH"),
+            delivery_date=datetime.fromisoformat(day).date(),
+            claimer="host-b:456",
+            now=now,
+        )
+    again = runner.invoke(args=["pipeline", "status", "--region", "SH"])
+    assert "ABANDONED" not in again.output

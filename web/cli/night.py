@@ -338,6 +338,7 @@ def pipeline_status_command(region_code: str | None, day: date | None, as_json: 
                         "wave_id": r.wave_id,
                         "plan_id": r.plan_id,
                         "error": r.error,
+                        "abandoned": r.abandoned,
                         "steps": [
                             {
                                 "step": s.step,
@@ -360,8 +361,13 @@ def pipeline_status_command(region_code: str | None, day: date | None, as_json: 
     if not runs:
         click.echo("no runs")
     for r in runs:
+        abandoned = (
+            " ABANDONED (its process stopped answering; the scheduler takes it over)"
+            if r.abandoned
+            else ""
+        )
         click.echo(
-            f"{r.region} {r.delivery_date.isoformat()}: {r.state}"
+            f"{r.region} {r.delivery_date.isoformat()}: {r.state}{abandoned}"
             + (f" ({r.error})" if r.error else "")
         )
         for s in r.steps:
@@ -371,7 +377,9 @@ def pipeline_status_command(region_code: str | None, day: date | None, as_json: 
                 else ""
             )
             flag = " STUCK" if s.stuck else ""
-            err = f" — {s.error}" if s.error and s.state != "done" else ""
+            # a running step's error is its last attempt's, not the one under way
+            last = "last attempt: " if s.state == "running" else ""
+            err = f" — {last}{s.error}" if s.error and s.state != "done" else ""
             click.echo(f"  {s.step:<8} {s.state:<8} attempts {s.attempts}{took}{flag}{err}")
 
 
