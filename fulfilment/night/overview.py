@@ -49,11 +49,19 @@ PALETTE = (
 
 def list_plan_versions(session: Session, *, wave: Wave) -> list[RoutePlan]:
     """Every version of the wave's routes, newest first (those still planning included)."""
-    return list(
-        session.scalars(
-            select(RoutePlan).where(RoutePlan.wave_id == wave.id).order_by(RoutePlan.version.desc())
-        )
-    )
+    return plan_versions_by_wave(session, wave_ids=[wave.id]).get(wave.id, [])
+
+
+def plan_versions_by_wave(session: Session, *, wave_ids: list[int]) -> dict[int, list[RoutePlan]]:
+    """The versions of several waves in one query: wave id -> its versions, newest first."""
+    out: dict[int, list[RoutePlan]] = {wave_id: [] for wave_id in wave_ids}
+    for plan in session.scalars(
+        select(RoutePlan)
+        .where(RoutePlan.wave_id.in_(wave_ids))
+        .order_by(RoutePlan.wave_id, RoutePlan.version.desc())
+    ):
+        out[plan.wave_id].append(plan)
+    return out
 
 
 def get_wave_plan(session: Session, *, wave: Wave, plan_id: int) -> RoutePlan:

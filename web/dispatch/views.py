@@ -22,6 +22,7 @@ from fulfilment.night.overview import (
     list_plan_versions,
     list_route_rows,
     plan_geojson,
+    plan_versions_by_wave,
     shown_plan,
     wave_figures,
 )
@@ -81,7 +82,7 @@ def index():
         ).all()
         for r in regions
     }
-    plans = {w.id: list_plan_versions(g.session, wave=w) for ws in waves.values() for w in ws}
+    plans = plan_versions_by_wave(g.session, wave_ids=[w.id for ws in waves.values() for w in ws])
     return render_template(
         "dispatch/index.html",
         regions=regions,
