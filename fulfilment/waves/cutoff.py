@@ -2,8 +2,9 @@
 
 Everything happens in the caller's one transaction, in a few set-based statements: a crash
 half way rolls all of it back, and running it again (or from two processes at once) gives the
-same one wave. On PostgreSQL a transaction-scoped advisory lock and the wave's row lock queue a
-second runner behind the first; the ledger row (unique per wave) is the last line of defence.
+same one wave. On PostgreSQL the wave's advisory and row locks (cycle.ensure_wave) queue a
+second runner behind the first, and the cutoff behind the orders in flight (never behind all the
+orders still to come); the ledger row (unique per wave) is the last line of defence.
 """
 
 from __future__ import annotations
@@ -80,11 +81,6 @@ def _rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def _advisory_lock(session: Session, region: Region, delivery_date: date) -> None:
-    key = zlib.crc32(f"cutoff:{region.id}:{delivery_date.isoformat()}".encode())
-    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
-
 def cut_off_wave(
     session: Session,
     *,
@@ -94,8 +90,6 @@ def cut_off_wave(
     actor: str = "system",
 ) -> tuple[Wave, CutoffSummary]:
     """Lock the day's orders into the region's wave. Safe to call again: returns the same wave."""
-    if is_postgres(session):
-        _advisory_lock(session, region, delivery_date)
     # Planner statistics are refreshed before this transaction, not in it (an ANALYZE here would
     # serialise the cutoffs of all regions): see deadlines.refresh_cutoff_statistics.
     wave = ensure_wave(session, region, delivery_date, lock="update")

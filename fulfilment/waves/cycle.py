@@ -7,10 +7,11 @@ cutoff instant of its local day belongs to that day's cycle; at or after it, to 
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from fulfilment.core.db import insert_ignore, is_postgres
@@ -58,18 +59,31 @@ def local_time(region: Region, instant: datetime) -> datetime:
     return instant.astimezone(region_zone(region))
 
 
+def _wave_advisory_lock(
+    session: Session, region: Region, delivery_date: date, *, exclusive: bool
+) -> None:
+    key = zlib.crc32(f"cutoff:{region.id}:{delivery_date.isoformat()}".encode())
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    session.execute(text(f"SELECT {function}(:k)"), {"k": key})
+
+
 def ensure_wave(
     session: Session, region: Region, delivery_date: date, *, lock: str | None = None
 ) -> Wave:
     """The region's wave for a delivery date, created open if it does not exist yet.
 
-    lock="share" (order intake) or "update" (cutoff) takes the row lock on PostgreSQL, so that
-    an order and the cutoff of its wave are serialised; SQLite serialises writers already.
+    lock="share" (order intake) or "update" (cutoff) serialises an order and the cutoff of its
+    wave on PostgreSQL; SQLite serialises writers already. The wave's advisory lock is taken
+    first, shared or exclusive: PostgreSQL queues heavyweight locks fairly, so a cutoff waits for
+    the orders in flight and the orders after it wait for the cutoff. A row lock alone is not
+    fair: FOR SHARE lockers whose transactions overlap keep a FOR UPDATE waiting for as long as
+    orders keep coming (a cutoff at a busy deadline starved until the ordering stopped).
     The wave is read first (it exists for all but the day's first order); only a missing one is
     inserted, with ON CONFLICT DO NOTHING, so that a race still resolves to one row.
     """
     query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
     if lock and is_postgres(session):
+        _wave_advisory_lock(session, region, delivery_date, exclusive=(lock == "update"))
         query = query.with_for_update(read=(lock == "share"))
     query = query.execution_options(populate_existing=True)
     wave = session.scalars(query).first()

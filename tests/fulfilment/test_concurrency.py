@@ -166,7 +166,9 @@ def test_two_processes_cutting_off_at_once_give_one_wave(pg_url):
 @pytest.mark.postgres
 def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
     """Orders stamped before the deadline keep arriving while the cutoff runs: each lands in exactly
-    one wave — locked in the cut-off wave, or late in the next — and none is left behind."""
+    one wave — locked in the cut-off wave, or late in the next — and none is left behind. The
+    cutoff goes through while orders keep coming (a FOR UPDATE behind a stream of FOR SHARE row
+    locks once waited until the ordering stopped, and every order landed in the cut-off wave)."""
     engine = make_engine(pg_url, pool_size=10, max_overflow=0)
     sessions = make_session_factory(engine)
     with session_scope(sessions) as s:
@@ -175,9 +177,11 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
     placed: list[int] = []
     stop = threading.Event()
 
+    give_up = time.monotonic() + 120  # a starved cutoff must fail the test, not hang it
+
     def keep_ordering(worker: int) -> None:
         n = 0
-        while not stop.is_set() and n < 2000:
+        while not stop.is_set() and time.monotonic() < give_up:
             with session_scope(sessions) as s:
                 o = place_order(
                     s,
@@ -202,21 +206,27 @@ def test_orders_arriving_during_the_cutoff_are_never_lost(pg_url):
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(keep_ordering, w) for w in range(4)]
         wait_for(lambda: len(placed) >= 8)  # orders before the cutoff...
+        before_cutoff = len(placed)
         with session_scope(sessions) as s:
             wave, summary = cut_off_wave(
                 s, region=s.get(Region, region_id), delivery_date=DELIVERY, now=after
             )
         cut_done.set()
         wait_for(lambda: len(after_cut) >= 8)  # ...and orders placed once it has committed
+        ordering_went_on = len(after_cut) >= 8 and not any(f.done() for f in futures)
         stop.set()
         for f in futures:
             f.result()
+    assert ordering_went_on, "the cutoff waited until the orders stopped coming"
     with session_scope(sessions) as s:
         rows = s.execute(select(Order.id, Order.wave_id, Order.status, Order.late)).all()
         assert sorted(r.id for r in rows) == sorted(placed)
         in_wave = [r for r in rows if r.wave_id == wave.id]
         later = [r for r in rows if r.wave_id != wave.id]
         assert len(in_wave) == summary.orders_locked > 0
+        # The cutoff queues behind the orders in flight when it starts (at most one committed
+        # but not yet counted and one under way per worker), not behind every order to come.
+        assert len(in_wave) <= before_cutoff + 2 * 4
         assert all(r.status == OrderStatus.PLACED and not r.late for r in in_wave)
         assert later and all(r.status == OrderStatus.PLACED and r.late for r in later)
         assert wave.status.value == "cut_off" and all(s.get(Order, r.id).is_locked for r in in_wave)
