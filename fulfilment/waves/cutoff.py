@@ -9,7 +9,6 @@ orders still to come); the ledger row (unique per wave) is the last line of defe
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -25,14 +24,12 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from fulfilment.core.audit import record_change
-from fulfilment.core.db import is_postgres
 from fulfilment.core.errors import CutoffNotReached
 from fulfilment.core.models import (
     AuditEntry,
