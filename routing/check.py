@@ -120,11 +120,11 @@ def _route(
         total = total + visit.delivered
         if not set(visit.zones) <= vehicle.zones:
             problems.append(
-                f"{name}: carries {visit.zones} to {visit.stop_id}, "
-                f"equipped for {sorted(vehicle.zones)}"
+                f"{name}: carries {', '.join(visit.zones)} to {visit.stop_id}, "
+                f"equipped for {', '.join(sorted(vehicle.zones))} only"
             )
     if not total.fits_in(vehicle.capacity):
-        problems.append(f"{name}: load {total} exceeds capacity {vehicle.capacity}")
+        problems.append(f"{name}: load {_load(total)} exceeds capacity {_load(vehicle.capacity)}")
     if route.load_at_start != total:
         problems.append(f"{name}: load at start {route.load_at_start} != delivered {total}")
     # time: service starts inside a window, after the drive from the previous stop
@@ -200,3 +200,7 @@ def _break_fits(vehicle: Vehicle, route: Route, gaps: list[tuple[int, int, int]]
         ):
             return True
     return False
+
+
+def _load(load: Load) -> str:
+    return f"{load.weight_g / 1000:g} kg, {load.volume_ml / 1000:g} L, {load.crates} crates"

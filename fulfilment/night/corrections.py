@@ -23,7 +23,6 @@ import logging
 import os
 import subprocess
 import sys
-import zlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -502,8 +501,8 @@ def _make_version(session: Session, c: _Inputs, *, now: datetime, time_limit_s: 
         )
     if is_postgres(session):  # versions are numbered one at a time per wave
         session.execute(
-            text("SELECT pg_advisory_xact_lock(:k)"),
-            {"k": zlib.crc32(f"plan-version:{wave.id}".encode())},
+            text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || :k, 0))"),
+            {"k": f":plan-version:{wave.id}"},
         )
     version = start_plan(
         session,
