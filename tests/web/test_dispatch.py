@@ -401,3 +401,66 @@ def test_the_desk_speaks_chinese_for_changes(app, client, planned, inline_worker
     client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
     page = client.get(f"/dispatch/waves/{wave_id}").text
     assert "修改此版本" in page
+
+
+def test_the_delivery_day_shows_each_route_planned_against_actual_with_late_stops_marked(
+    app, client, planned
+):
+    """One point confirmed its arrival 40 minutes after its ETA (late), one 5 minutes after
+    (on time); at the hour asked, a stop whose ETA is more than 15 minutes past with nothing
+    recorded is late too, and a stop still ahead is not."""
+    from datetime import timedelta
+
+    from fulfilment.accounts.models import User
+    from fulfilment.points.arrivals import Arrival
+
+    wave_id, plan_id = planned
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        stops = s.execute(
+            select(
+                PlanStop.stop_code, PlanStop.leader_id, PlanStop.arrival_at, PlanRoute.vehicle_code
+            )
+            .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+            .where(PlanRoute.plan_id == plan_id, PlanRoute.echelon == Echelon.LAST_MILE)
+            .order_by(PlanStop.arrival_at)
+        ).all()
+        user = s.scalars(select(User.id).where(User.username == "dispatcher1")).one()
+        late, on_time, waiting, ahead = stops[0], stops[1], stops[2], stops[-1]
+        as_utc = lambda t: t if t.tzinfo else t.replace(tzinfo=UTC)  # noqa: E731
+        s.add(
+            Arrival(
+                wave_id=wave_id,
+                leader_id=late.leader_id,
+                confirmed_by=user,
+                confirmed_at=as_utc(late.arrival_at) + timedelta(minutes=40),
+            )
+        )
+        s.add(
+            Arrival(
+                wave_id=wave_id,
+                leader_id=on_time.leader_id,
+                confirmed_by=user,
+                confirmed_at=as_utc(on_time.arrival_at) + timedelta(minutes=5),
+            )
+        )
+        now = as_utc(waiting.arrival_at) + timedelta(minutes=20)
+    assert as_utc(ahead.arrival_at) > now, "the demo's last stop should still be ahead"
+    app.config["GROUPBUY_CLOCK"] = lambda: now
+    login(client, "dispatcher1")
+    page = client.get(f"/dispatch/waves/{wave_id}/day")
+    assert page.status_code == 200
+    html = page.text
+
+    def row(code: str) -> str:
+        start = html.index(f'data-stop="{code}"')
+        return html[html.rindex("<tr", 0, start) : html.index("</tr>", start)]
+
+    assert 'class="late"' in row(late.stop_code) and ">40<" in row(late.stop_code)
+    assert 'class="late"' not in row(on_time.stop_code)
+    assert 'class="late"' in row(waiting.stop_code) and "–" in row(waiting.stop_code)
+    assert 'class="late"' not in row(ahead.stop_code)
+    assert "stops delivered" in html
+    other = app.test_client()
+    login(other, "dispatcher_bj")
+    assert other.get(f"/dispatch/waves/{wave_id}/day").status_code == 404

@@ -59,6 +59,7 @@ from fulfilment.night.plans import (
     PlanStatus,
     RoutePlan,
 )
+from fulfilment.points.delivery import delivery_day
 from web.forms import InvalidForm, Text, WholeNumber, form_of, parse
 from web.security import CONTENT_SECURITY_POLICY, region_or_404, roles_required
 
@@ -322,3 +323,20 @@ def publish(plan_id: int):
         return redirect(url_for("dispatch.diff", plan_id=plan.id), 303)
     flash(_("Version %(n)d published: leaders see its times now.", n=published.version))
     return redirect(url_for("dispatch.wave", wave_id=wave.id), 303)
+
+
+@bp.get("/waves/<int:wave_id>/day")
+@dispatcher_required
+def day(wave_id: int):
+    """The delivery day: each route of the published plan, stops delivered against their ETA,
+    late ones marked."""
+    wave = _wave(wave_id)
+    region = g.session.get(Region, wave.region_id)
+    now = _now()
+    return render_template(
+        "dispatch/day.html",
+        wave=wave,
+        region=region,
+        routes=delivery_day(g.session, wave=wave, now=now),
+        now=now,
+    )
