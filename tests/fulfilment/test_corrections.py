@@ -348,3 +348,40 @@ def test_two_dispatchers_at_once_get_a_version_each_and_one_publish(pg_url):
             == 1
         )
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_with_redis_a_correction_is_an_rq_job_that_a_worker_runs(pg_url, redis_url, monkeypatch):
+    """With GROUPBUY_REDIS_URL set, start_correction enqueues a job (nothing runs in the caller);
+    a routing worker takes it and stores the draft."""
+    import uuid
+
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    from fulfilment.night.corrections import start_correction
+
+    queue_name = f"test-corrections-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GROUPBUY_REDIS_URL", redis_url)
+    monkeypatch.setenv("GROUPBUY_RQ_QUEUE", queue_name)
+    monkeypatch.setenv("GROUPBUY_DATABASE_URL", pg_url)
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    _wave_id, published = published_wave(sessions)
+    with session_scope(sessions) as s:
+        stop, _van, _spare = a_stop_and_its_spare_van(s, published)
+        cid = request_correction(
+            s, plan_id=published, kind=CorrectionKind.LOCK, stop_code=stop, actor="d", now=EARLY
+        ).id
+    start_correction(pg_url, cid)
+    queue = Queue(queue_name, connection=Redis.from_url(redis_url))
+    assert queue.count == 1
+    with session_scope(sessions) as s:
+        assert s.get_one(PlanCorrection, cid).status == CorrectionStatus.QUEUED
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    with session_scope(sessions) as s:
+        c = s.get_one(PlanCorrection, cid)
+        assert c.status == CorrectionStatus.DONE, c.error
+        assert s.get_one(RoutePlan, c.result_plan_id).based_on_id == published
+    queue.delete(delete_jobs=True)
+    engine.dispose()
