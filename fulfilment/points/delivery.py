@@ -110,3 +110,40 @@ def delivery_day(session: Session, *, wave: Wave, now: datetime) -> list[RoutePr
         late = (delivered or now) > eta + LATE_AFTER
         progress.stops.append(StopProgress(stop.seq, stop.stop_code, name, eta, delivered, late))
     return sorted(routes.values(), key=lambda r: (r.station, r.vehicle))
+
+
+@dataclass(frozen=True)
+class PointFigures:
+    """What the points have reported for a wave so far."""
+
+    arrivals_confirmed: int  # points that confirmed their delivery
+    units_short: int  # reported short on arrival (shortages)
+    orders_collected: int
+    orders_to_collect: int  # placed orders of the wave
+
+
+def point_figures(session: Session, *, wave: Wave) -> PointFigures:
+    """Arrivals, shortages and pickups of the wave, in four counts."""
+    from fulfilment.core.models import OrderStatus
+
+    from .arrivals import Discrepancy, DiscrepancyKind
+
+    arrivals = session.scalar(
+        select(func.count(func.distinct(Arrival.leader_id))).where(Arrival.wave_id == wave.id)
+    )
+    short = session.scalar(
+        select(func.coalesce(func.sum(Discrepancy.quantity), 0))
+        .join(Arrival, Arrival.id == Discrepancy.arrival_id)
+        .where(Arrival.wave_id == wave.id, Discrepancy.kind == DiscrepancyKind.SHORTAGE)
+    )
+    collected = session.scalar(
+        select(func.count(Pickup.id))
+        .join(Order, Order.id == Pickup.order_id)
+        .where(Order.wave_id == wave.id)
+    )
+    placed = session.scalar(
+        select(func.count(Order.id)).where(
+            Order.wave_id == wave.id, Order.status == OrderStatus.PLACED
+        )
+    )
+    return PointFigures(int(arrivals or 0), int(short or 0), int(collected or 0), int(placed or 0))

@@ -461,6 +461,9 @@ def test_the_delivery_day_shows_each_route_planned_against_actual_with_late_stop
     assert 'class="late"' in row(waiting.stop_code) and "–" in row(waiting.stop_code)
     assert 'class="late"' not in row(ahead.stop_code)
     assert "stops delivered" in html
+    wave_page = client.get(f"/dispatch/waves/{wave_id}").text
+    assert 'data-figure="arrivals">2<' in wave_page
+    assert 'data-figure="collected">0 / ' in wave_page
     other = app.test_client()
     login(other, "dispatcher_bj")
     assert other.get(f"/dispatch/waves/{wave_id}/day").status_code == 404

@@ -59,7 +59,7 @@ from fulfilment.night.plans import (
     PlanStatus,
     RoutePlan,
 )
-from fulfilment.points.delivery import delivery_day
+from fulfilment.points.delivery import delivery_day, point_figures
 from web.forms import InvalidForm, Text, WholeNumber, form_of, parse
 from web.security import CONTENT_SECURITY_POLICY, region_or_404, roles_required
 
@@ -162,6 +162,7 @@ def wave(wave_id: int):
         versions=versions,
         plan=plan,
         figures=wave_figures(g.session, wave=wave, plan=plan),
+        points=point_figures(g.session, wave=wave),
         routes=route_rows,
         cut_off=wave.status == WaveStatus.CUT_OFF,
         tile_url=settings.tile_url,
