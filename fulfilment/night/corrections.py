@@ -76,15 +76,20 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def started_routes(session: Session, plan: RoutePlan, now: datetime) -> dict[str, list[str]]:
-    """Last-mile routes whose start time has passed: vehicle code -> its stops, in order."""
+    """Last-mile routes whose start time has passed: vehicle code -> its stops, in order (one
+    read, whatever the number of routes)."""
     out: dict[str, list[str]] = {}
-    for route in session.scalars(
-        select(PlanRoute).where(
-            PlanRoute.plan_id == plan.id, PlanRoute.echelon == Echelon.LAST_MILE
+    for vehicle, stop in session.execute(
+        select(PlanRoute.vehicle_code, PlanStop.stop_code)
+        .join(PlanStop, PlanStop.route_id == PlanRoute.id)
+        .where(
+            PlanRoute.plan_id == plan.id,
+            PlanRoute.echelon == Echelon.LAST_MILE,
+            PlanRoute.start_at <= now,
         )
+        .order_by(PlanRoute.vehicle_code, PlanStop.seq)
     ):
-        if _as_utc(route.start_at) <= _as_utc(now):
-            out[route.vehicle_code] = [s.stop_code for s in route.stops]
+        out.setdefault(vehicle, []).append(stop)
     return out
 
 
