@@ -481,17 +481,31 @@ def _make_version(session: Session, c: _Inputs, *, now: datetime, time_limit_s: 
             locks.pop(c.stop_code or "", None)
             off_stop = _taken_off(jobs[station].problem, c.stop_code or "")
             plan = replace(plan, unassigned=plan.unassigned + off_stop)
-        else:  # a move to the best place, or the station re-planned around its locks
-            if c.kind == CorrectionKind.MOVE:
-                assert c.stop_code and c.vehicle_code
-                local_locks[c.stop_code] = c.vehicle_code
-                locks[c.stop_code] = c.vehicle_code
-                note = f"{c.stop_code} moved to {c.vehicle_code}"
-            else:
-                note = f"station {station} re-planned"
+        elif c.kind == CorrectionKind.MOVE:  # to the best place on the van
+            assert c.stop_code and c.vehicle_code
+            locks[c.stop_code] = c.vehicle_code
+            note = f"{c.stop_code} moved to {c.vehicle_code}"
+            kept = {
+                v: [s for s in seq if s != c.stop_code and s in stop_ids]
+                for v, seq in sequences.items()
+            }
+            inserted = _best_insertion(problem, kept, c.stop_code, c.vehicle_code, start_s)
+            if inserted is not None:
+                plan = inserted
+            else:  # no place as the routes stand: the planner, every stop on its van
+                pinned = {s: v for v, seq in kept.items() for s in seq}
+                pinned.update(local_locks)
+                pinned[c.stop_code] = c.vehicle_code
+                warm = {**kept, c.vehicle_code: kept.get(c.vehicle_code, []) + [c.stop_code]}
+                plan = routing.plan_routes(
+                    problem, time_limit_s=time_limit_s, locked=pinned, initial_routes=warm
+                )
+        else:  # the station re-planned around its locks and started routes
+            note = f"station {station} re-planned"
             plan, _ = routing.replan(
                 problem, previous, time_limit_s=time_limit_s, locked=local_locks
             )
+        if c.kind in (CorrectionKind.MOVE, CorrectionKind.REPLAN) and c.position is None:
             if not plan.rechecked:
                 raise InvalidInput(
                     f"station {station}",
@@ -530,6 +544,26 @@ def _make_version(session: Session, c: _Inputs, *, now: datetime, time_limit_s: 
     session.flush()
     finish_plan(session, plan=version, actor=_actor(session, c.correction_id), now=now)
     return version.id
+
+
+def _best_insertion(
+    problem: routing.Problem,
+    kept: dict[str, list[str]],
+    stop: str,
+    vehicle: str,
+    start_s: dict[str, int],
+) -> routing.Plan | None:
+    """The stop put where it costs least on the van among the places that break no rule, every
+    other stop staying on its van in its order; None when every place breaks one."""
+    cache = routing.MatrixCache()
+    route = kept.get(vehicle, [])
+    best: routing.Plan | None = None
+    for at in range(len(route) + 1):
+        trial = {**kept, vehicle: route[:at] + [stop] + route[at:]}
+        plan, broken = routing.evaluate(problem, trial, start_s=start_s, cache=cache)
+        if not broken and (best is None or plan.cost.total < best.cost.total):
+            best = plan
+    return best
 
 
 def _taken_off(problem: routing.Problem | None, stop_code: str) -> tuple[routing.Unassigned, ...]:

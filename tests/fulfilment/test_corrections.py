@@ -175,20 +175,31 @@ def test_take_off_then_replan_keeps_the_stop_off_and_publishing_moves_the_leader
         assert eta == new_eta
 
 
-def test_a_move_to_the_best_place_goes_through_the_planner_and_passes_the_recheck(sessions):
+def test_a_move_to_the_best_place_keeps_every_other_stop_on_its_van(sessions):
+    """Best place: the cheapest place on the van that breaks no rule; every other stop keeps its
+    van and its order, and a lock made before carries on."""
     _wave_id, published = published_wave(sessions)
     with session_scope(sessions) as s:
         used = routes(s, published)
         vans = sorted(used)
         stop = used[vans[0]][-1]
+        ambient_only = s.execute(
+            select(PlanStop.stop_code, PlanRoute.vehicle_code)
+            .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+            .where(PlanRoute.plan_id == published, PlanStop.zones == "ambient")
+            .where(PlanRoute.echelon == Echelon.LAST_MILE)
+        ).first()
     locked = change(sessions, published, CorrectionKind.LOCK, stop_code=stop)
-    moved = change(
-        sessions, locked, CorrectionKind.MOVE, stop_code=used[vans[0]][0], vehicle_code=vans[0]
-    )
+    mover, van = ambient_only if ambient_only else (used[vans[0]][0], vans[0])
+    target = van[:-2] + ("02" if van.endswith("01") else "01") if ambient_only else van
+    moved = change(sessions, locked, CorrectionKind.MOVE, stop_code=mover, vehicle_code=target)
     with session_scope(sessions) as s:
         assert locks_of(s, s.get_one(RoutePlan, moved))[stop] == vans[0]  # the lock carried on
-        assert stop in routes(s, moved)[vans[0]]
+        after = routes(s, moved)
+        assert mover in after[target]
         assert not s.get_one(RoutePlan, moved).broken
+        for v, stops in used.items():
+            assert [x for x in after.get(v, []) if x != mover] == [x for x in stops if x != mover]
 
 
 BAD_MOVES = [
