@@ -11,7 +11,8 @@ Then, signed in through the login form in Debian's Chromium (Playwright):
   time (server time as the client sees it on loopback: p50 / p95 / max), beside /healthz, the
   floor of a request through the same server;
 - the map drawn: from navigation start to every route on the map (`data-routes-drawn` set by
-  the page's script once Leaflet has drawn the GeoJSON), five loads: median and max;
+  the page's script once Leaflet has drawn the GeoJSON; SVG up to 1,000 features, a canvas
+  above), five loads: median and max;
 - a one-stop move to the best place (another van of the same station): the correction queued
   and run (`run_correction`, as the worker runs it) to a stored draft, wall time; and the share
   of the station's stops that kept their vehicle.
@@ -196,7 +197,10 @@ def in_browser(base: str, facts: dict, requests: int) -> dict:
             out["routes_drawn"] = int(
                 page.evaluate("() => document.getElementById('map').dataset.routesDrawn")
             )
-            out["paths"] = page.evaluate("() => document.querySelectorAll('#map path').length")
+            out["features"] = int(
+                page.evaluate("() => document.getElementById('map').dataset.featuresDrawn")
+            )
+            out["renderer"] = page.evaluate("() => document.getElementById('map').dataset.renderer")
         out["map_s"] = (statistics.median(drawn), max(drawn))
         browser.close()
     return out
@@ -241,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     med, top = shown["map_s"]
     print(
-        f"| map drawn ({shown['routes_drawn']} routes, {shown['paths']} SVG paths) | {med:.2f} s "
+        f"| map drawn ({shown['routes_drawn']} routes, {shown['features']} features, "
+        f"{shown['renderer']}) | {med:.2f} s "
         f"| | {top:.2f} s | <= 2 s |"
     )
     print(

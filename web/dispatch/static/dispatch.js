@@ -5,9 +5,16 @@
   "use strict";
   var el = document.getElementById("map");
   if (!el || !window.L) { return; }
-  var map = L.map(el, { preferCanvas: false, zoomSnap: 0.5 });
-  if (el.dataset.tiles) {
-    L.tileLayer(el.dataset.tiles, { attribution: el.dataset.attribution || "", maxZoom: 19 }).addTo(map);
+  var map = null;
+  // SVG for a plan of a few hundred features (each a DOM path: inspectable, crisp); a canvas
+  // above that, where thousands of SVG paths take seconds to lay out.
+  var CANVAS_ABOVE = 1000;
+  function makeMap(features) {
+    map = L.map(el, { preferCanvas: features > CANVAS_ABOVE, zoomSnap: 0.5 });
+    el.dataset.renderer = features > CANVAS_ABOVE ? "canvas" : "svg";
+    if (el.dataset.tiles) {
+      L.tileLayer(el.dataset.tiles, { attribution: el.dataset.attribution || "", maxZoom: 19 }).addTo(map);
+    }
   }
   document.querySelectorAll(".swatch[data-colour]").forEach(function (s) {
     s.style.background = s.dataset.colour;
@@ -32,6 +39,7 @@
   fetch(el.dataset.geojson, { credentials: "same-origin" })
     .then(function (r) { return r.json(); })
     .then(function (data) {
+      makeMap(data.features.length);
       var layer = L.geoJSON(data, {
         style: function (f) {
           return { color: f.properties.colour || "#555", weight: 3, opacity: 0.75 };
@@ -59,6 +67,7 @@
       }).addTo(map);
       var bounds = layer.getBounds();
       if (bounds.isValid()) { map.fitBounds(bounds, { padding: [20, 20] }); } else { map.setView([31.23, 121.47], 11); }
+      el.dataset.featuresDrawn = String(layer.getLayers().length);
       el.dataset.routesDrawn = String(Object.keys(lines).length);
     });
   document.querySelectorAll("#routes tr[data-route]").forEach(function (row) {
