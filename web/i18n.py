@@ -7,13 +7,21 @@ The catalogue folder is `zh_Hans_CN` (current Babel ignores a `zh_CN` folder); t
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import functools
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime, format_time
+from babel import Locale
+from babel.dates import (
+    DateTimePattern,
+    format_date,
+    format_datetime,
+    get_time_format,
+    parse_pattern,
+)
 from babel.numbers import format_decimal
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -48,10 +56,25 @@ def local_datetime(instant: datetime | None, tz: str, fmt: str = "medium") -> st
     return format_datetime(instant, fmt, tzinfo=ZoneInfo(tz), locale=str(get_locale()))
 
 
+@functools.lru_cache(maxsize=8)
+def _short_time(locale: str) -> tuple[Locale, DateTimePattern]:
+    """The locale and its parsed short time pattern: parsed once, not once per cell of a table
+    (a route table of 300 rows formatted 600 clocks)."""
+    parsed = Locale.parse(locale)
+    return parsed, parse_pattern(get_time_format("short", locale=parsed))
+
+
 def local_clock(instant: datetime | None, tz: str) -> str:
+    """An instant's wall-clock time in the region's zone, in the locale's short form (08:15)."""
     if instant is None:
         return ""
-    return format_time(instant, "short", tzinfo=ZoneInfo(tz), locale=str(get_locale()))
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    key = g.get("_clock_locale")
+    if key is None:  # Flask-Babel's lookup, once per request rather than once per cell
+        key = g._clock_locale = str(get_locale())
+    locale, pattern = _short_time(key)
+    return pattern.apply(instant.astimezone(ZoneInfo(tz)), locale)
 
 
 def day(value: date | None, fmt: str = "medium") -> str:
