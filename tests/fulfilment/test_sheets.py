@@ -35,7 +35,7 @@ def test_csv_bytes_start_with_a_bom_and_read_back():
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows == [
         ["member", "units"],
-        ["'=HYPERLINK(\"http://x\",\"y\")", "-3"],
+        ['\'=HYPERLINK("http://x","y")', "-3"],
         ["李*", "2"],
     ]
 
@@ -44,9 +44,7 @@ def test_xlsx_cells_are_text_or_numbers_never_formulas():
     """In XLSX a formula-like text is a string cell with the quote prefix (it reads back
     unchanged and stays text when edited), a phone tail or code is a text cell, and numbers
     (negative ones too) are numbers."""
-    data = xlsx_bytes(
-        [("list", ["who", "phone", "n"], [[h, "13800001234", -2] for h in HOSTILE])]
-    )
+    data = xlsx_bytes([("list", ["who", "phone", "n"], [[h, "13800001234", -2] for h in HOSTILE])])
     sheet = openpyxl.load_workbook(io.BytesIO(data)).active
     rows = list(sheet.iter_rows(min_row=2))
     # XML keeps no bare carriage return: "\rx" reads back as "\nx", still a text cell

@@ -9,10 +9,16 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from flask import Blueprint, abort, g, jsonify, render_template, request
+from sqlalchemy import select
 
-from fulfilment.core.models import Wave
+from fulfilment.core.models import GridStation, Wave
 from fulfilment.waves.cycle import local_time
-from fulfilment.waves.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
+from fulfilment.waves.picklists import (
+    count_sorting_lists,
+    list_sorting_lists,
+    list_station_picks,
+    list_warehouse_picks,
+)
 from web.security import region_or_404, staff_required
 
 bp = Blueprint("warehouse", __name__, template_folder="templates")
@@ -80,17 +86,31 @@ def wave_leaders(wave_id: int):
     wave = _wave(wave_id)
     station = text_arg("station")
     leader = text_arg("leader")
-    lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
     page = int_arg("page", 1, minimum=1)
-    shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
+    total = count_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
+    shown = list_sorting_lists(
+        g.session,
+        wave,
+        station_code=station,
+        leader_code=leader,
+        offset=(page - 1) * SORTING_PAGE,
+        limit=SORTING_PAGE,
+    )
+    stations = g.session.scalars(
+        select(GridStation.code)
+        .where(GridStation.region_id == wave.region_id)
+        .order_by(GridStation.code)
+    ).all()
     return render_template(
         "warehouse/wave_leaders.html",
         wave=wave,
         lists=shown,
         page=page,
-        total=len(lists),
+        total=total,
         per_page=SORTING_PAGE,
         station=station,
+        leader=leader,
+        stations=stations,
     )
 
 
