@@ -56,34 +56,31 @@ def xlsx_bytes(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Cell
     """An XLSX workbook, one sheet per (title, header, rows). Texts are string cells (with the
     quote prefix where formula-like, and the text number format), numbers are numbers."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
 
     book = Workbook(write_only=True)
     for title, header, rows in sheets:
         sheet = book.create_sheet(title=_sheet_title(title))
-        bold = Font(bold=True)
-
-        def cell(value: Cell, *, head: bool = False) -> Any:
-            c = WriteOnlyCell(sheet)
-            if isinstance(value, str):
-                c.value = value
-                c.data_type = "s"  # never a formula, whatever it begins with
-                c.number_format = "@"
-                if is_formula_like(value):
-                    c.quotePrefix = True
-            else:
-                c.value = value
-            if head:
-                c.font = bold
-            return c
-
-        sheet.append([cell(h, head=True) for h in header])
+        sheet.append([_xlsx_cell(sheet, h, head=True) for h in header])
         for row in rows:
-            sheet.append([cell(v) for v in row])
+            sheet.append([_xlsx_cell(sheet, v) for v in row])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _xlsx_cell(sheet: Any, value: Cell, *, head: bool = False) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    c = WriteOnlyCell(sheet)
+    c.value = value
+    if isinstance(value, str):
+        c.data_type = "s"  # never a formula, whatever it begins with
+        c.number_format = "@"
+        c.quotePrefix = is_formula_like(value)
+    if head:
+        c.font = Font(bold=True)
+    return c
 
 
 def _sheet_title(title: str) -> str:

@@ -91,8 +91,6 @@ def test_sorting_lists_on_a_360px_handheld_and_printed(served, tmp_path):
     starts = [p.extract_text().strip() for p in pdf.pages]
     heading_pages = [i for i, text in enumerate(starts) if any(h.split()[0] in text for h in shown)]
     # each leader's heading is on a page of its own: as many such pages as leaders shown
-    leader_first = [
-        next(i for i, text in enumerate(starts) if h.split()[0] in text) for h in shown
-    ]
+    leader_first = [next(i for i, text in enumerate(starts) if h.split()[0] in text) for h in shown]
     assert len(set(leader_first)) == len(shown), (leader_first, heading_pages)
     assert all("袋号" in text or "Bag" in text for text in starts[1:]), "headers repeated"
