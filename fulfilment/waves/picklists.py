@@ -122,7 +122,7 @@ def list_station_picks(session: Session, wave: Wave) -> dict[str, list[PickRow]]
 
 def _sorting_leaders(
     wave: Wave, station_code: str | None, leader_code: str | None
-) -> Select[tuple[Leader, str]]:
+) -> Select[Leader, str]:
     """The leaders with goods in the wave (leader-level pick lines), by station and code."""
     query = (
         select(Leader, GridStation.code)
