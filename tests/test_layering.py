@@ -31,7 +31,8 @@ AREAS: dict[str, set[str]] = {
     "waves": {"core", "catalogue"},
     "orders": {"core", "catalogue", "waves"},
     "night": {"core", "catalogue", "waves"},
-    "points": {"core", "catalogue", "waves", "orders", "night"},
+    "handovers": {"core", "catalogue", "accounts", "waves", "night"},
+    "points": {"core", "catalogue", "waves", "orders", "night", "handovers"},
     "platforms": {"core", "catalogue", "waves", "orders", "night"},
     "demo": {"core", "catalogue", "waves", "orders", "night", "accounts"},
 }
