@@ -17,9 +17,11 @@ from fulfilment.waves.cutoff import cut_off_wave
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
-def build_cut_demo(path: Path, template: Path, *, leaders: int = 12, orders: int = 150):
-    """A demo city on a copy of the migrated SQLite template, its wave cut off: (sessions,
-    wave id, engine)."""
+def build_cut_demo(
+    path: Path, template: Path, *, leaders: int = 12, orders: int = 150, publish: bool = True
+):
+    """A demo city on a copy of the migrated SQLite template, its wave cut off (crates packed)
+    and, with publish, its plan published (crates on routes): (sessions, wave id, engine)."""
     shutil.copy(template, path)
     engine = make_engine(f"sqlite:///{path}")
     sessions = make_session_factory(engine)
@@ -29,7 +31,12 @@ def build_cut_demo(path: Path, template: Path, *, leaders: int = 12, orders: int
         wave, _ = cut_off_wave(
             s, region=get_region(s, "SH"), delivery_date=summary.delivery_date, now=NOW
         )
-        return sessions, wave.id, engine
+        wave_id = wave.id
+    if publish:
+        from crate_factories import publish as publish_plan
+
+        publish_plan(sessions, wave_id, now=NOW)
+    return sessions, wave_id, engine
 
 
 def pdf_pages_text(content: bytes) -> list[str]:

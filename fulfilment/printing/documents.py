@@ -26,6 +26,8 @@ from fulfilment.core.models import (
     WaveStatus,
     utcnow,
 )
+from fulfilment.night.crate_routes import CrateView, crates_of_wave
+from fulfilment.night.plans import Echelon, PlanRoute, RoutePlan, find_published_plan
 from fulfilment.waves.picklists import PickRow, list_sorting_lists, list_station_picks
 
 ZONES = (TempZone.AMBIENT, TempZone.CHILLED, TempZone.FROZEN)
@@ -166,8 +168,8 @@ class Bag:
 
 @dataclass(frozen=True, slots=True)
 class CrateBlock:
-    """A crate of the leader's goods and the bags (or parts of bags) packed in it. Before the
-    wave's crates are packed, one block per zone, without a code."""
+    """A crate of the leader's goods (waves.crates, packed at cutoff) and the bags, or the
+    parts of bags, packed in it."""
 
     code: str | None
     zone: str
@@ -205,28 +207,38 @@ def sorting_sheets(
     """Every leader's sorting list (of one station, or one leader), by station and leader code."""
     head = heading(session, wave, now=now)
     lists = list_sorting_lists(session, wave, station_code=station_code, leader_code=leader_code)
-    product_zone = dict(session.execute(select(Product.sku, Product.zone)).all())
+    if not lists:
+        return []
+    station_id = None
+    if station_code is not None:
+        station_id = session.scalar(select(GridStation.id).where(GridStation.code == station_code))
+    crates_by_leader: dict[str, list[CrateView]] = defaultdict(list)
+    for crate in crates_of_wave(session, wave.id, station=station_id, contents=True):
+        crates_by_leader[crate.leader_code].append(crate)
     sheets = []
     for s in lists:
-        by_zone: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-        who: dict[int, tuple[str, str]] = {}
-        for m in s.members:
-            zone = product_zone[m.sku].value
-            by_zone[zone][m.bag_no].append(BagLine(m.sku, m.name, m.quantity))
-            who[m.bag_no] = (m.member, m.phone)
-        zones = [z.value for z in ZONES if z.value in by_zone]
+        phones = {m.bag_no: m.phone for m in s.members}
         crates = tuple(
             CrateBlock(
-                None,
-                zone,
-                n + 1,
-                len(zones),
-                False,
+                c.code,
+                c.zone.value,
+                c.seq,
+                c.of_n,
+                c.oversize,
                 tuple(
-                    Bag(no, *who[no], tuple(lines)) for no, lines in sorted(by_zone[zone].items())
+                    Bag(
+                        b.bag_no,
+                        b.member_masked,
+                        phones.get(b.bag_no, ""),
+                        tuple(BagLine(x.sku, x.product_name, x.quantity) for x in b.lines),
+                    )
+                    for b in c.contents
                 ),
             )
-            for n, zone in enumerate(zones)
+            for c in sorted(
+                crates_by_leader.get(s.leader_code, ()),
+                key=lambda c: (ZONES.index(c.zone), c.seq),
+            )
         )
         sheets.append(
             SortingSheet(
@@ -271,3 +283,170 @@ def purchase_list(session: Session, wave: Wave, *, now: datetime | None = None) 
             PurchaseGroup(name, tuple(sorted(rows, key=lambda r: r.sku))) for name, rows in ordered
         ),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What needs the published plan: crate labels, route sheets, the loading list
+
+
+def get_published_plan(session: Session, wave: Wave) -> RoutePlan:
+    """The wave's published plan, else NotPrintable naming it."""
+    plan = find_published_plan(session, wave_id=wave.id)
+    if plan is None:
+        raise NotPrintable(
+            wave.id,
+            "published plan",
+            f"wave {wave.id} has no published plan yet: crate labels, route sheets and the"
+            " loading list print once a plan is published",
+        )
+    return plan
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    heading: Heading
+    crates: tuple[CrateView, ...]  # leader masked; no member data on a label
+
+
+def crate_labels(
+    session: Session, wave: Wave, *, station_code: str | None = None, now: datetime | None = None
+) -> Labels:
+    """Every crate's label (one station's, if given), in station, route and load order."""
+    get_published_plan(session, wave)
+    station_id = None
+    if station_code is not None:
+        station_id = session.scalar(select(GridStation.id).where(GridStation.code == station_code))
+        if station_id is None:
+            raise NotFound(f"station {station_code} does not exist")
+    crates = crates_of_wave(session, wave.id, station=station_id, contents=False)
+    crates.sort(key=lambda c: (c.station_code, c.vehicle_code or "~", c.load_seq or 0, c.code))
+    return Labels(heading(session, wave, now=now), tuple(crates))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStopLine:
+    seq: int
+    eta: datetime
+    place_code: str
+    name: str
+    address: str
+    contact: str  # masked phone
+    crates: tuple[CrateView, ...]  # to hand over here, in load order
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSheet:
+    """One route of the published plan: a truck (warehouse → stations) or a van (station →
+    pickup points), its stops in order with what to hand over at each."""
+
+    heading: Heading
+    route_id: int
+    trunk: bool
+    vehicle_code: str
+    station_code: str | None  # the van's station (None: a trunk route from the warehouse)
+    start_at: datetime
+    end_at: datetime
+    plan_version: int
+    stops: tuple[RouteStopLine, ...]
+
+    @property
+    def crates_in_load_order(self) -> list[tuple[int, CrateView]]:
+        """(LOAD number, crate), first in first: the reverse of the stop order."""
+        loads = [
+            ((c.trunk_load_seq if self.trunk else c.load_seq) or 0, c)
+            for stop in self.stops
+            for c in stop.crates
+        ]
+        return sorted(loads, key=lambda lc: (lc[0], lc[1].code))
+
+
+def route_sheets(
+    session: Session, wave: Wave, *, station_code: str | None = None, now: datetime | None = None
+) -> list[RouteSheet]:
+    """One sheet per route of the published plan (trunk first, then the vans by station and
+    vehicle); with a station, that station's vans."""
+    from fulfilment.core.models import Leader
+    from fulfilment.core.privacy import mask_phone
+
+    plan = get_published_plan(session, wave)
+    head = heading(session, wave, now=now)
+    stations = {
+        sid: (code, name)
+        for sid, code, name in session.execute(
+            select(GridStation.id, GridStation.code, GridStation.name).where(
+                GridStation.region_id == wave.region_id
+            )
+        )
+    }
+    crates = crates_of_wave(session, wave.id, contents=False)
+    at_point: dict[tuple[int, int], list[CrateView]] = defaultdict(list)
+    at_station: dict[tuple[int, int], list[CrateView]] = defaultdict(list)
+    for c in crates:
+        if c.route_id is not None:
+            at_point[(c.route_id, c.leader_id)].append(c)
+        if c.trunk_route_id is not None:
+            at_station[(c.trunk_route_id, c.station_id)].append(c)
+    routes = session.scalars(
+        select(PlanRoute)
+        .where(PlanRoute.plan_id == plan.id)
+        .order_by(PlanRoute.echelon.desc(), PlanRoute.station_id, PlanRoute.vehicle_code)
+    ).all()
+    leader_ids = {st.leader_id for r in routes for st in r.stops if st.leader_id is not None}
+    leaders = {
+        lid: (code, pickup, address, phone)
+        for lid, code, pickup, address, phone in session.execute(
+            select(Leader.id, Leader.code, Leader.pickup_name, Leader.address, Leader.phone).where(
+                Leader.id.in_(leader_ids)
+            )
+        )
+    }
+    sheets = []
+    for r in routes:
+        trunk = r.echelon == Echelon.TRUNK
+        station = stations.get(r.station_id)[0] if r.station_id in stations else None
+        if station_code is not None and station != station_code:
+            continue
+        lines = []
+        for st in r.stops:
+            if st.leader_id is not None:
+                code, pickup, address, phone = leaders[st.leader_id]
+                here = at_point.get((r.id, st.leader_id), [])
+                lines.append(
+                    RouteStopLine(
+                        st.seq,
+                        st.arrival_at,
+                        code,
+                        pickup,
+                        address,
+                        mask_phone(phone),
+                        tuple(sorted(here, key=lambda c: (c.load_seq or 0, c.code))),
+                    )
+                )
+            elif st.station_id is not None:
+                code, name = stations[st.station_id]
+                here = at_station.get((r.id, st.station_id), [])
+                lines.append(
+                    RouteStopLine(
+                        st.seq,
+                        st.arrival_at,
+                        code,
+                        name,
+                        "",
+                        "",
+                        tuple(sorted(here, key=lambda c: (c.trunk_load_seq or 0, c.code))),
+                    )
+                )
+        sheets.append(
+            RouteSheet(
+                head,
+                r.id,
+                trunk,
+                r.vehicle_code,
+                station,
+                r.start_at,
+                r.end_at,
+                plan.version,
+                tuple(lines),
+            )
+        )
+    return sheets

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-from .documents import Heading, PickList, PurchaseList, SortingSheet
-from .words import Gettext, day, local_datetime, zone_words
+from .documents import Heading, Labels, PickList, PurchaseList, RouteSheet, SortingSheet
+from .words import ZONE_MARK, Gettext, day, local_clock, local_datetime, zone_words
 
 FONT_FILE = Path(
     os.environ.get("GROUPBUY_CJK_FONT", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -289,5 +289,172 @@ def purchase_pdf(doc: PurchaseList, *, _: Gettext, locale: str) -> bytes:
                     CHECK,
                 ]
             )
+        pdf.end_table()
+    return pdf.finish()
+
+
+def draw_qr(pdf: FPDF, payload: str, x: float, y: float, size_mm: float) -> None:
+    """A full QR code (segno, error correction M) as filled runs of modules, quiet zone
+    included in size_mm."""
+    import segno
+
+    matrix = segno.make(payload, error="m", micro=False).matrix
+    n = len(matrix)
+    module = size_mm / (n + 8)
+    ox, oy = x + 4 * module, y + 4 * module
+    for r, row in enumerate(matrix):
+        c = 0
+        while c < n:
+            if row[c]:
+                start = c
+                while c < n and row[c]:
+                    c += 1
+                pdf.rect(ox + start * module, oy + r * module, (c - start) * module, module, "F")
+            else:
+                c += 1
+
+
+def label_lines(_: Gettext, crate) -> dict[str, str]:
+    """What a crate label says, in words (the PDF, HTML and thermal labels share it)."""
+    route = (
+        _("Route %(vehicle)s · stop %(stop)s")
+        % {"vehicle": crate.vehicle_code, "stop": crate.stop_no}
+        if crate.vehicle_code
+        else _("Not on a route")
+    )
+    return {
+        "code": crate.code,
+        "point": crate.pickup_name,
+        "leader": _("leader %(name)s") % {"name": crate.leader_masked},
+        "station": _("Station %(code)s") % {"code": crate.station_code},
+        "route": route,
+        "load": _("LOAD %(n)s") % {"n": crate.load_seq} if crate.load_seq else "LOAD -",
+        "zone": zone_words(_, crate.zone.value),
+        "mark": ZONE_MARK[crate.zone.value],
+        "count": _("%(n)s of %(of)s") % {"n": crate.seq, "of": crate.of_n},
+        "oversize": _("oversize") if crate.oversize else "",
+    }
+
+
+def labels_pdf(doc: Labels, *, _: Gettext, locale: str) -> bytes:
+    """One 100×60 mm label per crate: QR code (the crate id), code, point, leader, station,
+    route and stop, LOAD number, zone in words and as a mark, n of N."""
+    pdf = Sheet(locale=locale, _=_, page_format=(100, 60), margin_mm=3)
+    pdf.print_footer = False
+    pdf.set_auto_page_break(False)
+    for crate in doc.crates:
+        words = label_lines(_, crate)
+        pdf.add_page()
+        draw_qr(pdf, crate.qr, 2, 2, 32)
+        # the zone mark: black for frozen, a double frame for chilled, a frame for ambient
+        pdf.set_font(FONT, size=16)
+        if crate.zone.value == "frozen":
+            pdf.set_fill_color(0)
+            pdf.rect(74, 3, 23, 11, "F")
+            pdf.set_text_color(255)
+        else:
+            pdf.rect(74, 3, 23, 11)
+            if crate.zone.value == "chilled":
+                pdf.rect(75, 4, 21, 9)
+        pdf.set_xy(74, 3)
+        pdf.cell(23, 11, words["mark"], align="C")
+        pdf.set_text_color(0)
+        pdf.set_xy(36, 3)
+        pdf.set_font(FONT, size=9)
+        pdf.cell(37, 5, words["zone"] + (" · " + words["oversize"] if crate.oversize else ""))
+        pdf.set_xy(36, 9)
+        pdf.set_font(FONT, size=14)
+        pdf.cell(37, 6, words["count"])
+        pdf.set_font(FONT, size=11)
+        for y, key in ((17, "point"), (23, "leader"), (28, "station"), (33, "route")):
+            pdf.set_xy(36, y)
+            pdf.cell(61, 5, pdf.fit(words[key], 61))
+            pdf.set_font(FONT, size=9)
+        pdf.set_xy(3, 42)
+        pdf.set_font(FONT, size=10)
+        pdf.multi_cell(50, 5, words["code"])
+        pdf.set_xy(55, 42)
+        pdf.set_font(FONT, size=22)
+        pdf.cell(42, 14, words["load"], align="R")
+    return pdf.finish()
+
+
+def route_sheets_pdf(sheets: Sequence[RouteSheet], *, _: Gettext, locale: str) -> bytes:
+    """A driver's sheet per route: stops in order with ETA, point, masked contact, the crates
+    to hand over by zone with their codes, a signature column."""
+    pdf = Sheet(locale=locale, _=_)
+    for r in sheets:
+        tz = r.heading.tz
+        title = (
+            _("Trunk route %(vehicle)s") if r.trunk else _("Route %(vehicle)s from %(station)s")
+        ) % {"vehicle": r.vehicle_code, "station": r.station_code}
+        subtitle = _subtitle(
+            _,
+            r.heading,
+            locale,
+            _("starts %(time)s") % {"time": local_clock(r.start_at, tz, locale)},
+            _("plan v%(n)s") % {"n": r.plan_version},
+        )
+        pdf.begin_section(title, subtitle, r.vehicle_code)
+        pdf.begin_table(
+            [
+                Column(_("Stop"), 10, "R"),
+                Column(_("ETA"), 13),
+                Column(_("Point"), 52),
+                Column(_("Contact"), 25),
+                Column(_("Crates"), 60),
+                Column(_("Signature"), 30),
+            ]
+        )
+        for stop in r.stops:
+            counts = " ".join(
+                f"{zone_words(_, z)}×{n}"
+                for z in ("ambient", "chilled", "frozen")
+                if (n := sum(1 for c in stop.crates if c.zone.value == z))
+            )
+            pdf.row(
+                [
+                    stop.seq,
+                    local_clock(stop.eta, tz, locale),
+                    f"{stop.place_code} {stop.name}",
+                    stop.contact,
+                    counts or "-",
+                    "",
+                ],
+                bold_rule=True,
+            )
+            if stop.address:
+                pdf.row(["", "", stop.address, "", "", ""])
+            codes = [c.code for c in stop.crates]
+            for i in range(0, len(codes), 2):
+                pdf.row(["", "", "", "", "  ".join(codes[i : i + 2]), ""])
+        pdf.end_table()
+        pdf.line_of_text(
+            _("%(n)s crates · driver's signature: ____________")
+            % {"n": len(r.crates_in_load_order)}
+        )
+    return pdf.finish()
+
+
+def loading_pdf(sheets: Sequence[RouteSheet], *, _: Gettext, locale: str) -> bytes:
+    """The loading list: per route, its crates in LOAD order (the last stop's go in first)."""
+    pdf = Sheet(locale=locale, _=_)
+    for r in sheets:
+        title = _("Loading list %(vehicle)s") % {"vehicle": r.vehicle_code}
+        pdf.begin_section(title, _subtitle(_, r.heading, locale), r.vehicle_code)
+        pdf.begin_table(
+            [
+                Column(_("LOAD"), 14, "R"),
+                Column(_("Crate"), 62),
+                Column(_("Zone"), 16),
+                Column(_("Stop"), 12, "R"),
+                Column(_("Point"), 64),
+                Column(_("Check"), 22, "C"),
+            ]
+        )
+        stop_of = {c.id: (s.seq, f"{s.place_code} {s.name}") for s in r.stops for c in s.crates}
+        for load, c in r.crates_in_load_order:
+            seq, place = stop_of[c.id]
+            pdf.row([load, c.code, zone_words(_, c.zone.value), seq, place, CHECK])
         pdf.end_table()
     return pdf.finish()

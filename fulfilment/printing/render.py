@@ -44,6 +44,9 @@ FORMATS: dict[Kind, tuple[Format, ...]] = {
     Kind.PICKLIST: TABULAR,
     Kind.STATIONS: TABULAR,
     Kind.SORTING: TABULAR + THERMAL,
+    Kind.LABELS: TABULAR + THERMAL,
+    Kind.ROUTE_SHEETS: TABULAR,
+    Kind.LOADING: TABULAR,
     Kind.PURCHASE: TABULAR,
 }
 MEDIA_TYPES = {
@@ -155,6 +158,41 @@ def _render(session, kind, wave, fmt, _, locale, station_code, now) -> bytes:
             html=lambda: html.render_html("purchase.html", _=_, locale=locale, doc=doc),
             tables=lambda: tables.purchase_tables(doc, _=_),
         )
+    if kind == Kind.LABELS:
+        labels = docs.crate_labels(session, wave, station_code=station_code, now=now)
+        if fmt in THERMAL:
+            width = thermal.WIDTHS[fmt.value]
+            return thermal.labels_thermal(labels, width=width, _=_).encode()
+        return _lay_out(
+            fmt,
+            pdf=lambda: pdf.labels_pdf(labels, _=_, locale=locale),
+            html=lambda: html.render_html(
+                "labels.html",
+                _=_,
+                locale=locale,
+                doc=labels,
+                words=lambda c: pdf.label_lines(_, c),
+                qr_svg=_qr_svg,
+            ),
+            tables=lambda: tables.label_tables(labels, _=_),
+        )
+    if kind in (Kind.ROUTE_SHEETS, Kind.LOADING):
+        routes = docs.route_sheets(session, wave, station_code=station_code, now=now)
+        loading = kind == Kind.LOADING
+        return _lay_out(
+            fmt,
+            pdf=lambda: (pdf.loading_pdf if loading else pdf.route_sheets_pdf)(
+                routes, _=_, locale=locale
+            ),
+            html=lambda: html.render_html(
+                "routes.html", _=_, locale=locale, sheets=routes, loading=loading
+            ),
+            tables=lambda: (
+                tables.loading_tables(routes, _=_)
+                if loading
+                else tables.route_tables(routes, _=_, locale=locale)
+            ),
+        )
     raise AssertionError(kind)  # pragma: no cover - FORMATS lists every kind handled here
 
 
@@ -168,6 +206,12 @@ def _lay_out(fmt: Format, *, pdf, html, tables) -> bytes:
         (only,) = made
         return csv_bytes(only.header, only.rows)
     return xlsx_bytes([(t.title, t.header, t.rows) for t in made])
+
+
+def _qr_svg(payload: str) -> str:
+    import segno
+
+    return segno.make(payload, error="m", micro=False).svg_inline(scale=3)
 
 
 def _pdf_pages(content: bytes) -> int:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from fulfilment.core.sheets import Cell
 
-from .documents import PickList, PurchaseList, SortingSheet
-from .words import Gettext, zone_words
+from .documents import Labels, PickList, PurchaseList, RouteSheet, SortingSheet
+from .words import Gettext, local_clock, zone_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +102,82 @@ def purchase_tables(doc: PurchaseList, *, _: Gettext) -> list[Table]:
         for r in g.rows
     ]
     return [Table(_("Purchase list"), header, rows)]
+
+
+def label_tables(doc: Labels, *, _: Gettext) -> list[Table]:
+    header = [
+        _("Crate"),
+        "QR",
+        _("Zone"),
+        _("n of N"),
+        _("Station"),
+        _("Route"),
+        _("Stop"),
+        _("LOAD"),
+        _("Pickup point"),
+        _("Leader"),
+    ]
+    rows: list[list[Cell]] = [
+        [
+            c.code,
+            c.qr,
+            zone_words(_, c.zone.value),
+            f"{c.seq}/{c.of_n}",
+            c.station_code,
+            c.vehicle_code or "",
+            c.stop_no,
+            c.load_seq,
+            c.pickup_name,
+            c.leader_masked,
+        ]
+        for c in doc.crates
+    ]
+    return [Table(_("Crate labels"), header, rows)]
+
+
+def route_tables(sheets: Sequence[RouteSheet], *, _: Gettext, locale: str) -> list[Table]:
+    header = [
+        _("Route"),
+        _("Stop"),
+        _("ETA"),
+        _("Point"),
+        _("Address"),
+        _("Contact"),
+        _("Ambient"),
+        _("Chilled"),
+        _("Frozen"),
+        _("Crates"),
+    ]
+    rows: list[list[Cell]] = []
+    for r in sheets:
+        for st in r.stops:
+            n = {
+                z: sum(1 for c in st.crates if c.zone.value == z)
+                for z in ("ambient", "chilled", "frozen")
+            }
+            rows.append(
+                [
+                    r.vehicle_code,
+                    st.seq,
+                    local_clock(st.eta, r.heading.tz, locale),
+                    f"{st.place_code} {st.name}",
+                    st.address,
+                    st.contact,
+                    n["ambient"],
+                    n["chilled"],
+                    n["frozen"],
+                    " ".join(c.code for c in st.crates),
+                ]
+            )
+    return [Table(_("Driver route sheets"), header, rows)]
+
+
+def loading_tables(sheets: Sequence[RouteSheet], *, _: Gettext) -> list[Table]:
+    header = [_("Route"), _("LOAD"), _("Crate"), _("Zone"), _("Stop"), _("Point")]
+    rows: list[list[Cell]] = []
+    for r in sheets:
+        stop_of = {c.id: (s.seq, f"{s.place_code} {s.name}") for s in r.stops for c in s.crates}
+        for load, c in r.crates_in_load_order:
+            seq, place = stop_of[c.id]
+            rows.append([r.vehicle_code, load, c.code, zone_words(_, c.zone.value), seq, place])
+    return [Table(_("Loading list"), header, rows)]

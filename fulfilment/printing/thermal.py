@@ -14,8 +14,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from .documents import SortingSheet
-from .pdf import crate_title
+from .documents import Labels, SortingSheet
+from .pdf import crate_title, label_lines
 from .words import Gettext, day
 
 WIDTHS = {"thermal80": 48, "thermal58": 32}
@@ -89,3 +89,21 @@ def sorting_thermal(sheets: Sequence[SortingSheet], *, width: int, _: Gettext, l
 def check_width(text: str, width: int) -> Iterable[str]:
     """The lines of a thermal text wider than `width` (none, if it is right)."""
     return [line for line in text.replace(CUT, "").split("\n") if display_width(line) > width]
+
+
+def labels_thermal(doc: Labels, *, width: int, _: Gettext) -> str:
+    """One ticket per crate: the words of its label, and its QR payload on a `QR:` line."""
+    out = []
+    for crate in doc.crates:
+        w = label_lines(_, crate)
+        lines = wrap(w["code"], width)
+        lines.append(rule(width, "="))
+        lines += two_sides(f"[{w['mark']}] {w['zone']}", w["count"], width)
+        for key in ("point", "leader", "station", "route"):
+            lines += wrap(w[key], width)
+        if w["oversize"]:
+            lines += wrap(w["oversize"], width)
+        lines += two_sides("", w["load"], width)
+        lines += wrap(f"QR:{crate.qr}", width)
+        out.append("\n".join(lines) + "\n" + CUT)
+    return "".join(out)
