@@ -163,7 +163,7 @@ def run(url: str, wave_id: int, workers: int, weasy_stations: int) -> None:
     worker_rss = 0.0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [(kind, st, pool.submit(_render, url, kind, wave_id, st)) for kind, st in jobs]
-        for kind, st, future in futures:
+        for kind, _station, future in futures:
             pages, size, secs, rss = future.result()
             if first_ready is None and kind == Kind.SORTING.value:
                 first_ready = time.perf_counter() - started

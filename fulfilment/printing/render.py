@@ -16,6 +16,7 @@ from fulfilment.core.sheets import csv_bytes, xlsx_bytes
 
 from . import documents as docs
 from . import html, pdf, tables, thermal
+from .pdf import MissingGlyphs, whole_font
 from .words import Gettext
 
 
@@ -198,7 +199,11 @@ def _render(session, kind, wave, fmt, _, locale, station_code, now) -> bytes:
 
 def _lay_out(fmt: Format, *, pdf, html, tables) -> bytes:
     if fmt == Format.PDF:
-        return pdf()
+        try:
+            return pdf()
+        except MissingGlyphs:  # a rare character: the whole CJK font, not its cut-down copy
+            with whole_font():
+                return pdf()
     if fmt == Format.HTML:
         return html()
     made = tables()

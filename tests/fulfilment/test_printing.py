@@ -332,3 +332,19 @@ def test_no_published_plan_means_no_labels_nor_route_sheets(session):
     assert render_document(
         session, kind=Kind.PICKLIST, wave_id=cut.id, format=Format.CSV, _=str, locale="en"
     ).content
+
+
+def test_a_rare_character_is_printed_with_the_whole_font(wave):
+    """A point name with a character outside GB 2312 (喆, 堃) still prints as that character:
+    the document is drawn again with the whole CJK font instead of its cut-down copy."""
+    sessions, wave_id = wave
+    with session_scope(sessions) as s:
+        leader = s.scalars(select(Leader).order_by(Leader.code.desc())).first()
+        leader.pickup_name, code = "喆堃小区", leader.code
+    try:
+        rendered = render(sessions, wave_id, Kind.SORTING, Format.PDF)
+        assert "喆堃小区" in pdf_text(rendered.content)
+        assert all(embedded for _name, embedded in pdf_fonts(rendered.content))
+    finally:
+        with session_scope(sessions) as s:
+            s.scalars(select(Leader).where(Leader.code == code)).one().pickup_name = "阳光花园"

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, served_by_gunicorn
+from crate_factories import publish
 from portal_factories import PASSWORD
 from sqlalchemy import select
 
@@ -22,7 +23,8 @@ NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 @pytest.fixture
 def served(pg_url, tmp_path):
-    """A cut-off demo wave (12 leaders) on PostgreSQL served by gunicorn; a warehouse user."""
+    """A cut-off demo wave (12 leaders) with its plan published, on PostgreSQL served by
+    gunicorn; a warehouse user reading Chinese."""
     engine = make_engine(pg_url)
     sessions = make_session_factory(engine)
     with session_scope(sessions) as s:
@@ -32,7 +34,15 @@ def served(pg_url, tmp_path):
             s, region=get_region(s, "SH"), delivery_date=summary.delivery_date, now=NOW
         )
         wave_id = wave.id
-        create_user(s, username="wh", password=PASSWORD, role=Role.WAREHOUSE, region_code="SH")
+        create_user(
+            s,
+            username="wh",
+            password=PASSWORD,
+            role=Role.WAREHOUSE,
+            region_code="SH",
+            locale="zh_Hans_CN",
+        )
+    publish(sessions, wave_id, now=NOW)
     env = {
         "GROUPBUY_ENV": "test",
         "GROUPBUY_DATABASE_URL": pg_url,
@@ -94,3 +104,39 @@ def test_sorting_lists_on_a_360px_handheld_and_printed(served, tmp_path):
     leader_first = [next(i for i, text in enumerate(starts) if h.split()[0] in text) for h in shown]
     assert len(set(leader_first)) == len(shown), (leader_first, heading_pages)
     assert all("袋号" in text or "Bag" in text for text in starts[1:]), "headers repeated"
+
+
+def test_warehouse_user_prints_every_pdf_from_the_hub(served, tmp_path):
+    """At 1280 px a warehouse user goes from the start page to the wave's print hub and
+    downloads every document as PDF: each is a PDF with pages, in Chinese, with its fonts."""
+    from printing_support import pdf_fonts, pdf_text
+
+    from fulfilment.printing.render import FORMATS
+
+    base, wave_id, _sessions = served
+    sync_playwright = browser_or_skip()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        desk = browser.new_context(
+            viewport={"width": 1280, "height": 900}, locale="zh-CN", accept_downloads=True
+        )
+        page = desk.new_page()
+        _sign_in(page, base)
+        page.get_by_role("link", name="打印", exact=True).first.click()
+        page.wait_for_url(f"**/warehouse/waves/{wave_id}")
+        page.screenshot(path=str(tmp_path / "hub-1280.png"), full_page=True)
+        links = page.locator("a.download[data-format=pdf]")
+        assert links.count() == len(FORMATS)
+        for n in range(links.count()):
+            link = links.nth(n)
+            kind = link.get_attribute("data-kind")
+            with page.expect_download() as event:
+                link.click()
+            path = tmp_path / f"{kind}.pdf"
+            event.value.save_as(path)
+            content = path.read_bytes()
+            assert content.startswith(b"%PDF"), kind
+            assert all(embedded for _name, embedded in pdf_fonts(content)), kind
+            text = pdf_text(content)
+            assert "波次" in text or "网格站" in text, kind
+        browser.close()
