@@ -403,7 +403,7 @@ def route_sheets(
     sheets = []
     for r in routes:
         trunk = r.echelon == Echelon.TRUNK
-        station = stations.get(r.station_id)[0] if r.station_id in stations else None
+        station = stations[r.station_id][0] if r.station_id in stations else None
         if station_code is not None and station != station_code:
             continue
         lines = []

@@ -199,7 +199,8 @@ class Sheet(FPDF):
         return text + "…"
 
     def finish(self) -> bytes:
-        if any(font.missing_glyphs for font in self.fonts.values()) and not _whole_font.get():
+        missing = any(getattr(font, "missing_glyphs", None) for font in self.fonts.values())
+        if missing and not _whole_font.get():
             raise MissingGlyphs()
         return bytes(self.output())
 
