@@ -80,11 +80,12 @@ def build(url: str, leaders: int, orders: int, seconds: float) -> tuple[int, flo
 
 
 def _render(url: str, kind: str, wave_id: int, station: str | None, fmt: str = "pdf"):
-    """One document in this process: (pages, bytes, seconds, peak RSS MB of this process)."""
+    """One document in this process: (pages, bytes, seconds, peak RSS MB of this process, CPU
+    seconds of this process: on a shared machine the wall time says more about the others)."""
     from fulfilment.core.db import make_engine, make_session_factory, session_scope
     from fulfilment.printing.render import Format, Kind, render_document
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     engine = _engines.get(url) or _engines.setdefault(url, make_engine(url))
     with session_scope(make_session_factory(engine)) as s:
         rendered = render_document(
@@ -96,7 +97,13 @@ def _render(url: str, kind: str, wave_id: int, station: str | None, fmt: str = "
             locale=LOCALE,
             station_code=station,
         )
-    return rendered.pages or 0, len(rendered.content), time.perf_counter() - started, _rss_mb()
+    return (
+        rendered.pages or 0,
+        len(rendered.content),
+        time.perf_counter() - started,
+        _rss_mb(),
+        time.process_time() - cpu,
+    )
 
 
 _engines: dict = {}
@@ -160,28 +167,40 @@ def run(url: str, wave_id: int, workers: int, weasy_stations: int) -> None:
     results: dict[str, list] = {}
     started = time.perf_counter()
     first_ready = None
+    first_cpu = 0.0
     worker_rss = 0.0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [(kind, st, pool.submit(_render, url, kind, wave_id, st)) for kind, st in jobs]
         for kind, _station, future in futures:
-            pages, size, secs, rss = future.result()
+            pages, size, secs, rss, cpu = future.result()
             if first_ready is None and kind == Kind.SORTING.value:
                 first_ready = time.perf_counter() - started
+                first_cpu = cpu
             worker_rss = max(worker_rss, rss)
-            results.setdefault(kind, []).append((pages, size, secs))
+            results.setdefault(kind, []).append((pages, size, secs, cpu))
     total = time.perf_counter() - started
 
     print(f"\nfpdf2, {workers} worker process(es), {len(stations)} stations, {crates} crates")
-    print(f"{'kind':14} {'files':>5} {'pages':>7} {'MB':>7} {'cpu s':>8} {'pages/s':>8}")
+    print(
+        f"{'kind':14} {'files':>5} {'pages':>7} {'MB':>7} {'worker s':>9} {'CPU s':>7}"
+        f" {'pages/s':>8} {'pages/CPU s':>11}"
+    )
     for kind, rows in results.items():
         pages = sum(r[0] for r in rows)
         secs = sum(r[2] for r in rows)
+        cpu_s = sum(r[3] for r in rows)
         mb = sum(r[1] for r in rows) / 1e6
-        print(f"{kind:14} {len(rows):5d} {pages:7d} {mb:7.1f} {secs:8.1f} {pages / secs:8.1f}")
+        print(
+            f"{kind:14} {len(rows):5d} {pages:7d} {mb:7.1f} {secs:9.1f} {cpu_s:7.1f}"
+            f" {pages / secs:8.1f} {pages / cpu_s:11.1f}"
+        )
     all_pages = sum(r[0] for rows in results.values() for r in rows)
+    all_cpu = sum(r[3] for rows in results.values() for r in rows)
     print(
-        f"all documents: {all_pages} pages in {total:.1f} s wall ({all_pages / total:.1f} pages/s);"
-        f" first station's sorting lists ready after {first_ready:.1f} s;"
+        f"all documents: {all_pages} pages in {total:.1f} s wall ({all_pages / total:.1f} pages/s),"
+        f" {all_cpu:.1f} CPU s in the workers (on {workers} idle cores about"
+        f" {all_cpu / workers:.0f} s); first station's sorting lists ready after"
+        f" {first_ready:.1f} s wall ({first_cpu:.1f} CPU s);"
         f" peak RSS {worker_rss:.0f} MB a worker, {_rss_mb():.0f} MB the parent"
     )
 
@@ -216,7 +235,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--postgres-url", default=os.environ.get("GROUPBUY_BENCH_PG", DEFAULT_PG))
     parser.add_argument("--weasyprint-stations", type=int, default=2)
+    parser.add_argument(
+        "--existing", metavar="URL", help="print a database built before (with --wave)"
+    )
+    parser.add_argument("--wave", type=int, help="the wave of --existing")
     args = parser.parse_args(argv)
+    if args.existing:
+        run(args.existing, args.wave, args.workers, args.weasyprint_stations)
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
 
     drop = None
     if args.backend == "postgres":

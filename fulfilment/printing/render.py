@@ -216,7 +216,7 @@ def _lay_out(fmt: Format, *, pdf, html, tables) -> bytes:
 def _qr_svg(payload: str) -> str:
     import segno
 
-    return segno.make(payload, error="m", micro=False).svg_inline(scale=3)
+    return segno.make(payload, error="m", micro=False, mask=2).svg_inline(scale=3)
 
 
 def _pdf_pages(content: bytes) -> int:
