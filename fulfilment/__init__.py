@@ -7,8 +7,11 @@ the schema test see every table: importing the package imports each area's model
 import fulfilment.accounts.models
 import fulfilment.catalogue.fleet
 import fulfilment.core.models
+import fulfilment.handovers.models
+import fulfilment.night.loading
 import fulfilment.night.pipeline
 import fulfilment.night.plans
 import fulfilment.platforms.clients
 import fulfilment.points.arrivals
-import fulfilment.points.pickups  # noqa: F401
+import fulfilment.points.pickups
+import fulfilment.waves.crates  # noqa: F401

@@ -31,9 +31,11 @@ AREAS: dict[str, set[str]] = {
     "waves": {"core", "catalogue"},
     "orders": {"core", "catalogue", "waves"},
     "night": {"core", "catalogue", "waves"},
-    "points": {"core", "catalogue", "waves", "orders", "night"},
+    "handovers": {"core", "catalogue", "accounts", "waves", "night"},
+    "points": {"core", "catalogue", "waves", "orders", "night", "handovers"},
     "platforms": {"core", "catalogue", "waves", "orders", "night"},
     "demo": {"core", "catalogue", "waves", "orders", "night", "accounts"},
+    "printing": {"core", "catalogue", "waves", "night"},
 }
 # The desks of web/: each may import the app's top-level modules (security, limits, i18n, error
 # pages), never another desk. The CLI also imports the app factory to build the app it runs in.

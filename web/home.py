@@ -30,15 +30,25 @@ def index():
         for r in g.session.scalars(select(Region).order_by(Region.code))
         if current_user.sees_region(r.id)
     ]
-    counts = dict(
-        g.session.execute(select(Order.wave_id, func.count()).group_by(Order.wave_id)).all()
-    )
     waves = {
         r.id: g.session.scalars(
             select(Wave).where(Wave.region_id == r.id).order_by(Wave.delivery_date.desc()).limit(14)
         ).all()
         for r in regions
     }
+    # Only the shown waves' orders are counted (ix_orders_wave_status), not every wave's.
+    shown = [w.id for ws in waves.values() for w in ws]
+    counts = (
+        dict(
+            g.session.execute(
+                select(Order.wave_id, func.count())
+                .where(Order.wave_id.in_(shown))
+                .group_by(Order.wave_id)
+            ).all()
+        )
+        if shown
+        else {}
+    )
     return render_template(
         "index.html", regions=regions, waves=waves, counts=counts, local_time=local_time
     )

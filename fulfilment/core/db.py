@@ -99,3 +99,18 @@ def insert_ignore(
         session.execute(stmt)
         return None
     return session.execute(stmt.returning(returning)).scalar()
+
+
+def insert_rows(session: Session, table, columns: list[str], rows: list[tuple]) -> None:
+    """Many rows into `table` in the session's transaction: COPY on PostgreSQL (a 100,000-row
+    write in a fraction of a second), one executemany on SQLite."""
+    if not rows:
+        return
+    if is_postgres(session):
+        raw = session.connection().connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    session.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])

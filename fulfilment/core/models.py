@@ -239,6 +239,8 @@ class Product(Base):
     volume_ml: Mapped[int]
     zone: Mapped[TempZone] = mapped_column(_enum(TempZone))
     bin_code: Mapped[str] = mapped_column(String(32))
+    # Who the warehouse buys it from: the purchase list (以销定采) groups by it; optional.
+    supplier: Mapped[str | None] = mapped_column(String(100))
 
 
 class Deal(Base):

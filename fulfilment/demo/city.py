@@ -82,6 +82,16 @@ CATALOGUE = [
     ("FRZ-003", "冰淇淋 4支装", 400, 900, TempZone.FROZEN, 2990, [], 300),
     ("HOM-001", "抽纸 24包", 2400, 12000, TempZone.AMBIENT, 3990, [(200, 3590)], None),
 ]
+# Who the warehouse buys each kind of goods from (the purchase list groups by supplier).
+SUPPLIERS = {
+    "VEG": "崇明蔬菜合作社",
+    "FRU": "南汇果园",
+    "GRO": "粮油批发中心",
+    "DAI": "光明乳业",
+    "MEA": "金锣肉业",
+    "FRZ": "思念食品",
+    "HOM": "维达纸业",
+}
 # Share of the day's orders placed in each local hour (an evening peak before the 23:00 cutoff).
 HOURLY = [1, 0.5, 0.3, 0.2, 0.2, 0.3, 1, 2, 3, 3, 3, 3.5, 4, 3, 3, 3, 3.5, 4, 5, 7, 9, 10, 9, 5]
 
@@ -204,6 +214,7 @@ def build_demo(
             "volume_ml": v,
             "zone": z.value,
             "bin_code": f"{'ABC'[i % 3]}-{i // 3 + 1:02d}-{i % 4 + 1}",
+            "supplier": SUPPLIERS[sku.split("-")[0]],
         }
         for i, (sku, name, w, v, z, *_rest) in enumerate(CATALOGUE)
         if sku not in known

@@ -27,8 +27,8 @@ from fulfilment.core.models import (
     Wave,
 )
 from fulfilment.core.models import Order as OrderRow
+from fulfilment.waves.crates import crate_counts
 
-from .planning import PlanningOptions, crates_for
 from .plans import Echelon, PlanRoute, PlanStatus, PlanStop, PlanUnassigned, RoutePlan
 
 # Route colours: distinct on a plain background and for the common colour blindnesses
@@ -315,7 +315,7 @@ class WaveFigures:
 
     orders: int
     lines: int
-    crates: dict[str, int]  # per temperature zone, as the planner counts them
+    crates: dict[str, int]  # per temperature zone: the wave's crate records, as the planner counts
     vehicles_used: int
     fleet: int
     distance_m: int
@@ -329,7 +329,6 @@ def wave_figures(
     *,
     wave: Wave,
     plan: RoutePlan | None,
-    options: PlanningOptions | None = None,
 ) -> WaveFigures:
     """Orders and lines of the wave (placed, not cancelled), crates per zone, and the plan's
     vehicles, distance, vehicle cost (the vehicles' day cost, in cents) and unassigned stops by
@@ -351,12 +350,8 @@ def wave_figures(
         or 0
     )
     crates: Counter[str] = Counter()
-    for zone, volume in session.execute(
-        select(PickLine.zone, func.sum(PickLine.volume_ml))
-        .where(PickLine.wave_id == wave.id, PickLine.level == PickLevel.LEADER)
-        .group_by(PickLine.leader_id, PickLine.zone)
-    ):
-        crates[str(zone)] += crates_for(int(volume), options or PlanningOptions())
+    for (_, zone), n in crate_counts(session, wave_id=wave.id).items():
+        crates[str(zone)] += n
     fleet = (
         session.scalar(
             select(func.count())

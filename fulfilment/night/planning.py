@@ -9,7 +9,6 @@ part as it comes, once, keyed by plan version and station.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -22,7 +21,17 @@ import routing
 from fulfilment.catalogue.fleet import Vehicle, VehicleKind, list_vehicles, routing_vehicle
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import InvalidInput
-from fulfilment.core.models import GridStation, Leader, PickLevel, PickLine, Region, Warehouse, Wave
+from fulfilment.core.models import (
+    GridStation,
+    Leader,
+    PickLevel,
+    PickLine,
+    Region,
+    TempZone,
+    Warehouse,
+    Wave,
+)
+from fulfilment.waves.crates import DEFAULT_CRATE_VOLUME_ML, crate_counts, ensure_crates
 from routing import Runner  # the night's runners (workers.py) implement routing's protocol
 
 from .plans import (
@@ -42,16 +51,13 @@ class PlanningOptions:
 
     time_limit_s: float = 3.0  # each station's last mile
     trunk_time_limit_s: float = 10.0
-    crate_volume_ml: int = 40_000  # one crate (周转箱) holds this much; crates = ceil(volume / it)
+    # one crate (周转箱) holds this much: the cutoff packs with it (the night passes it on), and
+    # a wave cut off before crates were records is packed with it when first planned
+    crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML
     service_s: int = 300  # at a pickup point
     station_service_s: int = 900  # unloading a trunk truck at a station
     handling_s: int = routing.DEFAULT_HANDLING_S  # unload and sort before the vans leave
     seed: int = 0
-
-
-def crates_for(volume_ml: int, options: PlanningOptions) -> int:
-    """The crates (周转箱) one point's goods of one zone fill: at least one."""
-    return max(1, math.ceil(volume_ml / options.crate_volume_ml))
 
 
 def day_start(region: Region, delivery_date: date) -> datetime:
@@ -85,8 +91,11 @@ class WaveNetwork:
 def build_network(
     session: Session, *, wave: Wave, options: PlanningOptions = PlanningOptions()
 ) -> WaveNetwork:
-    """The routing problems' inputs of a cut-off wave, read from its leader pick lines."""
+    """The routing problems' inputs of a cut-off wave: weight and volume from its leader pick
+    lines, crates from its crate records (packed now if the wave has none yet)."""
     ensure_wave_cut_off(wave)
+    ensure_crates(session, wave, crate_volume_ml=options.crate_volume_ml)
+    crates = crate_counts(session, wave_id=wave.id)
     region = session.get(Region, wave.region_id)
     assert region is not None
     day = wave.delivery_date
@@ -107,9 +116,9 @@ def build_network(
     ).all()
     drops: dict[int, dict[routing.TempZone, routing.Load]] = {}
     for leader_id, pick_zone, weight, volume in demand:
-        crates = crates_for(int(volume), options)
+        n = crates.get((int(leader_id or 0), TempZone(str(pick_zone))), 0)
         drops.setdefault(int(leader_id or 0), {})[routing.TempZone(str(pick_zone))] = routing.Load(
-            int(weight), int(volume), crates
+            int(weight), int(volume), n
         )
     leaders = {
         ld.id: ld for ld in session.scalars(select(Leader).where(Leader.id.in_(list(drops))))

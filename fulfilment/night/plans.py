@@ -22,6 +22,8 @@ from fulfilment.core.db import insert_ignore
 from fulfilment.core.errors import CutoffNotReached, NotFound
 from fulfilment.core.models import Base, Wave, WaveStatus, _enum
 
+from .loading import StopRow, write_crate_loads
+
 if TYPE_CHECKING:  # the planner (OR-Tools) is loaded only where plans are read back
     import routing
 
@@ -448,6 +450,7 @@ def supersede_and_publish(
     draft.published_at = now
     draft.published_by = actor
     session.flush()
+    _give_crates_their_routes(session, draft)
     record_change(
         session,
         actor=actor,
@@ -459,6 +462,31 @@ def supersede_and_publish(
         at=now,
     )
     return draft
+
+
+def _give_crates_their_routes(session: Session, plan: RoutePlan) -> None:
+    """The published version's routes, stops and load sequences for every crate (loading.py)."""
+    stops = session.execute(
+        select(
+            PlanStop.route_id,
+            PlanStop.seq,
+            PlanStop.leader_id,
+            PlanStop.station_id,
+            PlanStop.zones,
+            PlanStop.delivered_crates,
+            PlanRoute.echelon,
+        )
+        .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+        .where(PlanRoute.plan_id == plan.id)
+    ).all()
+    rows = {e: [StopRow(*s[:6]) for s in stops if s.echelon == e] for e in Echelon}
+    write_crate_loads(
+        session,
+        plan_id=plan.id,
+        wave_id=plan.wave_id,
+        van_stops=rows[Echelon.LAST_MILE],
+        truck_stops=rows[Echelon.TRUNK],
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ failed export marks nothing), and a batch can be listed again by its id.
 
 from __future__ import annotations
 
-import csv
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -31,6 +30,7 @@ from fulfilment.core.models import (
     Wave,
     utcnow,
 )
+from fulfilment.core.sheets import write_csv
 
 CSV_COLUMNS = [
     "refund_id",
@@ -119,10 +119,9 @@ def new_batch_id() -> str:
 
 
 def write_refunds_csv(rows: list[RefundRow], out: TextIO) -> None:
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([getattr(row, c) for c in CSV_COLUMNS])
+    """The rows as CSV; a member id or code that a spreadsheet would run as a formula is
+    written as text (fulfilment.core.sheets)."""
+    write_csv(out, CSV_COLUMNS, ([getattr(row, c) for c in CSV_COLUMNS] for row in rows))
 
 
 def export_refunds(

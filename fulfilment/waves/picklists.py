@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from fulfilment.core.models import (
@@ -120,20 +120,56 @@ def list_station_picks(session: Session, wave: Wave) -> dict[str, list[PickRow]]
     return dict(sorted(out.items()))
 
 
-def list_sorting_lists(
-    session: Session, wave: Wave, *, station_code: str | None = None, leader_code: str | None = None
-) -> list[SortingList]:
-    """Per leader: totals by SKU, and each member's lines by bag number (names and phones masked)."""
+def _sorting_leaders(
+    wave: Wave, station_code: str | None, leader_code: str | None
+) -> Select[Leader, str]:
+    """The leaders with goods in the wave (leader-level pick lines), by station and code."""
     query = (
         select(Leader, GridStation.code)
         .join(GridStation, GridStation.id == Leader.station_id)
-        .where(Leader.region_id == wave.region_id)
-        .order_by(GridStation.code, Leader.code)
+        .where(
+            Leader.region_id == wave.region_id,
+            select(PickLine.id)
+            .where(
+                PickLine.wave_id == wave.id,
+                PickLine.level == PickLevel.LEADER,
+                PickLine.leader_id == Leader.id,
+            )
+            .exists(),
+        )
     )
     if station_code:
         query = query.where(GridStation.code == station_code)
     if leader_code:
         query = query.where(Leader.code == leader_code)
+    return query
+
+
+def count_sorting_lists(
+    session: Session, wave: Wave, *, station_code: str | None = None, leader_code: str | None = None
+) -> int:
+    """How many sorting lists (leaders with goods) the filter finds, counted in SQL."""
+    leaders = _sorting_leaders(wave, station_code, leader_code).subquery()
+    return session.scalar(select(func.count()).select_from(leaders)) or 0
+
+
+def list_sorting_lists(
+    session: Session,
+    wave: Wave,
+    *,
+    station_code: str | None = None,
+    leader_code: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[SortingList]:
+    """Per leader: totals by SKU, and each member's lines by bag number (names and phones
+    masked). offset and limit cut the page in SQL: only the page's leaders are read."""
+    query = (
+        _sorting_leaders(wave, station_code, leader_code)
+        .order_by(GridStation.code, Leader.code)
+        .offset(offset)
+        .limit(limit)
+    )
     lists = {
         leader.id: SortingList(leader.code, mask_name(leader.name), leader.pickup_name, code)
         for leader, code in session.execute(query)

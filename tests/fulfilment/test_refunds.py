@@ -217,3 +217,28 @@ def test_migration_0005_adds_the_export_batch_and_goes_back(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT DISTINCT export_batch FROM refund")).all() == [(None,)]
     engine.dispose()
+
+
+def test_export_writes_a_formula_like_member_id_as_text(session):
+    """A member id that a spreadsheet would run (`=HYPERLINK(…)`, `@SUM(…)`, `-2+3`) is
+    exported with a leading apostrophe, so the payment side's spreadsheet shows it as text;
+    the amounts stay plain numbers."""
+    world = make_world(session, tiers=[(3, 900)])
+    hostile = ['=HYPERLINK("http://x","y")', "@SUM(A1)", "-2+3"]
+    for n, member_id in enumerate(hostile):
+        place_order(
+            session,
+            region=world.region,
+            leader_code="L1",
+            member=MemberRef(member_id, "张三", "13812345678"),
+            lines=[LineRequest("APPLE", 1)],
+            placed_at=world.before_cutoff(60 - n),
+        )
+    wave, _ = cut_off_wave(
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+    )
+    out = io.StringIO()
+    export_refunds(session, wave_id=wave.id, out=out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert sorted(r["member_id"] for r in rows) == sorted("'" + m for m in hostile)
+    assert {r["amount_cents"] for r in rows} == {"100"}

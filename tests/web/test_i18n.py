@@ -15,6 +15,9 @@ from portal_factories import login, make_portal_world
 from fulfilment.core.db import session_scope
 
 WEB = Path(__file__).resolve().parents[2] / "web"
+# Printed documents are laid out in fulfilment/printing with the reader's gettext: its strings
+# are in the same catalogue.
+PRINTING = WEB.parent / "fulfilment" / "printing"
 PO = WEB / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
 MO = PO.with_suffix(".mo")
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
@@ -26,15 +29,17 @@ def _catalogue():
 
 
 def test_every_shown_string_has_a_chinese_translation():
-    """Each msgid found in web/ (templates and Python: pages, flashes, errors) has a non-empty,
+    """Each msgid found in web/ and in fulfilment/printing (templates and Python: pages, flashes,
+    errors, printed documents) has a non-empty,
     non-fuzzy Chinese translation; a new untranslated string fails this test."""
     found = set()
-    for _file, _line, message, _comments, _ctx in extract_from_dir(
-        str(WEB),
-        method_map=[("**/templates/**.html", "jinja2"), ("**.py", "python")],
-        keywords=KEYWORDS,
-    ):
-        found.add(message if isinstance(message, str) else message[0])
+    for folder in (WEB, PRINTING):
+        for _file, _line, message, _comments, _ctx in extract_from_dir(
+            str(folder),
+            method_map=[("**/templates/**.html", "jinja2"), ("**.py", "python")],
+            keywords=KEYWORDS,
+        ):
+            found.add(message if isinstance(message, str) else message[0])
     catalogue = _catalogue()
     missing = sorted(
         m

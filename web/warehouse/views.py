@@ -1,5 +1,6 @@
 """The warehouse's pages (中心仓), read-only, for warehouse, dispatcher and admin: a wave's pick
-lists for the warehouse, per station and per leader, as pages and JSON.
+lists for the warehouse, per station and per leader, as pages and JSON; the wave's print hub
+(`/warehouse/waves/<id>`) with every printed document in every format (fulfilment/printing).
 
 Each needs sign-in; a user sees only its region's waves (admin: all), anything else is 404.
 """
@@ -8,11 +9,20 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, abort, g, jsonify, render_template, request
+from flask import Blueprint, Response, abort, g, jsonify, render_template, request
+from flask_babel import get_locale, get_translations
+from sqlalchemy import select
 
-from fulfilment.core.models import Wave
+from fulfilment.core.models import GridStation, Wave
+from fulfilment.printing.documents import NotPrintable, get_printable_wave
+from fulfilment.printing.render import FORMATS, parse_format, parse_kind, render_document
 from fulfilment.waves.cycle import local_time
-from fulfilment.waves.picklists import list_sorting_lists, list_station_picks, list_warehouse_picks
+from fulfilment.waves.picklists import (
+    count_sorting_lists,
+    list_sorting_lists,
+    list_station_picks,
+    list_warehouse_picks,
+)
 from web.security import region_or_404, staff_required
 
 bp = Blueprint("warehouse", __name__, template_folder="templates")
@@ -80,17 +90,31 @@ def wave_leaders(wave_id: int):
     wave = _wave(wave_id)
     station = text_arg("station")
     leader = text_arg("leader")
-    lists = list_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
     page = int_arg("page", 1, minimum=1)
-    shown = lists[(page - 1) * SORTING_PAGE : page * SORTING_PAGE]
+    total = count_sorting_lists(g.session, wave, station_code=station, leader_code=leader)
+    shown = list_sorting_lists(
+        g.session,
+        wave,
+        station_code=station,
+        leader_code=leader,
+        offset=(page - 1) * SORTING_PAGE,
+        limit=SORTING_PAGE,
+    )
+    stations = g.session.scalars(
+        select(GridStation.code)
+        .where(GridStation.region_id == wave.region_id)
+        .order_by(GridStation.code)
+    ).all()
     return render_template(
         "warehouse/wave_leaders.html",
         wave=wave,
         lists=shown,
         page=page,
-        total=len(lists),
+        total=total,
         per_page=SORTING_PAGE,
         station=station,
+        leader=leader,
+        stations=stations,
     )
 
 
@@ -112,3 +136,50 @@ def api_picks(wave_id: int, level: str):
             ]
         )
     abort(404)
+
+
+@bp.get("/warehouse/waves/<int:wave_id>")
+@staff_required
+def hub(wave_id: int):
+    """Every document of the wave and every format, per station where a station's part prints
+    on its own; what cannot print yet says what is missing."""
+    wave = _wave(wave_id)
+    missing = None
+    try:
+        get_printable_wave(g.session, wave.id)
+    except NotPrintable as err:
+        missing = str(err)
+    stations = g.session.scalars(
+        select(GridStation.code)
+        .where(GridStation.region_id == wave.region_id)
+        .order_by(GridStation.code)
+    ).all()
+    return render_template(
+        "warehouse/hub.html", wave=wave, formats=FORMATS, stations=stations, missing=missing
+    )
+
+
+@bp.get("/warehouse/waves/<int:wave_id>/print/<kind>.<fmt>")
+@staff_required
+def print_document(wave_id: int, kind: str, fmt: str):
+    """One document as a download (an HTML page opens in the browser, to print from there)."""
+    wave = _wave(wave_id)
+    document = parse_kind(kind)  # a bad kind or format is InvalidInput: a 422 naming it
+    rendered = render_document(
+        g.session,
+        kind=document,
+        wave_id=wave.id,
+        format=parse_format(document, fmt),
+        _=get_translations().gettext,
+        locale=str(get_locale()),
+        station_code=text_arg("station"),
+    )
+    disposition = "inline" if fmt == "html" else "attachment"
+    return Response(
+        rendered.content,
+        mimetype=rendered.media_type.split(";")[0],
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{rendered.filename}"',
+            "Cache-Control": "no-store",  # masked, but still a list of a point's members
+        },
+    )
