@@ -1,6 +1,6 @@
 """The `groupbuy` console script: the Flask CLI of the app (`flask --app web` works the same), a
 module per command group: `db` (schema, demo), `orders` (import, cutoff), `night` (fleet, plans,
-pipeline, scheduler, workers), `accounts` (users, refund export), `api` (API clients)."""
+pipeline, scheduler, workers), `accounts` (users, refunds), `api` (API clients), `commission` (rates, settlement, statements)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from web import create_app
 
 
 def register_commands(group: click.Group) -> None:
-    from . import accounts, api, db, night, orders
+    from . import accounts, api, commission, db, night, orders
 
-    for module in (db, orders, api, accounts, night):
+    for module in (db, orders, api, accounts, night, commission):
         for command in module.COMMANDS:
             group.add_command(command)
 
