@@ -96,3 +96,38 @@ def test_another_points_earnings_are_not_found(client, earned, app):
     login(staff, "staff1")
     assert staff.get("/leader/earnings").status_code == 404
     assert 'href="/leader/earnings"' not in staff.get("/leader/today").text
+
+
+def test_a_pickup_at_the_point_accrues_with_the_configured_window(db_url, tmp_path):
+    """GROUPBUY_AFTER_SALES_DAYS=3: the staff hand M2's bag over on the Pickup page; its APPLE
+    line (one unit at the final 900) accrues 29 cents, settling three days after the handover."""
+    from portal_factories import csrf_token
+
+    from fulfilment.commission.models import CommissionEntry
+    from web import create_app
+
+    app = create_app(
+        {
+            "GROUPBUY_ENV": "test",
+            "GROUPBUY_DATABASE_URL": db_url,
+            "GROUPBUY_INSTANCE_DIR": str(tmp_path),
+            "GROUPBUY_AFTER_SALES_DAYS": "3",
+            "TESTING": True,
+        }
+    )
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        world = make_commission_world(s, collect_orders=())
+    client = app.test_client()
+    login(client, "staff1")
+    token = csrf_token(client, "/leader/pickups")
+    code = world.portal.orders["M2"].pickup_code
+    answer = client.post(
+        "/leader/pickups/verify", data={"code": code, "scope": "order", "csrf_token": token}
+    )
+    assert answer.status_code == 302
+    with session_scope(sessions) as s:
+        entry = s.scalars(select(CommissionEntry)).one()
+        assert (entry.order_line_id, entry.amount_cents) == (world.line("M2 APPLE"), 29)
+        assert entry.settle_after - entry.collected_at == timedelta(days=3)
+    app.extensions["groupbuy"]["engine"].dispose()
