@@ -306,3 +306,30 @@ def test_statement_files_write_formula_like_text_as_text(session):
     formula_like = [c for c in cells if str(c.value).startswith("'=")]
     assert formula_like and all(c.data_type == "s" for c in formula_like)
     assert book["statements"].cell(row=2, column=8).value == 243
+
+
+def test_a_handover_accrues_in_one_statement_whatever_its_lines(session):
+    """The pickup pays one INSERT … SELECT for the commission of all its lines (the rates are
+    read inside it): M2's one line and M3's two lines each cost one commission statement."""
+    from sqlalchemy import event
+
+    world = make_commission_world(session, collect_orders=())
+    engine = session.get_bind()
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    counts = {}
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for key in ("M2", "M3"):
+            seen.clear()
+            collect(session, world.portal, key)
+            session.flush()
+            counts[key] = [s for s in seen if "commission_" in s]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    for touching in counts.values():
+        assert len(touching) == 1 and touching[0].lstrip().upper().startswith("INSERT")
+    assert len(entries(session, EntryKind.ACCRUED)) == 3
