@@ -58,8 +58,10 @@ def test_the_leader_sees_today_this_week_and_each_wave(client, earned):
         assert cell in wave_row, cell
     detail = client.get(f"/leader/earnings/{earned.wave_id}").text
     assert "Commission for Mar 10, 2026" in detail
-    assert detail.count("Reversed</td>") == 1 and detail.count("Settled</td>") == 2
-    assert "In the after-sales window</td>" in detail  # M3's APPLE
+    assert detail.count('"pill cancelled">Reversed') == 1  # M3's PRAWN, refunded whole
+    assert detail.count('"pill collected">Settled') == 2  # M1's two lines
+    assert detail.count(">In the after-sales window<") == 1  # M3's APPLE
+    assert "Bag 1 · Apples 1kg" in detail and "¥18.00 × 3.33%" in detail
 
 
 def test_the_earnings_page_in_chinese(client, earned):

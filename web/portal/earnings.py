@@ -12,7 +12,7 @@ from fulfilment.commission.earnings import (
     leader_earnings,
     list_wave_earnings,
 )
-from fulfilment.points.point import leader_region, local_today
+from fulfilment.points.point import bag_numbers, leader_region, local_today
 from web.security import roles_required
 
 from .views import _leader, bp
@@ -39,4 +39,7 @@ def wave_earnings(wave_id: int):
     wave = find_wave_of_point(g.session, leader_id=leader.id, wave_id=wave_id)
     lines = list_wave_earnings(g.session, leader_id=leader.id, wave_id=wave.id)
     region = leader_region(g.session, leader)
-    return render_template("leader/earnings_wave.html", wave=wave, lines=lines, tz=region.tz)
+    bags = bag_numbers(g.session, wave_id=wave.id, leader_id=leader.id)
+    return render_template(
+        "leader/earnings_wave.html", wave=wave, lines=lines, bags=bags, tz=region.tz
+    )
