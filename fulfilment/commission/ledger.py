@@ -40,6 +40,9 @@ from fulfilment.core.models import Deal, Order, OrderLine, Refund, UTCDateTime, 
 from .models import BPS_MAX, CommissionEntry, EntryKind, SettlementRun
 from .rates import rate_expression
 
+# how far before the previous settlement a settlement looks again (see settle_region)
+LOOK_BACK = timedelta(days=1)
+
 ENTRY_COLUMNS = (
     "kind",
     "order_line_id",
@@ -178,9 +181,11 @@ def reverse_refunds(
     actor: str,
     region_id: int | None = None,
     order_line_ids: list[int] | None = None,
+    due_since: datetime | None = None,
 ) -> list[tuple[int, int]]:
     """Write a reversal for every refund in its line's after-sales window that has none yet
-    (of a region, or of some lines), on a line not settled yet. One INSERT … SELECT; exactly
+    (of a region, or of some lines; with `due_since`, of lines whose window closes after it),
+    on a line not settled yet. One INSERT … SELECT; exactly
     once per refund (unique). A line's refunds are taken in id order: each takes back the
     commission on the part of the line it refunds, capped at what is left of the line."""
     accrued = aliased(CommissionEntry)
@@ -217,17 +222,27 @@ def reverse_refunds(
         query = query.where(accrued.region_id == region_id)
     if order_line_ids is not None:
         query = query.where(accrued.order_line_id.in_(order_line_ids))
+    if due_since is not None:
+        query = query.where(accrued.settle_after > due_since)
     return _insert_entries(session, query)
 
 
 def settle_due(
-    session: Session, *, region_id: int, now: datetime, actor: str
+    session: Session,
+    *,
+    region_id: int,
+    now: datetime,
+    actor: str,
+    due_since: datetime | None = None,
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Settle every line of the region whose after-sales window has closed by `now`: first the
     reversals its refunds in the window still lack, then one settled entry per line for the
     commission on what the reversals left (a line wholly refunded stays reversed, unsettled).
-    Returns (reversals, settlements) written, as (line, cents)."""
-    reversed_ = reverse_refunds(session, now=now, actor=actor, region_id=region_id)
+    `due_since` bounds the lines looked at to those whose window closes after it (the previous
+    settlement settled the others). Returns (reversals, settlements) written, as (line, cents)."""
+    reversed_ = reverse_refunds(
+        session, now=now, actor=actor, region_id=region_id, due_since=due_since
+    )
     accrued = aliased(CommissionEntry)
     back = aliased(CommissionEntry)
     taken_back = (
@@ -257,6 +272,8 @@ def settle_due(
         ~_settled_exists(accrued),
         kept > 0,
     )
+    if due_since is not None:
+        query = query.where(accrued.settle_after > due_since)
     return reversed_, _insert_entries(session, query)
 
 
@@ -299,7 +316,17 @@ def settle_region(
             done.reversed_cents,
             done.ran_at,
         )
-    reversed_, settled = settle_due(session, region_id=region_id, now=now, actor=actor)
+    # the last settlement of the region settled every line due by then: look at the lines due
+    # since, less a day for accruals that committed after it had looked
+    last = session.scalar(
+        select(func.max(SettlementRun.ran_at)).where(
+            SettlementRun.region_id == region_id, SettlementRun.id != run_id
+        )
+    )
+    due_since = last - LOOK_BACK if last is not None and last <= now else None
+    reversed_, settled = settle_due(
+        session, region_id=region_id, now=now, actor=actor, due_since=due_since
+    )
     run = session.get(SettlementRun, run_id)
     assert run is not None
     run.settled_lines = len(settled)
