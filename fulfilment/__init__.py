@@ -6,6 +6,7 @@ the schema test see every table: importing the package imports each area's model
 
 import fulfilment.accounts.models
 import fulfilment.catalogue.fleet
+import fulfilment.commission.models
 import fulfilment.core.models
 import fulfilment.handovers.models
 import fulfilment.night.loading

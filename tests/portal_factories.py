@@ -86,11 +86,14 @@ def _second_region(session: Session) -> Wave:
     return wave
 
 
-def make_portal_world(session: Session, *, member_name: str = "张小明") -> PortalWorld:
+def make_portal_world(
+    session: Session, *, member_name: str = "张小明", tiers: list[tuple[int, int]] | None = None
+) -> PortalWorld:
     """Point L1 has four orders from three members (M1 twice), point L2 one; the wave is cut off.
 
-    Orders are placed a minute apart in the order M1, M2, M3, M1 again (latest), then L2's M9."""
-    world = make_world(session, leaders=2)
+    Orders are placed a minute apart in the order M1, M2, M3, M1 again (latest), then L2's M9.
+    `tiers` (min units, price in cents) apply to every deal (7 APPLE, 3 MILK, 1 PRAWN sold)."""
+    world = make_world(session, leaders=2, tiers=tiers)
     placed = [
         ("M1", member_name, "13812345678", "L1", [("APPLE", 2), ("MILK", 1)]),
         ("M2", "李四", "13900001111", "L1", [("APPLE", 1)]),

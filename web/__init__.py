@@ -127,6 +127,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from web.dispatch.views import bp as dispatch_bp
     from web.i18n import init_i18n
     from web.limits import init_limits
+    from web.portal import earnings  # noqa: F401 - the leader's earnings, on the portal's blueprint
     from web.portal.views import bp as portal_bp
     from web.portal.views import photos_bp
     from web.security import init_security

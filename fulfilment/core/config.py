@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_INSTANCE_DIR = Path.cwd() / "instance"
+# days after a handover in which a refund reverses the leader's commission (after-sales window)
+DEFAULT_AFTER_SALES_DAYS = 7
 
 
 class ConfigError(RuntimeError):
@@ -23,6 +25,9 @@ class Settings:
     # default, so the map works offline with the routes and stops on a plain background
     tile_url: str = ""
     tile_attribution: str = ""
+    # the after-sales window: a line's commission settles this many days after its handover
+    # (GROUPBUY_AFTER_SALES_DAYS), unless a refund in the window reverses it (docs/commission.md)
+    after_sales_days: int = DEFAULT_AFTER_SALES_DAYS
 
     @property
     def is_dev(self) -> bool:
@@ -51,6 +56,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     tile_url = env.get("GROUPBUY_TILE_URL", "").strip()
     if tile_url and not tile_url.startswith(("https://", "http://")):
         raise ConfigError(f"GROUPBUY_TILE_URL must be an http(s) URL template, not {tile_url!r}")
+    days = env.get("GROUPBUY_AFTER_SALES_DAYS", "").strip() or str(DEFAULT_AFTER_SALES_DAYS)
+    if not (days.isascii() and days.isdigit()) or int(days) > 365:
+        raise ConfigError(f"GROUPBUY_AFTER_SALES_DAYS must be a whole number 0..365, not {days!r}")
     return Settings(
         database_url=url,
         secret_key=secret,
@@ -58,4 +66,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         instance_dir=instance_dir,
         tile_url=tile_url,
         tile_attribution=env.get("GROUPBUY_TILE_ATTRIBUTION", "").strip(),
+        after_sales_days=int(days),
     )

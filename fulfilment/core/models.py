@@ -100,6 +100,7 @@ class RefundReason(StrEnum):
     TIER_PRICE = "tier_price"  # the deal's final tier price is below the price paid (退差价)
     GROUP_FAILED = "group_failed"  # the deal fell short of its minimum group size (未成团)
     SHORTAGE = "shortage"  # units that did not arrive at the pickup point (到货短缺)
+    AFTER_SALES = "after_sales"  # after the handover: the member's complaint upheld (售后退款)
 
 
 class RefundState(StrEnum):

@@ -1,4 +1,5 @@
-"""The night's pipeline for one region and delivery date: cutoff → plan → publish, exactly once.
+"""The night's pipeline for one region and delivery date: cutoff → plan → publish → settle (the
+leaders' commission), exactly once.
 
 A run ledger row, unique per (region, delivery date), records each step's state, attempts, start,
 end and error. A run is claimed by one process (its `claimer`), which keeps a heartbeat; a claim
@@ -42,9 +43,10 @@ class Step(StrEnum):
     CUTOFF = "cutoff"  # with the aggregation into pick lists
     PLAN = "plan"
     PUBLISH = "publish"
+    SETTLE = "settle"  # the commission whose after-sales window has passed (commission.ledger)
 
 
-STEPS = (Step.CUTOFF, Step.PLAN, Step.PUBLISH)
+STEPS = (Step.CUTOFF, Step.PLAN, Step.PUBLISH, Step.SETTLE)
 
 
 class RunState(StrEnum):
@@ -119,7 +121,12 @@ class PipelineConfig:
     retry_failed_after_s: float = 900.0
     scheduler_retries: int = 2
     step_deadline_s: dict[Step, float] = field(
-        default_factory=lambda: {Step.CUTOFF: 600.0, Step.PLAN: 1800.0, Step.PUBLISH: 300.0}
+        default_factory=lambda: {
+            Step.CUTOFF: 600.0,
+            Step.PLAN: 1800.0,
+            Step.PUBLISH: 300.0,
+            Step.SETTLE: 600.0,
+        }
     )
 
 
@@ -272,6 +279,7 @@ def run_pipeline(
     plan_step: PlanStep,
     finish_plan_step: Callable[[StepContext, int], None],
     publish_step: Callable[[StepContext], None],
+    settle_step: Callable[[StepContext], None],
     config: PipelineConfig = PipelineConfig(),
     claimer: str | None = None,
     actor: str = "scheduler",
@@ -280,7 +288,8 @@ def run_pipeline(
     """Run (or resume) the night for one region and delivery date, through every step not done.
 
     `plan_step` solves and stores the plan's parts outside any transaction and returns the plan's
-    id; `finish_plan_step` and `publish_step` run inside the step's transaction (see night.py,
+    id; `finish_plan_step`, `publish_step` and `settle_step` run inside the step's transaction
+    (see run.py,
     which wires the planner in). The last step's transaction also marks the run succeeded. A
     process that loses its claim (at any mark, store or heartbeat) stops and reports `busy`; it
     never raises ClaimLost and never writes the ledger again."""
@@ -345,9 +354,8 @@ def run_pipeline(
                             last,
                         )
                     else:
-                        _commit_step(
-                            sessions, run_id, step, claimer, clock, actor, publish_step, last
-                        )
+                        work = publish_step if step == Step.PUBLISH else settle_step
+                        _commit_step(sessions, run_id, step, claimer, clock, actor, work, last)
                     break
                 except ClaimLost:
                     raise

@@ -1,4 +1,5 @@
-"""The night, wired: the pipeline's steps given the planner and the runner (local pool or RQ).
+"""The night, wired: the pipeline's steps given the planner and the runner (local pool or RQ),
+then the settlement of the region's commission.
 
 `run_night` is what the scheduler, `groupbuy pipeline run` and the benchmark call.
 """
@@ -10,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from fulfilment.commission.ledger import settle_region
 from fulfilment.core.db import session_scope
 from fulfilment.core.models import Wave
 
@@ -55,7 +57,8 @@ def run_night(
     claimer: str | None = None,
     actor: str = "scheduler",
 ) -> RunOutcome:
-    """Cutoff → plan → publish for one region and delivery date, exactly once (see pipeline.py)."""
+    """Cutoff → plan → publish → settle for one region and delivery date, exactly once (see
+    pipeline.py)."""
     clock = clock or SystemClock()
 
     def plan_step(
@@ -87,6 +90,17 @@ def run_night(
         assert wave is not None
         publish_plan(ctx.session, wave=wave, actor=ctx.actor, now=ctx.now)
 
+    def settle_step(ctx: StepContext) -> None:
+        # the settlement of the region and this night's day; told `already_settled` when a
+        # `commission settle` did it first, which leaves the step done
+        settle_region(
+            ctx.session,
+            region_id=ctx.run.region_id,
+            day=ctx.run.delivery_date,
+            now=ctx.now,
+            actor=ctx.actor,
+        )
+
     return run_pipeline(
         sessions,
         region_code=region_code,
@@ -95,6 +109,7 @@ def run_night(
         plan_step=plan_step,
         finish_plan_step=finish_plan_step,
         publish_step=publish_step,
+        settle_step=settle_step,
         config=settings.pipeline,
         claimer=claimer,
         actor=actor,

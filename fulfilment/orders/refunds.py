@@ -13,18 +13,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TextIO
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from fulfilment.commission.ledger import reverse_for_lines
 from fulfilment.core.audit import record_change
-from fulfilment.core.errors import NotFound
+from fulfilment.core.errors import InvalidInput, NotFound
 from fulfilment.core.models import (
     Leader,
+    LineStatus,
     Member,
     Order,
     OrderLine,
     Product,
     Refund,
+    RefundReason,
     RefundState,
     Region,
     Wave,
@@ -193,3 +196,63 @@ def export_refunds(
         at=now,
     )
     return len(rows)
+
+
+def owe_after_sales_refund(
+    session: Session,
+    *,
+    order_line_id: int,
+    amount_cents: int,
+    actor: str,
+    now: datetime | None = None,
+) -> Refund:
+    """Record money owed back on a line after its handover (售后, reason `after_sales`): at most
+    what the line paid less the refunds it carries already. Within the line's after-sales
+    window it reverses the leader's commission on that amount, in this transaction
+    (commission.ledger.reverse_for_lines). Audited (`refund.owed`)."""
+    now = now or utcnow()
+    record = f"order line {order_line_id}"
+    line = session.get(OrderLine, order_line_id, with_for_update=True)
+    if line is None:
+        raise NotFound(f"{record} does not exist")
+    if line.status != LineStatus.ACTIVE:
+        raise InvalidInput(record, "status", "the line was cancelled: its refund is owed already")
+    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
+        raise InvalidInput(record, "amount_cents", "a whole number of cents above 0")
+    refunded = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+            Refund.order_line_id == order_line_id
+        )
+    )
+    left = line.quantity * line.unit_price_cents - int(refunded or 0)
+    if amount_cents > left:
+        raise InvalidInput(
+            record,
+            "amount_cents",
+            f"{amount_cents} is more than the {left} left to refund",
+            limit=left,
+        )
+    refund = Refund(
+        order_line_id=order_line_id,
+        amount_cents=amount_cents,
+        reason=RefundReason.AFTER_SALES,
+        state=RefundState.OWED,
+        created_at=now,
+    )
+    session.add(refund)
+    session.flush()
+    record_change(
+        session,
+        actor=actor,
+        action="refund.owed",
+        entity="refund",
+        entity_id=refund.id,
+        after={
+            "order_line": order_line_id,
+            "amount_cents": amount_cents,
+            "reason": RefundReason.AFTER_SALES.value,
+        },
+        at=now,
+    )
+    reverse_for_lines(session, order_line_ids=[order_line_id], now=now, actor=actor)
+    return refund

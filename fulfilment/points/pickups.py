@@ -21,7 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from fulfilment.commission.ledger import accrue_collected
 from fulfilment.core.audit import record_change
+from fulfilment.core.config import DEFAULT_AFTER_SALES_DAYS
 from fulfilment.core.errors import FulfilmentError
 from fulfilment.core.models import (
     Leader,
@@ -238,6 +240,7 @@ def verify_pickup(
     order_id: int | None = None,
     today: date,
     now: datetime | None = None,
+    after_sales_days: int = DEFAULT_AFTER_SALES_DAYS,
 ) -> list[Pickup]:
     """Hand over the order a code names (or all the member's ready orders here); `order_id` is
     the staff's pick when the code names several live orders (else CodeAmbiguous, nothing
@@ -249,6 +252,10 @@ def verify_pickup(
     (`lock_point`) is taken first, so an arrival count or correction at the same moment either
     comes first (and this hands the bag over less its short units) or after (and leaves the
     collected bag out of its shortage).
+
+    Each handed-over line accrues the leader's commission in the same transaction (one
+    INSERT … SELECT per order, see commission.ledger.accrue_collected), its after-sales window
+    closing `after_sales_days` after the handover; the audit entry carries the cents.
     """
     from .arrivals import short_units
     from .point import lock_point
@@ -282,6 +289,13 @@ def verify_pickup(
             PickupLine(pickup_id=pickup_id, order_line_id=lid, quantity=q)
             for lid, q in handed.items()
         )
+        earned = accrue_collected(
+            session,
+            handed=handed,
+            collected_at=now,
+            after_sales_days=after_sales_days,
+            actor=actor,
+        )
         record_change(
             session,
             actor=actor,
@@ -292,6 +306,7 @@ def verify_pickup(
                 "point": leader.code,
                 "lines": {str(k): v for k, v in handed.items()},
                 "method": method,
+                "commission_cents": {str(k): v for k, v in earned},
             },
             at=now,
         )

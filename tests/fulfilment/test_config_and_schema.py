@@ -40,3 +40,14 @@ def test_migrations_build_exactly_the_models(engine):
     assert current_revision(engine) is not None
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_the_after_sales_window_comes_from_the_environment():
+    """GROUPBUY_AFTER_SALES_DAYS sets the commission's window (7 days by default); anything
+    but a whole number of days up to 365 is a configuration error naming the variable."""
+    assert load_settings({"GROUPBUY_ENV": "dev"}).after_sales_days == 7
+    env = {"GROUPBUY_ENV": "dev", "GROUPBUY_AFTER_SALES_DAYS": "15"}
+    assert load_settings(env).after_sales_days == 15
+    for bad in ("-1", "7.5", "seven", "366", "١٢"):
+        with pytest.raises(ConfigError, match="GROUPBUY_AFTER_SALES_DAYS"):
+            load_settings({"GROUPBUY_ENV": "dev", "GROUPBUY_AFTER_SALES_DAYS": bad})

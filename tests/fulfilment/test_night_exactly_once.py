@@ -261,14 +261,14 @@ class BrokenRunner(LocalRunner):
 
 
 def test_a_claim_lost_after_the_last_step_is_reported_not_raised(sessions, monkeypatch):
-    """Publishing commits the run's success with its mark; a claim taken over right after does
-    not make `run_pipeline` raise."""
+    """The last step (the settlement) commits the run's success with its mark; a claim taken
+    over right after does not make `run_pipeline` raise."""
     delivery = demo(sessions)
     commit = pipeline._commit_step
 
     def commit_then_lose(sessions_, run_id, step, *args, **kwargs):
         commit(sessions_, run_id, step, *args, **kwargs)
-        if step == Step.PUBLISH:
+        if step == pipeline.STEPS[-1]:
             with session_scope(sessions_) as s:
                 s.execute(update(PipelineRun).values(claimed_by="thief:1:x"))
 

@@ -57,8 +57,9 @@ class FailingRunner(LocalRunner):
         yield from super().solve(problems, **kwargs)
 
 
-def test_a_night_runs_cutoff_plan_and_publish_once(sessions):
-    """One run: the wave cut off, a plan published, every step done once; a second run is a no-op."""
+def test_a_night_runs_cutoff_plan_publish_and_settle_once(sessions):
+    """One run: the wave cut off, a plan published, the commission settled, every step done
+    once; a second run is a no-op."""
     delivery = demo(sessions)
     clock = FakeClock(NOW)
     first = run_night(
@@ -85,6 +86,7 @@ def test_a_night_runs_cutoff_plan_and_publish_once(sessions):
             Step.CUTOFF: (StepState.DONE, 1),
             Step.PLAN: (StepState.DONE, 1),
             Step.PUBLISH: (StepState.DONE, 1),
+            Step.SETTLE: (StepState.DONE, 1),
         }
         assert s.get(Wave, run.wave_id).status == WaveStatus.CUT_OFF
         plans = s.scalars(select(RoutePlan)).all()

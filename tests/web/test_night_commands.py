@@ -15,8 +15,8 @@ def _demo(app):
 
 
 def test_pipeline_run_then_status_and_plan_show(app, runner, monkeypatch):
-    """`pipeline run` cuts off, plans and publishes; `pipeline status --json` shows three steps
-    done; `plan show --json` lists routes with local ETAs and no unassigned stop; a re-plan is
+    """`pipeline run` cuts off, plans, publishes and settles; `pipeline status --json` shows
+    the four steps done; `plan show --json` lists routes with local ETAs and no unassigned stop; a re-plan is
     a new draft version that `plan publish` publishes."""
     monkeypatch.delenv("GROUPBUY_REDIS_URL", raising=False)
     monkeypatch.setenv("GROUPBUY_WORKERS", "1")
@@ -33,6 +33,7 @@ def test_pipeline_run_then_status_and_plan_show(app, runner, monkeypatch):
         ("cutoff", "done"),
         ("plan", "done"),
         ("publish", "done"),
+        ("settle", "done"),
     ]
     shown = json.loads(
         runner.invoke(args=["plan", "show", "--region", "SH", "--date", day, "--json"]).output

@@ -19,6 +19,7 @@ from fulfilment.orders.refunds import (
     export_refunds,
     list_refunds,
     new_batch_id,
+    owe_after_sales_refund,
     write_refunds_csv,
 )
 
@@ -68,7 +69,27 @@ def create_user_command(
         fail(err)
 
 
-refunds = AppGroup("refunds", help="Refunds owed (退款): export them for the payment side.")
+refunds = AppGroup(
+    "refunds", help="Refunds owed (退款): record after-sales ones, export them for payment."
+)
+
+
+@refunds.command("owe")
+@click.option("--line", "order_line_id", required=True, type=int, help="Order line id.")
+@click.option("--cents", "amount_cents", required=True, type=int, help="Amount in cents.")
+@click.option("--actor", default="system", show_default=True, help="For the audit log.")
+def refunds_owe_command(order_line_id: int, amount_cents: int, actor: str) -> None:
+    """Record an after-sales refund (售后) on a collected line; within the after-sales window it
+    reverses the leader's commission on that amount."""
+    try:
+        with session_scope(app_sessions()) as session:
+            refund = owe_after_sales_refund(
+                session, order_line_id=order_line_id, amount_cents=amount_cents, actor=actor
+            )
+            refund_id = refund.id
+    except FulfilmentError as err:
+        fail(err)
+    click.echo(f"refund {refund_id} owed on line {order_line_id}: {amount_cents} cents")
 
 
 @refunds.command("export")

@@ -274,7 +274,7 @@ def _plan_data(session, plan, zone) -> dict[str, Any]:
 
 @click.group("pipeline")
 def pipeline_group() -> None:
-    """The nightly pipeline: cutoff → plan → publish, exactly once per region and date."""
+    """The nightly pipeline: cutoff → plan → publish → settle, exactly once per region and date."""
 
 
 @pipeline_group.command("run")

@@ -478,6 +478,7 @@ def verify():
             method=method,
             order_id=_chosen_order(),
             today=_today(),
+            after_sales_days=current_app.config["GROUPBUY_SETTINGS"].after_sales_days,
         )
     except PickupRefused as err:
         g.rollback = True
