@@ -7,6 +7,7 @@ the schema test see every table: importing the package imports each area's model
 import fulfilment.accounts.models
 import fulfilment.catalogue.fleet
 import fulfilment.core.models
+import fulfilment.events.models
 import fulfilment.night.pipeline
 import fulfilment.night.plans
 import fulfilment.platforms.clients

@@ -27,12 +27,13 @@ FORBIDDEN = {
 AREAS: dict[str, set[str]] = {
     "core": set(),
     "catalogue": {"core"},
+    "events": {"core"},
     "accounts": {"core", "catalogue"},
-    "waves": {"core", "catalogue"},
-    "orders": {"core", "catalogue", "waves"},
-    "night": {"core", "catalogue", "waves"},
-    "points": {"core", "catalogue", "waves", "orders", "night"},
-    "platforms": {"core", "catalogue", "waves", "orders", "night"},
+    "waves": {"core", "catalogue", "events"},
+    "orders": {"core", "catalogue", "waves", "events"},
+    "night": {"core", "catalogue", "waves", "events"},
+    "points": {"core", "catalogue", "waves", "orders", "night", "events"},
+    "platforms": {"core", "catalogue", "waves", "orders", "night", "events"},
     "demo": {"core", "catalogue", "waves", "orders", "night", "accounts"},
 }
 # The desks of web/: each may import the app's top-level modules (security, limits, i18n, error
