@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -88,7 +89,7 @@ class RetryPolicy:
     base_s: float = 5.0
     max_backoff_s: float = 3600.0
     window_s: float = 26 * 3600.0  # at least 24 hours of retries
-    endpoint_pause_max_s: float = 30.0
+    endpoint_pause_max_s: float = 10.0
     lease_s: float = 60.0
     timeout_s: float = 10.0
 
@@ -180,7 +181,12 @@ def _take(session: Session, ids_query, *, now: datetime, lease_s: float) -> list
 
 
 def claim(
-    session: Session, *, now: datetime, limit: int, policy: RetryPolicy
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    policy: RetryPolicy,
+    lease_s: float | None = None,
 ) -> tuple[list[Claimed], dict[int, Target]]:
     """Claim up to `limit` due messages of endpoints not paused, the first pending of each
     order only; and for each endpoint that failed and whose pause is over, one probe (its oldest
@@ -199,6 +205,7 @@ def claim(
     targets = {row.id: Target(*row) for row in ready}
     if not targets:
         return [], {}
+    lease_s = lease_s or policy.lease_s
     healthy = [t.id for t in targets.values() if t.failures == 0]
     claimed: list[Claimed] = []
     if healthy:
@@ -214,7 +221,7 @@ def claim(
             .order_by(messages_t.c.next_attempt_at, messages_t.c.id)
             .limit(limit)
         )
-        claimed += _take(session, due, now=now, lease_s=policy.lease_s)
+        claimed += _take(session, due, now=now, lease_s=lease_s)
     for target in targets.values():
         if target.failures == 0:
             continue
@@ -225,21 +232,24 @@ def claim(
                 endpoints_t.c.id == target.id,
                 or_(endpoints_t.c.paused_until.is_(None), endpoints_t.c.paused_until <= now),
             )
-            .values(paused_until=now + timedelta(seconds=policy.lease_s))
+            .values(paused_until=now + timedelta(seconds=lease_s))
         )
         if not getattr(won, "rowcount", 0):
             continue
+        # the first of its order whose backoff ends soonest: a message the receiver refuses
+        # every time drifts back behind the others instead of holding the endpoint down
         probe = (
             select(messages_t.c.id)
             .where(
                 messages_t.c.state == MessageState.PENDING.value,
                 messages_t.c.endpoint_id == target.id,
                 _free(now),
+                _first_of_its_order(),
             )
-            .order_by(messages_t.c.id)
+            .order_by(messages_t.c.next_attempt_at, messages_t.c.id)
             .limit(1)
         )
-        taken = _take(session, probe, now=now, lease_s=policy.lease_s)
+        taken = _take(session, probe, now=now, lease_s=lease_s)
         if not taken:  # nothing left to send it: it starts afresh with the next message
             session.execute(
                 update(endpoints_t)
@@ -314,16 +324,19 @@ def record(
     window); an endpoint that failed every attempt is paused, one that answered again releases
     the messages it held back."""
     answers = list(answers)
-    delivered = [a.id for a in answers if a.ok]
-    if delivered:
+    delivered: dict[int | None, list[int]] = {}  # by the receiver's status (200, 204, …)
+    for a in answers:
+        if a.ok:
+            delivered.setdefault(a.status, []).append(a.id)
+    for status, ids in delivered.items():
         session.execute(
             update(messages_t)
-            .where(messages_t.c.id.in_(delivered), messages_t.c.state == MessageState.PENDING.value)
+            .where(messages_t.c.id.in_(ids), messages_t.c.state == MessageState.PENDING.value)
             .values(
                 state=MessageState.DELIVERED.value,
                 delivered_at=now,
                 claimed_until=None,
-                last_status=200,
+                last_status=status,
                 last_error=None,
             )
         )
@@ -412,8 +425,15 @@ class Courier:
     def deliver_once(self, *, now: datetime | None = None) -> int:
         """One pass; returns how many messages were sent (0: nothing was due)."""
         now = now or utcnow()
+        # the lease outlasts the slowest pass (every request timing out), so that no other
+        # worker takes a message this one may still be sending
+        lease_s = self.policy.lease_s + math.ceil(self.batch / self.concurrency) * (
+            self.policy.timeout_s + 1
+        )
         with session_scope(self.sessions) as session:
-            messages, targets = claim(session, now=now, limit=self.batch, policy=self.policy)
+            messages, targets = claim(
+                session, now=now, limit=self.batch, policy=self.policy, lease_s=lease_s
+            )
         if not messages:
             return 0
         answers = send_all(self.client, self.pool, messages, targets)

@@ -13,7 +13,6 @@ import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import pytest
 from factories import DELIVERY, make_world
@@ -475,3 +474,23 @@ def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
             delivery._JOB_COURIER.close()
             delivery._JOB_COURIER = None
     assert [g.type for g in receiver.accepted] == ["order.accepted"]
+
+
+def test_a_message_the_receiver_always_refuses_does_not_hold_back_other_orders(
+    sessions, receiver
+):
+    """One order's event is refused every time: the endpoint pauses, but its probes move on to
+    the other orders' events, which are delivered; the refused one stays pending."""
+    world, shop, _ = _world_with_hook(sessions, receiver)
+    with session_scope(sessions) as s:
+        ids = [_order(s, shop, world, key=f"k{n}", member=f"M{n}").id for n in range(3)]
+        first = s.scalar(select(func.min(WebhookMessage.id)))
+    receiver.fail_times[f"evt_{first}"] = 10**6
+    courier = Courier(sessions, policy=FAST, batch=1, concurrency=1)
+    try:
+        _drain(courier, until=lambda: len(receiver.accepted) == 2)
+    finally:
+        courier.close()
+    assert sorted(g.order_id for g in receiver.accepted) == sorted(ids[1:])
+    with session_scope(sessions) as s:
+        assert s.get(WebhookMessage, first).state == MessageState.PENDING
