@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
-from sqlalchemy import Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fulfilment.core.db import is_postgres, session_scope
@@ -144,24 +144,14 @@ def _free(now: datetime):
     return or_(messages_t.c.claimed_until.is_(None), messages_t.c.claimed_until <= now)
 
 
-def _first_of_its_order():
-    """No earlier pending message of the same order for the same endpoint."""
-    earlier = messages_t.alias("earlier")
-    return ~exists().where(
-        earlier.c.endpoint_id == messages_t.c.endpoint_id,
-        earlier.c.order_id == messages_t.c.order_id,
-        earlier.c.state == MessageState.PENDING.value,
-        earlier.c.id < messages_t.c.id,
-    )
-
-
-def _take(session: Session, ids_query, *, now: datetime, lease_s: float) -> list[Claimed]:
-    if is_postgres(session):
-        ids_query = ids_query.with_for_update(skip_locked=True)
+def _take(session: Session, ids: list[int], *, now: datetime, lease_s: float) -> list[Claimed]:
+    """Lease the messages (already locked by this transaction): one UPDATE … RETURNING."""
+    if not ids:
+        return []
     moment = bindparam("claim_now", now, type_=UTCDateTime())
     rows = session.execute(
         update(messages_t)
-        .where(messages_t.c.id.in_(ids_query.scalar_subquery()))
+        .where(messages_t.c.id.in_(ids))
         .values(
             claimed_until=now + timedelta(seconds=lease_s),
             attempts=messages_t.c.attempts + 1,
@@ -180,6 +170,59 @@ def _take(session: Session, ids_query, *, now: datetime, lease_s: float) -> list
     return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
+def _candidates(session: Session, query) -> list[tuple[int, int, int | None]]:
+    """(id, endpoint, order) of the messages a query selects, locked (SKIP LOCKED on PostgreSQL:
+    another worker's candidates are passed over, never waited for)."""
+    if is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
+
+
+def _first_of_their_orders(
+    session: Session, candidates: list[tuple[int, int, int | None]]
+) -> tuple[list[int], list[int]]:
+    """The candidates that are the first pending message of their order (sendable), and the
+    others (an earlier one of the same order is still pending: they wait).
+
+    One grouped read per endpoint over the candidates' orders, by the (endpoint, order, id)
+    index: a bounded amount of work per pass, whatever the planner believes of the table."""
+    heads: dict[tuple[int, int], int] = {}
+    by_endpoint: dict[int, set[int]] = {}
+    for _id, endpoint_id, order_id in candidates:
+        if order_id is not None:
+            by_endpoint.setdefault(endpoint_id, set()).add(order_id)
+    for endpoint_id, orders in by_endpoint.items():
+        rows = session.execute(
+            select(messages_t.c.order_id, func.min(messages_t.c.id))
+            .where(
+                messages_t.c.endpoint_id == endpoint_id,
+                messages_t.c.order_id.in_(sorted(orders)),
+                messages_t.c.state == MessageState.PENDING.value,
+            )
+            .group_by(messages_t.c.order_id)
+        )
+        heads.update({(endpoint_id, order_id): first for order_id, first in rows})
+    ready, waiting = [], []
+    for message_id, endpoint_id, order_id in candidates:
+        first = heads.get((endpoint_id, order_id)) if order_id is not None else None
+        (ready if first is None or first == message_id else waiting).append(message_id)
+    return ready, waiting
+
+
+def _hold_back(session: Session, ids: list[int], *, until: datetime) -> None:
+    """Messages behind an earlier one of their order are looked at again later, not at every
+    pass (they would fill each batch while their order's first one waits)."""
+    if ids:
+        session.execute(
+            update(messages_t)
+            .where(messages_t.c.id.in_(ids), messages_t.c.next_attempt_at < until)
+            .values(next_attempt_at=until)
+        )
+
+
+HOLD_BACK_S = 0.5
+
+
 def claim(
     session: Session,
     *,
@@ -188,9 +231,9 @@ def claim(
     policy: RetryPolicy,
     lease_s: float | None = None,
 ) -> tuple[list[Claimed], dict[int, Target]]:
-    """Claim up to `limit` due messages of endpoints not paused, the first pending of each
-    order only; and for each endpoint that failed and whose pause is over, one probe (its oldest
-    pending message, backoff or not). The caller commits, then sends."""
+    """Claim up to `limit` due messages of endpoints not paused, each the first pending message
+    of its order; and for each endpoint that failed and whose pause is over, one probe (the
+    first of an order whose backoff ends soonest, due or not). The caller commits, then sends."""
     ready = session.execute(
         select(
             endpoints_t.c.id,
@@ -206,22 +249,24 @@ def claim(
     if not targets:
         return [], {}
     lease_s = lease_s or policy.lease_s
+    later = now + timedelta(seconds=HOLD_BACK_S)
+    pending = (
+        select(messages_t.c.id, messages_t.c.endpoint_id, messages_t.c.order_id)
+        .where(messages_t.c.state == MessageState.PENDING.value, _free(now))
+        .order_by(messages_t.c.next_attempt_at, messages_t.c.id)
+    )
     healthy = [t.id for t in targets.values() if t.failures == 0]
     claimed: list[Claimed] = []
     if healthy:
-        due = (
-            select(messages_t.c.id)
-            .where(
-                messages_t.c.state == MessageState.PENDING.value,
-                messages_t.c.next_attempt_at <= now,
-                messages_t.c.endpoint_id.in_(healthy),
-                _free(now),
-                _first_of_its_order(),
-            )
-            .order_by(messages_t.c.next_attempt_at, messages_t.c.id)
-            .limit(limit)
+        candidates = _candidates(
+            session,
+            pending.where(
+                messages_t.c.next_attempt_at <= now, messages_t.c.endpoint_id.in_(healthy)
+            ).limit(limit),
         )
-        claimed += _take(session, due, now=now, lease_s=lease_s)
+        sendable, waiting = _first_of_their_orders(session, candidates)
+        _hold_back(session, waiting, until=later)
+        claimed += _take(session, sendable, now=now, lease_s=lease_s)
     for target in targets.values():
         if target.failures == 0:
             continue
@@ -236,25 +281,23 @@ def claim(
         )
         if not getattr(won, "rowcount", 0):
             continue
-        # the first of its order whose backoff ends soonest: a message the receiver refuses
+        # the first of an order whose backoff ends soonest: a message the receiver refuses
         # every time drifts back behind the others instead of holding the endpoint down
-        probe = (
-            select(messages_t.c.id)
-            .where(
-                messages_t.c.state == MessageState.PENDING.value,
-                messages_t.c.endpoint_id == target.id,
-                _free(now),
-                _first_of_its_order(),
-            )
-            .order_by(messages_t.c.next_attempt_at, messages_t.c.id)
-            .limit(1)
+        candidates = _candidates(
+            session, pending.where(messages_t.c.endpoint_id == target.id).limit(20)
         )
-        taken = _take(session, probe, now=now, lease_s=lease_s)
-        if not taken:  # nothing left to send it: it starts afresh with the next message
+        sendable, waiting = _first_of_their_orders(session, candidates)
+        _hold_back(session, waiting, until=later)
+        taken = _take(session, sendable[:1], now=now, lease_s=lease_s)
+        if not candidates:  # nothing left to send it: it starts afresh with the next message
             session.execute(
                 update(endpoints_t)
                 .where(endpoints_t.c.id == target.id)
                 .values(failures=0, paused_until=None)
+            )
+        elif not taken:  # all held back behind earlier ones: probe again at once
+            session.execute(
+                update(endpoints_t).where(endpoints_t.c.id == target.id).values(paused_until=now)
             )
         claimed += taken
     return claimed, targets
