@@ -182,6 +182,48 @@ class Pickups:
         return thread
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Meter:
+    """CPU of the couriers, of the receiver, and of the couriers' PostgreSQL backends (found by
+    their application_name): what an event costs, whatever else the machine runs."""
+
+    def __init__(self, admin_engine, application_name: str) -> None:
+        self.admin, self.name = admin_engine, application_name
+        self.couriers: list[int] = []
+        self.receiver = 0
+
+    def snapshot(self) -> dict[str, float]:
+        with self.admin.connect() as conn:
+            backends = (
+                conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
+                    {"n": self.name},
+                )
+                .scalars()
+                .all()
+            )
+        return {
+            "couriers": sum(_cpu_s(p) for p in self.couriers),
+            "receiver": _cpu_s(self.receiver),
+            "db": sum(_cpu_s(p) for p in backends),
+        }
+
+    @staticmethod
+    def per_event_ms(before: dict[str, float], after: dict[str, float], events: int) -> str:
+        if not events:
+            return "-"
+        parts = [f"{k} {(after[k] - before[k]) * 1000 / events:.2f}" for k in before]
+        return " + ".join(parts)
+
+
 def _pending(engine) -> int:
     with engine.connect() as conn:
         return int(
@@ -237,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     children: list[subprocess.Popen] = []
     engine = make_engine(url, pool_size=4)
+    courier_app = f"gb-events-courier-{uuid.uuid4().hex[:8]}"
+    meter = Meter(make_engine(args.postgres_url), courier_app)
     sessions = make_session_factory(engine)
     rows: list[tuple[str, str, str, str]] = []
     try:
@@ -297,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        courier_env = {**env, "GROUPBUY_DATABASE_URL": f"{url}&application_name={courier_app}"}
+        meter.receiver = children[0].pid
         for _ in range(args.workers):
             children.append(
                 subprocess.Popen(
@@ -309,13 +355,15 @@ def main(argv: list[str] | None = None) -> None:
                         "--concurrency",
                         str(args.concurrency),
                     ],
-                    env=env,
+                    env=courier_env,
                     stderr=subprocess.DEVNULL,
                 )
             )
+            meter.couriers.append(children[-1].pid)
         time.sleep(2)
 
         # 1. the burst of the cutoff
+        cpu_before = meter.snapshot()
         cut_started = time.perf_counter()
         with session_scope(sessions) as s:
             from datetime import timedelta
@@ -334,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         drained = _wait_drained(engine, timeout_s=max(120.0, burst / 200))
         time.sleep(1.0)  # the receiver's log is flushed every 0.5 s
         received = _read_log(log)
+        cpu_after = meter.snapshot()
         last = max((r[3] for r in received), default=committed)
         burst_rate = len(received) / (last - committed) if last > committed else float("nan")
         burst_lat = [r[3] - committed for r in received]
@@ -349,6 +398,14 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         rows.append(("burst: commit → last received", f"{last - committed:.1f} s", "", ""))
+        rows.append(
+            (
+                "burst: CPU ms per event (couriers + receiver + db)",
+                Meter.per_event_ms(cpu_before, cpu_after, len(received)),
+                "",
+                "",
+            )
+        )
         rows.append(
             (
                 "burst: p50 / p95 commit → received",
@@ -460,6 +517,7 @@ def main(argv: list[str] | None = None) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
         engine.dispose()
+        meter.admin.dispose()
         drop()
 
 

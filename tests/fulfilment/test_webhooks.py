@@ -476,9 +476,7 @@ def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
     assert [g.type for g in receiver.accepted] == ["order.accepted"]
 
 
-def test_a_message_the_receiver_always_refuses_does_not_hold_back_other_orders(
-    sessions, receiver
-):
+def test_a_message_the_receiver_always_refuses_does_not_hold_back_other_orders(sessions, receiver):
     """One order's event is refused every time: the endpoint pauses, but its probes move on to
     the other orders' events, which are delivered; the refused one stays pending."""
     world, shop, _ = _world_with_hook(sessions, receiver)
