@@ -155,3 +155,31 @@ def test_the_admin_sees_failed_messages_and_replays_them(app, runner):
     assert "pending\t1" in status.output and "failed\t0" in status.output
     bad = runner.invoke(args=["webhooks", "replay", "--since", "yesterday"])
     assert bad.exit_code == 1
+
+
+def test_webhooks_run_once_delivers_signed_events(app, runner):
+    """`groupbuy webhooks run --once` sends what is due to the endpoint registered on the
+    command line; the receiver checks the signature with the printed secret."""
+    from webhook_receiver import Receiver
+
+    receiver = Receiver()
+    try:
+        _tokens(app)
+        added = runner.invoke(args=["api-client", "webhook", "add", "shop-a", receiver.url("/h")])
+        receiver.secrets["/h"] = added.stdout.strip().splitlines()[-1]
+        with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+            shop = s.scalars(select(ApiClient).where(ApiClient.name == "shop-a")).one()
+            region = s.scalars(select(Region)).one()
+            submit_order(
+                s,
+                client=shop,
+                request=OrderRequest("L1", MemberRef("M1"), [LineRequest("APPLE", 1)]),
+                idempotency_key="k1",
+                now=cutoff_for_delivery(region, DELIVERY) - timedelta(hours=1),
+            )
+        ran = runner.invoke(args=["webhooks", "run", "--once"])
+        assert "1 sent" in ran.output, ran.output
+        assert [g.type for g in receiver.accepted] == ["order.accepted"]
+        assert receiver.bad_signatures == 0
+    finally:
+        receiver.close()
