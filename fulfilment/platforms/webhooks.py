@@ -3,6 +3,7 @@ or by the platform itself through the API; each has its own signing secret, show
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -23,8 +24,27 @@ ENDPOINTS_PER_CLIENT = 10
 EVENT_NAMES = [t.value for t in EventType]
 
 
-def check_url(record: str, url: object) -> str:
-    """An absolute http(s) URL with a host, printable, at most 2,000 characters."""
+def _private_host(host: str) -> bool:
+    """A loopback, private, link-local or unspecified address given as such (or localhost)."""
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: resolved when sent (see docs/api.md on internal addresses)
+    return (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+        or address.is_multicast
+    )
+
+
+def check_url(record: str, url: object, *, allow_private: bool = True) -> str:
+    """An absolute http(s) URL with a host, printable, at most 2,000 characters; with
+    `allow_private` False (a platform registering through the API) not an internal address."""
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput(record, "url", "a URL is required")
     url = url.strip()
@@ -45,6 +65,10 @@ def check_url(record: str, url: object) -> str:
         raise InvalidInput(record, "url", "must not carry a user name or password")
     if port == 0:
         raise InvalidInput(record, "url", "the port must be 1 to 65535")
+    if not allow_private and _private_host(parts.hostname):
+        raise InvalidInput(
+            record, "url", "must not point to a loopback, private or link-local address"
+        )
     return url
 
 
@@ -77,10 +101,13 @@ def add_endpoint(
     events: Iterable[object] | None = None,
     actor: str = "system",
     now: datetime | None = None,
+    allow_private: bool = True,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint of the client and its secret (`whsec_…`), which the caller shows once."""
+    """A new endpoint of the client and its secret (`whsec_…`), which the caller shows once.
+    The API passes `allow_private=False`: a platform may not aim our requests at internal
+    addresses; the admin on the command line may (a receiver on the same host)."""
     record = f"webhook endpoint of {client.name}"
-    url = check_url(record, url)
+    url = check_url(record, url, allow_private=allow_private)
     subscribed = parse_event_types(record, events)
     count = len(list_endpoints(session, client=client))
     if count >= ENDPOINTS_PER_CLIENT:

@@ -71,6 +71,10 @@ def test_bad_endpoints_are_refused_naming_the_field(app, client):
         ({"url": "https://"}, "/url"),
         ({"url": "https://user:pw@shop.example/"}, "/url"),
         ({"url": "https://shop.example/a b"}, "/url"),
+        ({"url": "http://127.0.0.1:8080/hook"}, "/url"),  # internal addresses: not via the API
+        ({"url": "http://169.254.169.254/latest"}, "/url"),
+        ({"url": "http://[::1]/"}, "/url"),
+        ({"url": "http://localhost/"}, "/url"),
         ({"url": "https://shop.example/", "events": ["order.shipped"]}, "/events/0"),
         ({"url": "https://shop.example/", "events": "order.cut_off"}, "/events"),
         ({"events": []}, "/url"),

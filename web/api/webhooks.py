@@ -3,10 +3,11 @@ orders' events go, lists them, removes one. The secret is in the answer to the P
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
-from flask import Response, g, url_for
+from flask import Response, current_app, g, url_for
 
 from fulfilment.core.errors import NotFound
 from fulfilment.events.models import WebhookEndpoint
@@ -58,6 +59,13 @@ def parse_endpoint_body(body: Any) -> tuple[str, list[str] | None]:
     return str(url), chosen
 
 
+def _allow_private() -> bool:
+    """GROUPBUY_WEBHOOK_ALLOW_PRIVATE (app config or environment): internal addresses allowed."""
+    raw = current_app.config.get("GROUPBUY_WEBHOOK_ALLOW_PRIVATE")
+    raw = raw if raw is not None else os.environ.get("GROUPBUY_WEBHOOK_ALLOW_PRIVATE", "")
+    return str(raw).strip().lower() in ("1", "true", "yes")
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -78,7 +86,12 @@ def endpoint_json(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[
 def create_webhook_endpoint() -> Response:
     url, events = parse_endpoint_body(_json_body())
     endpoint, secret = add_endpoint(
-        g.session, client=_client(), url=url, events=events, actor=_client().actor
+        g.session,
+        client=_client(),
+        url=url,
+        events=events,
+        actor=_client().actor,
+        allow_private=_allow_private(),
     )
     _commit()
     response = _json(endpoint_json(endpoint, secret), 201)
