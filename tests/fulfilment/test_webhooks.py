@@ -492,3 +492,40 @@ def test_a_message_the_receiver_always_refuses_does_not_hold_back_other_orders(s
     assert sorted(g.order_id for g in receiver.accepted) == sorted(ids[1:])
     with session_scope(sessions) as s:
         assert s.get(WebhookMessage, first).state == MessageState.PENDING
+
+
+def test_a_lower_count_after_the_arrival_tells_the_platform_of_the_new_refund(session):
+    """A correction that puts one more short unit on an order writes a refund.owed for it,
+    and no second order.arrived."""
+    from fulfilment.points.arrivals import correct_arrival
+
+    world = make_world(session)
+    shop, _ = make_client(session)
+    hook, _ = add_endpoint(session, client=shop, url="https://a.example/hook")
+    order = _order(session, shop, world, key="k1", qty=3)
+    cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff())
+    leader = session.scalars(select(Leader).where(Leader.code == "L1")).one()
+    user = create_user(session, username="l1", password="x" * 8, role=Role.LEADER, leader_code="L1")
+    apple = world.products["APPLE"].id
+    arrival, _ = confirm_arrival(
+        session, wave=order.wave, leader=leader, counted={apple: 3}, user_id=user.id, actor="t"
+    )
+    correct_arrival(
+        session, arrival=arrival, product_id=apple, counted=2, user_id=user.id, actor="t"
+    )
+    events = [(t, p) for t, _, p in _messages(session, hook.id)]
+    assert [t for t, _ in events] == [
+        "order.accepted",
+        "order.cut_off",
+        "order.arrived",
+        "refund.owed",
+    ]
+    assert events[2][1]["short"] == []
+    assert events[3][1] == {
+        "order_id": order.id,
+        "idempotency_key": "k1",
+        "refund_id": events[3][1]["refund_id"],
+        "sku": "APPLE",
+        "reason": "shortage",
+        "amount_cents": 1000,
+    }
