@@ -9,6 +9,11 @@ POST (counted by a SQLAlchemy `before_cursor_execute` listener, COMMIT included)
 CPU milliseconds per POST, and with --profile the top functions of a cProfile run by cumulative
 time. No network and no other process: the figures say what the code costs, whatever the
 machine's neighbours do.
+
+Beside it, the floor (benchmarks/floor.py, in the same app and engine): as many POSTs that
+validate a small JSON body and do one INSERT and COMMIT, with their statements and CPU ms, and
+the ratio of the two (target with the outbox on: ≤ 3). With the outbox on (the default;
+--no-outbox: off) the API client has a webhook endpoint, so each order writes its event.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 from sqlalchemy import event, text
 
 from benchmarks._postgres import fresh_schema
-from benchmarks.web import DEFAULT_PG, post_requests
+from benchmarks.web import DEFAULT_PG, floor_post_requests, post_requests
 
 
 def _database(kind: str, base_url: str, workdir: Path):
@@ -52,14 +57,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", type=int, default=0, help="top N functions (0: no profile)")
     parser.add_argument("--sort", default="cumulative", help="the profile's order (tottime, …)")
     parser.add_argument("--show", action="store_true", help="print each statement (use --posts 1)")
+    parser.add_argument(
+        "--outbox",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the API client has a webhook endpoint: each POST writes its event",
+    )
     args = parser.parse_args(argv)
 
-    from web import create_app
+    from benchmarks.floor import create_floor_app
 
     workdir = Path(tempfile.mkdtemp(prefix="gb-profile-"))
     url, drop = _database(args.db, args.postgres_url, workdir)
     try:
-        app = create_app(
+        app = create_floor_app(
             {
                 "GROUPBUY_ENV": "test",
                 "GROUPBUY_DATABASE_URL": url,
@@ -75,6 +86,10 @@ def main(argv: list[str] | None = None) -> None:
         result = runner.invoke(args=["api-client", "create", "profile", "--region", "SH"])
         assert result.exit_code == 0, result.output
         token = result.output.strip().splitlines()[-1]
+        if args.outbox:
+            hook = ["api-client", "webhook", "add", "profile", "http://127.0.0.1:9/events"]
+            result = runner.invoke(args=hook)
+            assert result.exit_code == 0, result.output
         engine = app.extensions["groupbuy"]["engine"]
         with engine.connect() as conn:
             leaders = list(conn.execute(text("SELECT code FROM leader ORDER BY code")).scalars())
@@ -86,8 +101,15 @@ def main(argv: list[str] | None = None) -> None:
             answer = client.post(path, data=body, headers=headers)
             return answer.status_code
 
+        floor_make = floor_post_requests(seed=4)
+
+        def floor_post(i: int) -> int:
+            _method, path, headers, body = floor_make(i)
+            return client.post(path, data=body, headers=headers).status_code
+
         for i in range(20):  # warm-up: imports, caches, the first wave's rows
             post(i)
+            floor_post(i)
 
         statements: Counter[str] = Counter()
 
@@ -114,6 +136,14 @@ def main(argv: list[str] | None = None) -> None:
         cpu_ms = (time.process_time() - cpu) * 1000 / args.posts
         wall_ms = (time.perf_counter() - wall) * 1000 / args.posts
         total = sum(statements.values())
+        order_statements = dict(statements)
+        statements.clear()
+        floor_statuses: Counter[int] = Counter()
+        cpu = time.process_time()
+        for i in range(args.posts):
+            floor_statuses[floor_post(i)] += 1
+        floor_cpu_ms = (time.process_time() - cpu) * 1000 / args.posts
+        floor_total = sum(statements.values())
         print(
             json.dumps(
                 {
@@ -122,10 +152,16 @@ def main(argv: list[str] | None = None) -> None:
                     "statuses": dict(statuses),
                     "statements_per_post": round(total / args.posts, 2),
                     "by_kind_per_post": {
-                        k: round(v / args.posts, 2) for k, v in statements.most_common()
+                        k: round(v / args.posts, 2)
+                        for k, v in sorted(order_statements.items(), key=lambda kv: -kv[1])
                     },
                     "cpu_ms_per_post": round(cpu_ms, 2),
                     "wall_ms_per_post": round(wall_ms, 2),
+                    "outbox": args.outbox,
+                    "floor_statuses": dict(floor_statuses),
+                    "floor_statements_per_post": round(floor_total / args.posts, 2),
+                    "floor_cpu_ms_per_post": round(floor_cpu_ms, 2),
+                    "ratio_to_floor": round(cpu_ms / floor_cpu_ms, 2),
                     "profiled": bool(profiler),
                 }
             )

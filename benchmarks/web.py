@@ -19,12 +19,21 @@ Scenarios:
   through the login form (GET it, take the CSRF token and the session cookie, POST the form);
   --create-users makes their accounts with `groupbuy create-user … --password-stdin`.
 
+Each scenario has a floor beside it, served by the same gunicorn, app and engine
+(benchmarks/floor.py): floor-post (validate a small JSON body, one INSERT, COMMIT) at the post
+rates, floor-page (one indexed SELECT rendered by a template) at the page rates; --no-floor
+leaves them out. With the outbox on (the default; --no-outbox: off) the API client has a webhook
+endpoint, so each POST writes its order.accepted event in its transaction (no courier runs during
+this benchmark: it measures what the intake pays; `python -m benchmarks.events` measures delivery).
+
 Prints per rate: requests sent, achieved requests/s, p50/p95/p99 latency, errors (non-2xx,
 timeouts, connection failures), the 1-minute load average, and the CPU milliseconds per answered
 request used by the gunicorn workers (app CPU) and by their PostgreSQL backends (db CPU), read
 from /proc: on a machine shared with other work, these say what a request costs whatever the
 others do. Then per scenario the highest rate whose p95 ≤ 100 ms with zero errors (targets:
-200 POST/s and 100 pages/s).
+200 POST/s and 100 pages/s) beside its floor's, and the CPU ms per request (app + db) of each
+scenario beside its floor's with the ratio (targets: POST ≤ 3× the floor, page ≤ 3× the floor
+page).
 """
 
 from __future__ import annotations
@@ -357,6 +366,20 @@ def post_requests(token: str, leaders: list[str], seed: int):
     return make
 
 
+def floor_post_requests(seed: int):
+    rng = random.Random(seed)
+
+    def make(i: int) -> tuple[str, str, dict[str, str], bytes]:
+        body = {"name": f"floor-{rng.randrange(50_000)}", "quantity": rng.randrange(1, 10)}
+        headers = {"Content-Type": "application/json"}
+        return "POST", "/bench/floor/insert", headers, json.dumps(body).encode()
+
+    return make
+
+
+FLOOR_PAGE = "/bench/floor/page?leader={leader}"
+
+
 def page_requests(path_template: str, leaders: list[str], cookies: dict[str, str], wave, seed):
     rng = random.Random(seed)
 
@@ -435,7 +458,8 @@ def _serve(env: dict[str, str], port: int, args) -> subprocess.Popen:
         "GROUPBUY_LOGIN_LIMIT": "100000 per minute",
         "GROUPBUY_LOGIN_USER_LIMIT": "100000 per minute",
     }
-    factory = f"web:create_app({config!r})"
+    # the app of web:create_app, plus the floor's two views (benchmarks/floor.py)
+    factory = f"benchmarks.floor:create_floor_app({config!r})"
     command = [
         str(VENV_BIN / "gunicorn"),
         "--workers",
@@ -508,13 +532,18 @@ async def _run(
     try:
         if args.post_rates:
             make = post_requests(token, leaders, seed=1)
+            floor = floor_post_requests(seed=4)
             await run_step(pool, make, scenario="warmup", rate=20, seconds=5)
+            await run_step(pool, floor, scenario="warmup", rate=20, seconds=2)
             for rate in args.post_rates:
-                step = await run_step(
-                    pool, make, scenario="post", rate=rate, seconds=args.seconds, meter=meter
-                )
-                steps.append(step)
-                _print_table([step])
+                for scenario, maker in (("post", make), ("floor-post", floor)):
+                    if scenario.startswith("floor") and not args.floor:
+                        continue
+                    step = await run_step(
+                        pool, maker, scenario=scenario, rate=rate, seconds=args.seconds, meter=meter
+                    )
+                    steps.append(step)
+                    _print_table([step])
         if args.page_rates:
             rng = random.Random(2)
             chosen = rng.sample(leaders, min(args.page_leaders, len(leaders)))
@@ -527,16 +556,60 @@ async def _run(
                     if probe.status != 200:  # e.g. sent back to the login form
                         raise RuntimeError(f"signed in as {leader}, {path} answers {probe.status}")
             make = page_requests(args.page_path, chosen, cookies, wave, seed=3)
+            floor = page_requests(FLOOR_PAGE, chosen, {}, wave, seed=3)
             await run_step(pool, make, scenario="warmup", rate=10, seconds=5)
+            await run_step(pool, floor, scenario="warmup", rate=10, seconds=2)
             for rate in args.page_rates:
-                step = await run_step(
-                    pool, make, scenario="page", rate=rate, seconds=args.seconds, meter=meter
-                )
-                steps.append(step)
-                _print_table([step])
+                for scenario, maker in (("page", make), ("floor-page", floor)):
+                    if scenario.startswith("floor") and not args.floor:
+                        continue
+                    step = await run_step(
+                        pool, maker, scenario=scenario, rate=rate, seconds=args.seconds, meter=meter
+                    )
+                    steps.append(step)
+                    _print_table([step])
     finally:
         await pool.close()
     return steps
+
+
+def _cpu_per_request(steps: list[Step]) -> float:
+    """App + db CPU ms per answered request over the steps (nan if none answered)."""
+    answered = sum(
+        s.ok + sum(v for k, v in s.error_kinds.items() if k.startswith("HTTP")) for s in steps
+    )
+    used = sum(s.app_cpu_s + s.db_cpu_s for s in steps)
+    return used * 1000 / answered if answered else float("nan")
+
+
+def _best_rate(steps: list[Step]) -> str:
+    good = [s.rate for s in steps if s.meets_target]
+    return f"{max(good):.0f}/s" if good else "none"
+
+
+def _print_floor_comparison(steps: list[Step]) -> None:
+    """Each scenario beside its floor: CPU ms per request (app + db) and the ratio, and the
+    highest open-loop rate at p95 ≤ 100 ms with no errors."""
+    print()
+    print(
+        f"{'scenario':<11}{'CPU ms/req':>11}{'floor':>8}{'ratio':>7}{'target':>8}"
+        f"{'best rate':>11}{'floor best':>12}"
+    )
+    for scenario, floor, target_ratio, target_rate in (
+        ("post", "floor-post", 3.0, 200),
+        ("page", "floor-page", 3.0, 100),
+    ):
+        ran = [s for s in steps if s.scenario == scenario]
+        if not ran:
+            continue
+        base = [s for s in steps if s.scenario == floor]
+        cpu, floor_cpu = _cpu_per_request(ran), _cpu_per_request(base)
+        ratio = cpu / floor_cpu if base and floor_cpu else float("nan")
+        print(
+            f"{scenario:<11}{cpu:>11.2f}{floor_cpu:>8.2f}{ratio:>7.2f}{f'≤ {target_ratio:g}×':>8}"
+            f"{_best_rate(ran):>11}{_best_rate(base) if base else '-':>12}"
+            f"   (rate target {target_rate}/s)"
+        )
 
 
 def _rates(text_value: str) -> list[float]:
@@ -563,6 +636,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--login-password", default="bench-{leader}-pw", help="password template")
     parser.add_argument(
         "--create-users", action="store_true", help="create the leaders' accounts (create-user)"
+    )
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the floor scenarios beside post and page",
+    )
+    parser.add_argument(
+        "--outbox",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the API client has a webhook endpoint: each POST writes its event",
     )
     parser.add_argument("--worker-class", default="gthread")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
@@ -595,6 +680,8 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         _groupbuy(env, "demo", "--leaders", str(args.leaders), "--orders", str(args.orders))
         token = _groupbuy(env, "api-client", "create", "bench", "--region", "SH").strip()
+        if args.outbox:  # nothing listens there: this run measures the writing, not the sending
+            _groupbuy(env, "api-client", "webhook", "add", "bench", "http://127.0.0.1:9/events")
         leaders, wave = _demo_facts(url)
         if args.create_users:
             for leader in random.Random(2).sample(leaders, min(args.page_leaders, len(leaders))):
@@ -626,16 +713,8 @@ def main(argv: list[str] | None = None) -> None:
             meter.close()
         print()
         _print_table(steps)
-        for scenario, target in (("post", 200), ("page", 100)):
-            ran = [s for s in steps if s.scenario == scenario]
-            if not ran:
-                continue
-            good = [s.rate for s in ran if s.meets_target]
-            best = f"{max(good):.0f}/s" if good else "none"
-            print(
-                f"{scenario}: highest rate with p95 ≤ {TARGET_P95_MS:.0f} ms and no errors: {best} "
-                f"(target {target}/s)"
-            )
+        print(f"outbox: {'on (an endpoint registered)' if args.outbox else 'off'}")
+        _print_floor_comparison(steps)
         print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if server is not None:

@@ -10,6 +10,7 @@ import fulfilment.commission.models
 import fulfilment.core.models
 import fulfilment.handovers.models
 import fulfilment.night.loading
+import fulfilment.events.models
 import fulfilment.night.pipeline
 import fulfilment.night.plans
 import fulfilment.platforms.clients

@@ -121,6 +121,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return render_template("error.html", error=body), err.http_status
 
     from web import home
+    from web.api import webhooks as _api_webhooks  # noqa: F401 - its routes join the API's blueprint
     from web.api.views import init_api
     from web.auth.views import bp as auth_bp
     from web.cli import register_commands

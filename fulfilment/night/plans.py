@@ -12,15 +12,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import ForeignKey, Select, String, Text, UniqueConstraint, func, select
+from sqlalchemy import (
+    ForeignKey,
+    Select,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from fulfilment.core.audit import record_change
 from fulfilment.core.db import insert_ignore
 from fulfilment.core.errors import CutoffNotReached, NotFound
-from fulfilment.core.models import Base, Wave, WaveStatus, _enum
+from fulfilment.core.models import Base, Leader, Order, OrderStatus, Wave, WaveStatus, _enum
+from fulfilment.events.models import EventType
+from fulfilment.events.outbox import (
+    API_SCOPE_PREFIX,
+    emit_select,
+    has_listeners,
+    json_iso_utc,
+    json_object,
+)
 
 from .loading import StopRow, write_crate_loads
 
@@ -461,6 +480,7 @@ def supersede_and_publish(
         after={"status": PlanStatus.PUBLISHED.value, "version": draft.version},
         at=now,
     )
+    emit_plan_published(session, plan=draft, wave=wave, now=now)
     return draft
 
 
@@ -486,6 +506,55 @@ def _give_crates_their_routes(session: Session, plan: RoutePlan) -> None:
         wave_id=plan.wave_id,
         van_stops=rows[Echelon.LAST_MILE],
         truck_stops=rows[Echelon.TRUNK],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# What a published plan tells the shop platforms: `plan.published`, one event per platform order
+# of the wave with its pickup point's ETA (null: the plan leaves the point unserved), in one
+# INSERT … SELECT in the publish's transaction.
+
+_orders_t = cast(Table, Order.__table__)
+_leaders_t = cast(Table, Leader.__table__)
+
+
+def emit_plan_published(session: Session, *, plan: RoutePlan, wave: Wave, now: datetime) -> None:
+    if not has_listeners(session):
+        return
+    eta = (
+        select(PlanStop.leader_id, func.max(PlanStop.arrival_at).label("eta"))
+        .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+        .where(PlanRoute.plan_id == plan.id, PlanStop.leader_id.is_not(None))
+        .group_by(PlanStop.leader_id)
+        .subquery()
+    )
+    emit_select(
+        session,
+        EventType.PLAN_PUBLISHED,
+        select(
+            _orders_t.c.idempotency_scope.label("scope"),
+            _orders_t.c.id.label("order_id"),
+            json_object(
+                session,
+                order_id=_orders_t.c.id,
+                idempotency_key=_orders_t.c.idempotency_key,
+                leader=_leaders_t.c.code,
+                delivery_date=sql_cast(literal(wave.delivery_date.isoformat()), String()),
+                plan_version=literal(plan.version),
+                eta=json_iso_utc(session, eta.c.eta),
+            ).label("payload"),
+        )
+        .select_from(
+            _orders_t.join(_leaders_t, _leaders_t.c.id == _orders_t.c.leader_id).outerjoin(
+                eta, eta.c.leader_id == _orders_t.c.leader_id
+            )
+        )
+        .where(
+            _orders_t.c.wave_id == wave.id,
+            _orders_t.c.status == OrderStatus.PLACED.value,
+            _orders_t.c.idempotency_scope.like(f"{API_SCOPE_PREFIX}%"),
+        ),
+        now=now,
     )
 
 

@@ -43,6 +43,8 @@ from fulfilment.core.models import (
     tier_price,
     utcnow,
 )
+from fulfilment.events.models import EventType
+from fulfilment.events.outbox import Event, emit, iso
 from fulfilment.waves.cycle import delivery_date_for, ensure_wave
 from fulfilment.waves.deadlines import accepts_orders_at
 
@@ -438,6 +440,7 @@ def place_order_or_replay(
 
     total = 0
     order_lines = []
+    told: list[dict] = []  # the lines as the order's platform hears of them
     for sku, offer in sorted(offers.items(), key=lambda item: cast(int, item[1].deal_id)):
         deal_id = cast(int, offer.deal_id)
         qty = wanted[sku]
@@ -455,6 +458,7 @@ def place_order_or_replay(
                 "status": LineStatus.ACTIVE,
             }
         )
+        told.append({"sku": sku, "quantity": qty, "unit_price_cents": price})
         total += price * qty
     session.execute(insert(OrderLine).values(order_lines))
     session.execute(_SET_TOTAL, {"order_id": row["id"], "total_cents": total})
@@ -473,11 +477,35 @@ def place_order_or_replay(
             "source": source,
         },
     )
+    _emit_accepted(session, row, wave, leader_code, told, late=late)
     # The row as written, in the session as if loaded: its lines, member and wave load on use.
     order = Order(**row)
     make_transient_to_detached(order)
     session.add(order)
     return order, True
+
+
+def _emit_accepted(
+    session: Session, row: dict, wave: Wave, leader_code: str, lines: list[dict], *, late: bool
+) -> None:
+    """order.accepted (and order.late when its own wave was cut off) for the order's platform,
+    in the order's transaction. No pickup code: the platform has it from the answer."""
+    data = {
+        "order_id": row["id"],
+        "idempotency_key": row["idempotency_key"],
+        "leader": leader_code,
+        "delivery_date": wave.delivery_date.isoformat(),
+        "late": late,
+        "placed_at": iso(row["placed_at"]),
+        "lines": sorted(lines, key=lambda line: line["sku"]),
+        "total_cents": row["total_cents"],
+    }
+    scope, now = row["idempotency_scope"], row["received_at"]
+    events = [Event(EventType.ORDER_ACCEPTED, scope, row["id"], data)]
+    if late:
+        moved = {k: data[k] for k in ("order_id", "idempotency_key", "leader", "delivery_date")}
+        events.append(Event(EventType.ORDER_LATE, scope, row["id"], moved))
+    emit(session, events, now=now)
 
 
 def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
@@ -606,5 +634,16 @@ def cancel_order(
         entity_id=order.id,
         before={"status": OrderStatus.PLACED.value},
         after={"status": order.status.value},
+    )
+    data = {
+        "order_id": order.id,
+        "idempotency_key": order.idempotency_key,
+        "reason": "member",
+        "cancelled_at": iso(now),
+    }
+    emit(
+        session,
+        [Event(EventType.ORDER_CANCELLED, order.idempotency_scope, order.id, data)],
+        now=now,
     )
     return order

@@ -42,6 +42,8 @@ from fulfilment.core.models import (
     _enum,
     utcnow,
 )
+from fulfilment.events.models import EventType
+from fulfilment.events.outbox import API_SCOPE_PREFIX, Event, emit, has_listeners, iso
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 # A 48-megapixel phone photo fits; anything larger is refused from its header, before decoding
@@ -416,6 +418,7 @@ def confirm_arrival(
             session, arrival=arrival, sku=row.sku, plan=plans.get(pid, {}), prices=prices, now=now
         )
     session.flush()
+    _emit_arrival_events(session, arrival=arrival, wave=wave, leader=leader, now=now)
     record_change(
         session,
         actor=actor,
@@ -472,6 +475,90 @@ def _owe_shortages(
             {"sku": sku, "order_line": line_id, "units": units, "cents": refund.amount_cents}
         )
     return out
+
+
+def _emit_arrival_events(
+    session: Session,
+    *,
+    arrival: Arrival,
+    wave: Wave,
+    leader: Leader,
+    now: datetime,
+    correction_id: int | None = None,
+) -> None:
+    """For the platforms' orders at the point: `order.arrived` with what each order is short
+    (on the confirmation), and `refund.owed` per shortage refund (confirmation or correction)."""
+    if not has_listeners(session):
+        return
+    platform = Order.idempotency_scope.like(f"{API_SCOPE_PREFIX}%")
+    orders = session.execute(
+        select(Order.id, Order.idempotency_scope, Order.idempotency_key)
+        .where(
+            Order.wave_id == wave.id,
+            Order.leader_id == leader.id,
+            Order.status == OrderStatus.PLACED,
+            platform,
+        )
+        .order_by(Order.id)
+    ).all()
+    shortages = session.execute(
+        select(
+            OrderLine.order_id,
+            Product.sku,
+            Shortage.quantity,
+            Refund.id,
+            Refund.amount_cents,
+        )
+        .join(OrderLine, OrderLine.id == Shortage.order_line_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(Product, Product.id == OrderLine.product_id)
+        .join(Refund, Refund.id == Shortage.refund_id)
+        .where(
+            Shortage.arrival_id == arrival.id,
+            Shortage.correction_id == correction_id
+            if correction_id is not None
+            else Shortage.correction_id.is_(None),
+            platform,
+        )
+        .order_by(Refund.id)
+    ).all()
+    short_of: dict[int, list] = {}
+    for row in shortages:
+        short_of.setdefault(row.order_id, []).append(row)
+    keys = {o.id: (o.idempotency_scope, o.idempotency_key) for o in orders}
+    events: list[Event] = []
+    for order_id, (scope, key) in keys.items():
+        rows = short_of.get(order_id, [])
+        if correction_id is None:
+            data = {
+                "order_id": order_id,
+                "idempotency_key": key,
+                "leader": leader.code,
+                "delivery_date": wave.delivery_date.isoformat(),
+                "arrived_at": iso(arrival.confirmed_at),
+                "short": [
+                    {"sku": r.sku, "units": r.quantity, "refund_cents": r.amount_cents}
+                    for r in rows
+                ],
+            }
+            events.append(Event(EventType.ORDER_ARRIVED, scope, order_id, data))
+        events += [
+            Event(
+                EventType.REFUND_OWED,
+                scope,
+                order_id,
+                {
+                    "order_id": order_id,
+                    "idempotency_key": key,
+                    "refund_id": r.id,
+                    "sku": r.sku,
+                    "reason": RefundReason.SHORTAGE.value,
+                    "amount_cents": r.amount_cents,
+                },
+            )
+            for r in rows
+        ]
+    emit(session, events, now=now)
 
 
 def current_counts(session: Session, arrival: Arrival) -> dict[int, int]:
@@ -575,6 +662,15 @@ def correct_arrival(
         sku=product.sku,
         plan=plan,
         prices=prices,
+        now=now,
+        correction_id=correction.id,
+    )
+    session.flush()
+    _emit_arrival_events(
+        session,
+        arrival=arrival,
+        wave=wave,
+        leader=leader,
         now=now,
         correction_id=correction.id,
     )

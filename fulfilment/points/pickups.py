@@ -37,6 +37,8 @@ from fulfilment.core.models import (
     utcnow,
 )
 from fulfilment.core.privacy import mask_name, mask_phone
+from fulfilment.events.models import EventType
+from fulfilment.events.outbox import API_SCOPE_PREFIX, Event, emit, iso
 
 from .point import Pickup, PickupLine  # the tables of this module, kept below arrivals
 
@@ -273,6 +275,7 @@ def verify_pickup(
             if o.id != order.id
         ]
     done: list[Pickup] = []
+    events: list[Event] = []
     for o in orders:
         pickup_id = _claim(session, order=o, leader=leader, user_id=user_id, now=now, method=method)
         if pickup_id is None:
@@ -310,11 +313,28 @@ def verify_pickup(
             },
             at=now,
         )
+        if o.idempotency_scope.startswith(API_SCOPE_PREFIX):
+            events.append(_collected_event(o, leader, lines, handed, now))
         pickup = session.get(Pickup, pickup_id)
         assert pickup is not None
         done.append(pickup)
     session.flush()
+    emit(session, events, now=now)
     return done
+
+
+def _collected_event(
+    order: Order, leader: Leader, lines: list[OrderLine], handed: dict[int, int], now: datetime
+) -> Event:
+    """order.collected: what was handed over, by SKU (never the code it was handed over by)."""
+    data = {
+        "order_id": order.id,
+        "idempotency_key": order.idempotency_key,
+        "leader": leader.code,
+        "collected_at": iso(now),
+        "lines": [{"sku": ln.product.sku, "quantity": handed[ln.id]} for ln in lines],
+    }
+    return Event(EventType.ORDER_COLLECTED, order.idempotency_scope, order.id, data)
 
 
 def _claim(

@@ -56,6 +56,7 @@ from fulfilment.core.models import (
 from .crates import DEFAULT_CRATE_VOLUME_ML, pack_wave
 from .cycle import ensure_wave
 from .deadlines import is_due
+from .events import emit_cutoff_events
 
 orders_t = cast(Table, Order.__table__)
 lines_t = cast(Table, OrderLine.__table__)
@@ -149,6 +150,7 @@ def cut_off_wave(
     wave.status = WaveStatus.CUT_OFF
     wave.cut_off_at = now
     session.flush()  # the ledger's unique key fails here if another runner got through first
+    emit_cutoff_events(session, wave=wave, now=now)
     record_change(
         session,
         actor=actor,

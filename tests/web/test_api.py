@@ -368,11 +368,30 @@ def test_wave_of_another_region_or_no_wave_is_404_and_a_bad_date_400(api):
 
 
 def test_openapi_document_is_served_without_a_token(client):
-    """The contract is public: OpenAPI 3.1 listing the four operations."""
+    """The contract is public: OpenAPI 3.1 listing the seven operations, and every event a
+    webhook endpoint can hear in its `webhooks` section."""
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"] == "3.1.0"
     operations = {op["operationId"] for path in doc["paths"].values() for op in path.values()}
-    assert operations == {"placeOrder", "getOrder", "cancelOrder", "getWave"}
+    assert operations == {
+        "placeOrder",
+        "getOrder",
+        "cancelOrder",
+        "getWave",
+        "listWebhookEndpoints",
+        "addWebhookEndpoint",
+        "removeWebhookEndpoint",
+    }
+    assert set(doc["webhooks"]) == {
+        "order.accepted",
+        "order.late",
+        "order.cut_off",
+        "order.cancelled",
+        "order.arrived",
+        "order.collected",
+        "refund.owed",
+        "plan.published",
+    }
 
 
 def _limited_app(db_url, tmp_path, storage: str, prefix: str):

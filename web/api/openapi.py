@@ -12,6 +12,9 @@ from typing import Any
 from fulfilment.orders.intake import MAX_QUANTITY_PER_LINE
 from fulfilment.platforms.clients import MEMBER_ID_MAX
 
+from .openapi_webhooks import SCHEMAS as WEBHOOK_SCHEMAS
+from .openapi_webhooks import webhook_paths, webhooks_section
+
 MAX_LINES = 100
 KEY_MAX = 128
 # orders.total_cents is a 64-bit integer (migration 0007): 100 lines × 10,000 units at the
@@ -312,8 +315,9 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **WEBHOOK_SCHEMAS},
         },
+        "webhooks": webhooks_section(),
         "paths": {
             "/api/v1/orders": {
                 "post": {
@@ -414,5 +418,6 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **webhook_paths(_problem, _json, COMMON_ERRORS),
         },
     }

@@ -1,7 +1,8 @@
 """The `groupbuy` console script: the Flask CLI of the app (`flask --app web` works the same), a
 module per command group: `db` (schema, demo), `orders` (import, cutoff), `night` (fleet, plans,
-pipeline, scheduler, workers), `accounts` (users, refunds), `api` (API clients), `printing` (a wave's documents),
-`commission` (rates, settlement, statements)."""
+pipeline, scheduler, workers), `accounts` (users, refunds), `api` (API clients and their webhook
+endpoints), `webhooks` (their delivery), `printing` (a wave's documents), `commission` (rates,
+settlement, statements)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from web import create_app
 
 
 def register_commands(group: click.Group) -> None:
-    from . import accounts, api, commission, db, night, orders, printing
+    from . import accounts, api, commission, db, night, orders, printing, webhooks
 
-    for module in (db, orders, api, accounts, night, printing, commission):
+    for module in (db, orders, api, accounts, night, printing, commission, webhooks):
         for command in module.COMMANDS:
             group.add_command(command)
 

@@ -11,6 +11,14 @@ from flask.cli import AppGroup
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
 from fulfilment.platforms.clients import create_api_client, revoke_api_client
+from fulfilment.platforms.webhooks import (
+    add_endpoint,
+    get_client_by_name,
+    list_endpoints,
+    remove_endpoint,
+)
+
+from .context import app_sessions, fail
 
 api_client = AppGroup("api-client", help="API clients (shop platforms) of the order API.")
 
@@ -47,6 +55,72 @@ def revoke_command(name: str, actor: str) -> None:
         click.echo(f"error: {err}", err=True)
         sys.exit(1)
     click.echo(f"API client {name} revoked.")
+
+
+@api_client.group("webhook")
+def webhook_group() -> None:
+    """A client's webhook endpoints: where its orders' events are sent (docs/api.md)."""
+
+
+@webhook_group.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option(
+    "--events",
+    default="",
+    help="Comma-separated event types (default: all), e.g. order.cut_off,order.arrived.",
+)
+@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+def webhook_add_command(name: str, url: str, events: str, actor: str) -> None:
+    """Register URL for client NAME and print its signing secret (shown this once)."""
+    wanted = [e.strip() for e in events.split(",") if e.strip()] or None
+    try:
+        with session_scope(app_sessions()) as session:
+            client = get_client_by_name(session, name)
+            endpoint, secret = add_endpoint(
+                session, client=client, url=url, events=wanted, actor=actor
+            )
+            endpoint_id, types = endpoint.id, endpoint.event_types()
+    except FulfilmentError as err:
+        fail(err)
+    click.echo(f"Webhook endpoint {endpoint_id} of {name}: {url}", err=True)
+    click.echo(f"Events: {', '.join(types)}", err=True)
+    click.echo("Its signing secret (shown this once; store it now):", err=True)
+    click.echo(secret)
+
+
+@webhook_group.command("list")
+@click.argument("name")
+def webhook_list_command(name: str) -> None:
+    """The client's webhook endpoints: id, URL, events, and whether it is failing."""
+    try:
+        with session_scope(app_sessions()) as session:
+            client = get_client_by_name(session, name)
+            rows = [
+                (e.id, e.url, e.events, e.failures) for e in list_endpoints(session, client=client)
+            ]
+    except FulfilmentError as err:
+        fail(err)
+    if not rows:
+        click.echo(f"{name} has no webhook endpoints.")
+    for endpoint_id, url, events, failures in rows:
+        state = f"failing ({failures} in a row)" if failures else "ok"
+        click.echo(f"{endpoint_id}\t{url}\t{events}\t{state}")
+
+
+@webhook_group.command("remove")
+@click.argument("name")
+@click.argument("endpoint_id", type=int)
+@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+def webhook_remove_command(name: str, endpoint_id: int, actor: str) -> None:
+    """Remove an endpoint: it hears nothing more; what it had not received is dropped."""
+    try:
+        with session_scope(app_sessions()) as session:
+            client = get_client_by_name(session, name)
+            remove_endpoint(session, client=client, endpoint_id=endpoint_id, actor=actor)
+    except FulfilmentError as err:
+        fail(err)
+    click.echo(f"Webhook endpoint {endpoint_id} of {name} removed.")
 
 
 def offer_demo_deals(sessions) -> str:

@@ -104,7 +104,16 @@ def demo_command(
         click.echo("Demo logins were printed when the demo was built (or use create-user).")
     if serve:
         # app.run() refuses to run inside the flask CLI; serve the same app with Werkzeug directly.
+        import threading
+
         from werkzeug.serving import run_simple
+
+        from fulfilment.events.delivery import Courier
+
+        # the webhooks' courier beside the app (`groupbuy webhooks run` in production)
+        courier = Courier(app_sessions())
+        threading.Thread(target=courier.run, name="webhooks", daemon=True).start()
+        click.echo("Webhooks are delivered meanwhile (groupbuy api-client webhook add …).")
 
         run_simple(
             "127.0.0.1",

@@ -1,0 +1,171 @@
+"""What a cutoff tells the shop platforms: each of their orders' final price and refund owed
+(`order.cut_off`), the orders whose every group failed (`order.cancelled`), each refund owed
+(`refund.owed`). Set-based: one INSERT … SELECT per event type for the whole wave, in the
+cutoff's transaction, for the orders a platform placed only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import String, Table, and_, case, func, literal, select
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.orm import Session
+
+from fulfilment.core.models import (
+    Deal,
+    LineStatus,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Refund,
+    RefundReason,
+    Wave,
+)
+from fulfilment.events.models import EventType
+from fulfilment.events.outbox import (
+    API_SCOPE_PREFIX,
+    emit_select,
+    has_listeners,
+    iso,
+    json_array_agg,
+    json_nested,
+    json_object,
+)
+
+orders_t = cast(Table, Order.__table__)
+lines_t = cast(Table, OrderLine.__table__)
+deals_t = cast(Table, Deal.__table__)
+products_t = cast(Table, Product.__table__)
+refunds_t = cast(Table, Refund.__table__)
+CUTOFF_REFUNDS = [RefundReason.TIER_PRICE.value, RefundReason.GROUP_FAILED.value]
+
+
+def _text(value: str):
+    """A bound string typed for PostgreSQL's json_build_object (an untyped one is refused)."""
+    return sql_cast(literal(value), String())
+
+
+def _platform_orders(wave: Wave):
+    return and_(
+        orders_t.c.wave_id == wave.id, orders_t.c.idempotency_scope.like(f"{API_SCOPE_PREFIX}%")
+    )
+
+
+def emit_cutoff_events(session: Session, *, wave: Wave, now: datetime) -> None:
+    """The cutoff's events for every platform order of the wave (nothing when no endpoint)."""
+    if not has_listeners(session):
+        return
+    final_price = case(
+        (deals_t.c.final_price_cents < lines_t.c.unit_price_cents, deals_t.c.final_price_cents),
+        else_=lines_t.c.unit_price_cents,
+    )
+    active = lines_t.c.status == LineStatus.ACTIVE.value
+    per_order = (
+        select(
+            lines_t.c.order_id,
+            json_array_agg(
+                session,
+                json_object(
+                    session,
+                    sku=products_t.c.sku,
+                    quantity=lines_t.c.quantity,
+                    unit_price_cents=lines_t.c.unit_price_cents,
+                    final_price_cents=case((active, final_price), else_=None),
+                    status=lines_t.c.status,
+                ),
+            ).label("lines"),
+            func.sum(case((active, lines_t.c.quantity * final_price), else_=0)).label("total"),
+        )
+        .select_from(
+            lines_t.join(orders_t, orders_t.c.id == lines_t.c.order_id)
+            .join(deals_t, deals_t.c.id == lines_t.c.deal_id)
+            .join(products_t, products_t.c.id == lines_t.c.product_id)
+        )
+        .where(_platform_orders(wave))
+        .group_by(lines_t.c.order_id)
+        .subquery()
+    )
+    owed = (
+        select(lines_t.c.order_id, func.sum(refunds_t.c.amount_cents).label("cents"))
+        .select_from(
+            refunds_t.join(lines_t, lines_t.c.id == refunds_t.c.order_line_id).join(
+                orders_t, orders_t.c.id == lines_t.c.order_id
+            )
+        )
+        .where(_platform_orders(wave), refunds_t.c.reason.in_(CUTOFF_REFUNDS))
+        .group_by(lines_t.c.order_id)
+        .subquery()
+    )
+    day = _text(wave.delivery_date.isoformat())
+    settled = [OrderStatus.PLACED.value, OrderStatus.CANCELLED_FOR_REFUND.value]
+    emit_select(
+        session,
+        EventType.ORDER_CUT_OFF,
+        select(
+            orders_t.c.idempotency_scope.label("scope"),
+            orders_t.c.id.label("order_id"),
+            json_object(
+                session,
+                order_id=orders_t.c.id,
+                idempotency_key=orders_t.c.idempotency_key,
+                delivery_date=day,
+                status=orders_t.c.status,
+                paid_cents=orders_t.c.total_cents,
+                final_total_cents=func.coalesce(per_order.c.total, 0),
+                refund_owed_cents=func.coalesce(owed.c.cents, 0),
+                lines=json_nested(session, per_order.c.lines),
+            ).label("payload"),
+        )
+        .select_from(
+            orders_t.join(per_order, per_order.c.order_id == orders_t.c.id).outerjoin(
+                owed, owed.c.order_id == orders_t.c.id
+            )
+        )
+        .where(_platform_orders(wave), orders_t.c.status.in_(settled)),
+        now=now,
+    )
+    emit_select(
+        session,
+        EventType.ORDER_CANCELLED,
+        select(
+            orders_t.c.idempotency_scope.label("scope"),
+            orders_t.c.id.label("order_id"),
+            json_object(
+                session,
+                order_id=orders_t.c.id,
+                idempotency_key=orders_t.c.idempotency_key,
+                reason=_text("group_failed"),
+                cancelled_at=_text(iso(now) or ""),
+            ).label("payload"),
+        ).where(
+            _platform_orders(wave),
+            orders_t.c.status == OrderStatus.CANCELLED_FOR_REFUND.value,
+        ),
+        now=now,
+    )
+    emit_select(
+        session,
+        EventType.REFUND_OWED,
+        select(
+            orders_t.c.idempotency_scope.label("scope"),
+            orders_t.c.id.label("order_id"),
+            json_object(
+                session,
+                order_id=orders_t.c.id,
+                idempotency_key=orders_t.c.idempotency_key,
+                refund_id=refunds_t.c.id,
+                sku=products_t.c.sku,
+                reason=refunds_t.c.reason,
+                amount_cents=refunds_t.c.amount_cents,
+            ).label("payload"),
+        )
+        .select_from(
+            refunds_t.join(lines_t, lines_t.c.id == refunds_t.c.order_line_id)
+            .join(orders_t, orders_t.c.id == lines_t.c.order_id)
+            .join(products_t, products_t.c.id == lines_t.c.product_id)
+        )
+        .where(_platform_orders(wave), refunds_t.c.reason.in_(CUTOFF_REFUNDS)),
+        now=now,
+    )

@@ -1,0 +1,189 @@
+"""Webhook endpoints through the API (`/api/v1/webhooks/endpoints`) and the CLI
+(`groupbuy api-client webhook …`, `groupbuy webhooks …`), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+from factories import DELIVERY, make_world
+from platform_factories import make_client
+from sqlalchemy import select, update
+
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import Region
+from fulfilment.events.models import MessageState, WebhookEndpoint, WebhookMessage
+from fulfilment.orders.intake import LineRequest, MemberRef
+from fulfilment.platforms.clients import ApiClient, OrderRequest, submit_order
+from fulfilment.waves.cycle import cutoff_for_delivery
+
+
+def _tokens(app) -> dict[str, str]:
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        make_world(s)
+        return {name: make_client(s, name=name)[1] for name in ("shop-a", "shop-b")}
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_platform_registers_lists_and_removes_its_endpoints(app, client):
+    """POST answers 201 with the secret once (whsec_ + 32 bytes); GET lists the client's own
+    endpoints without secrets; DELETE removes one (204), and it is gone from the list."""
+    tokens = _tokens(app)
+    answer = client.post(
+        "/api/v1/webhooks/endpoints",
+        json={"url": "https://shop.example/hook", "events": ["order.cut_off", "order.arrived"]},
+        headers=_auth(tokens["shop-a"]),
+    )
+    assert answer.status_code == 201, answer.text
+    created = answer.get_json()
+    assert created["secret"].startswith("whsec_")
+    assert len(base64.b64decode(created["secret"].removeprefix("whsec_"))) == 32
+    assert created["events"] == ["order.arrived", "order.cut_off"]
+    assert answer.headers["Location"] == f"/api/v1/webhooks/endpoints/{created['id']}"
+    listed = client.get("/api/v1/webhooks/endpoints", headers=_auth(tokens["shop-a"])).get_json()
+    assert [(e["id"], e["url"]) for e in listed["endpoints"]] == [
+        (created["id"], "https://shop.example/hook")
+    ]
+    assert "secret" not in listed["endpoints"][0]
+    other = client.get("/api/v1/webhooks/endpoints", headers=_auth(tokens["shop-b"])).get_json()
+    assert other["endpoints"] == []
+    stolen = client.delete(
+        f"/api/v1/webhooks/endpoints/{created['id']}", headers=_auth(tokens["shop-b"])
+    )
+    assert stolen.status_code == 404
+    gone = client.delete(
+        f"/api/v1/webhooks/endpoints/{created['id']}", headers=_auth(tokens["shop-a"])
+    )
+    assert gone.status_code == 204
+    listed = client.get("/api/v1/webhooks/endpoints", headers=_auth(tokens["shop-a"])).get_json()
+    assert listed["endpoints"] == []
+
+
+def test_bad_endpoints_are_refused_naming_the_field(app, client):
+    """Not http(s), no host, user info, an unknown event type, a missing URL: 422 with the
+    field's JSON pointer, nothing written."""
+    tokens = _tokens(app)
+    cases = [
+        ({"url": "ftp://shop.example/hook"}, "/url"),
+        ({"url": "https://"}, "/url"),
+        ({"url": "https://user:pw@shop.example/"}, "/url"),
+        ({"url": "https://shop.example/a b"}, "/url"),
+        ({"url": "http://127.0.0.1:8080/hook"}, "/url"),  # internal addresses: not via the API
+        ({"url": "http://169.254.169.254/latest"}, "/url"),
+        ({"url": "http://[::1]/"}, "/url"),
+        ({"url": "http://localhost/"}, "/url"),
+        ({"url": "https://shop.example/", "events": ["order.shipped"]}, "/events/0"),
+        ({"url": "https://shop.example/", "events": "order.cut_off"}, "/events"),
+        ({"events": []}, "/url"),
+        ({"url": "https://shop.example/", "colour": "red"}, "/colour"),
+    ]
+    for body, pointer in cases:
+        answer = client.post(
+            "/api/v1/webhooks/endpoints", json=body, headers=_auth(tokens["shop-a"])
+        )
+        assert answer.status_code == 422, (body, answer.text)
+        assert pointer in [e["pointer"] for e in answer.get_json()["errors"]], body
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalars(select(WebhookEndpoint)).all() == []
+
+
+def test_the_cli_adds_lists_and_removes_an_endpoint(app, runner):
+    """`api-client webhook add` prints the secret once on stdout; list shows it; remove drops
+    the endpoint's undelivered messages."""
+    _tokens(app)
+    added = runner.invoke(
+        args=["api-client", "webhook", "add", "shop-a", "https://shop.example/hook"]
+    )
+    assert added.exit_code == 0, added.output
+    secret = added.stdout.strip().splitlines()[-1]
+    assert secret.startswith("whsec_")
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        endpoint = s.scalars(select(WebhookEndpoint)).one()
+        endpoint_id = endpoint.id
+        shop = s.scalars(select(ApiClient).where(ApiClient.name == "shop-a")).one()
+
+        region = s.scalars(select(Region)).one()
+
+        submit_order(
+            s,
+            client=shop,
+            request=OrderRequest("L1", MemberRef("M1"), [LineRequest("APPLE", 1)]),
+            idempotency_key="k1",
+            now=cutoff_for_delivery(region, DELIVERY) - timedelta(hours=1),
+        )
+    listed = runner.invoke(args=["api-client", "webhook", "list", "shop-a"])
+    assert f"{endpoint_id}\thttps://shop.example/hook\t*\tok" in listed.output
+    bad = runner.invoke(args=["api-client", "webhook", "add", "shop-a", "mailto:x@example.com"])
+    assert bad.exit_code == 1 and "url" in bad.output
+    unknown = runner.invoke(
+        args=["api-client", "webhook", "add", "shop-a", "https://x.example/", "--events", "x.y"]
+    )
+    assert unknown.exit_code == 1 and "events" in unknown.output
+    removed = runner.invoke(args=["api-client", "webhook", "remove", "shop-a", str(endpoint_id)])
+    assert removed.exit_code == 0, removed.output
+    with session_scope(sessions) as s:
+        assert s.scalars(select(WebhookMessage.state)).all() == [MessageState.DROPPED]
+
+
+def test_the_admin_sees_failed_messages_and_replays_them(app, runner):
+    """`webhooks failed` lists a message that failed for good, with its last answer;
+    `webhooks replay --since` queues it again; `webhooks status` counts by state."""
+    _tokens(app)
+    runner.invoke(args=["api-client", "webhook", "add", "shop-a", "https://shop.example/hook"])
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        shop = s.scalars(select(ApiClient).where(ApiClient.name == "shop-a")).one()
+        region = s.scalars(select(Region)).one()
+        submit_order(
+            s,
+            client=shop,
+            request=OrderRequest("L1", MemberRef("M1"), [LineRequest("APPLE", 1)]),
+            idempotency_key="k1",
+            now=cutoff_for_delivery(region, DELIVERY) - timedelta(hours=1),
+        )
+        s.execute(
+            update(WebhookMessage).values(
+                state=MessageState.FAILED, attempts=31, last_status=503, last_error="not 2xx"
+            )
+        )
+    failed = runner.invoke(args=["webhooks", "failed"])
+    assert "order.accepted" in failed.output and "HTTP 503" in failed.output
+    assert "https://shop.example/hook" in failed.output
+    replayed = runner.invoke(args=["webhooks", "replay", "--since", "2026-03-01T00:00:00"])
+    assert "1 messages queued again." in replayed.output
+    status = runner.invoke(args=["webhooks", "status"])
+    assert "pending\t1" in status.output and "failed\t0" in status.output
+    bad = runner.invoke(args=["webhooks", "replay", "--since", "yesterday"])
+    assert bad.exit_code == 1
+
+
+def test_webhooks_run_once_delivers_signed_events(app, runner):
+    """`groupbuy webhooks run --once` sends what is due to the endpoint registered on the
+    command line; the receiver checks the signature with the printed secret."""
+    from webhook_receiver import Receiver
+
+    receiver = Receiver()
+    try:
+        _tokens(app)
+        added = runner.invoke(args=["api-client", "webhook", "add", "shop-a", receiver.url("/h")])
+        receiver.secrets["/h"] = added.stdout.strip().splitlines()[-1]
+        with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+            shop = s.scalars(select(ApiClient).where(ApiClient.name == "shop-a")).one()
+            region = s.scalars(select(Region)).one()
+            submit_order(
+                s,
+                client=shop,
+                request=OrderRequest("L1", MemberRef("M1"), [LineRequest("APPLE", 1)]),
+                idempotency_key="k1",
+                now=cutoff_for_delivery(region, DELIVERY) - timedelta(hours=1),
+            )
+        ran = runner.invoke(args=["webhooks", "run", "--once"])
+        assert "1 sent" in ran.output, ran.output
+        assert [g.type for g in receiver.accepted] == ["order.accepted"]
+        assert receiver.bad_signatures == 0
+    finally:
+        receiver.close()
