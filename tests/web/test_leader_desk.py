@@ -1,0 +1,276 @@
+"""The leader's desk after a new user's day (issue 20): each defect found, pinned by the page a
+leader sees; the phone-tail handover, lists by member, Today's search box and window warning."""
+
+import io
+import re
+import unicodedata
+from urllib.parse import urlsplit
+
+import pytest
+from portal_factories import login, make_portal_world, post
+from sqlalchemy import select
+
+from fulfilment.core.db import session_scope
+from fulfilment.core.models import AuditEntry, Leader, Product
+from fulfilment.points.pickups import Pickup
+
+ZH = {"Accept-Language": "zh-CN"}
+EN = {"Accept-Language": "en"}
+CJK = "\u4e00-\u9fff"
+
+
+@pytest.fixture
+def portal(app):
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        return make_portal_world(s)
+
+
+@pytest.fixture
+def leader1(client, portal):
+    assert login(client, "leader1").status_code == 302
+    return client
+
+
+def _db(app):
+    return session_scope(app.extensions["groupbuy"]["sessions"])
+
+
+def _pids(app) -> dict[str, int]:
+    with _db(app) as s:
+        return dict(s.execute(select(Product.sku, Product.id)).all())
+
+
+def _value(html: str, name: str) -> str | None:
+    """The value attribute of the input named `name` on the page, None without one."""
+    tag = re.search(rf'<input[^>]*\bname="{re.escape(name)}"[^>]*>', html)
+    assert tag, f"no input {name}"
+    value = re.search(r'\bvalue="([^"]*)"', tag.group(0))
+    return value.group(1) if value else None
+
+
+def _selected(html: str, name: str) -> str | None:
+    select_ = re.search(rf'<select[^>]*\bname="{re.escape(name)}".*?</select>', html, re.S)
+    assert select_, f"no select {name}"
+    chosen = re.search(r'<option value="([^"]*)" selected', select_.group(0))
+    return chosen.group(1) if chosen else None
+
+
+def _text(html: str) -> str:
+    """What a reader sees: the page without tags, scripts or the head."""
+    body = re.sub(r"<(script|style|head)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+
+def _confirm(client, app, **counted):
+    pids = _pids(app)
+    counts = {
+        f"count-{pids[s]}": str(n)
+        for s, n in {"APPLE": 6, "MILK": 3, "PRAWN": 1, **counted}.items()
+    }
+    done = post(client, "/leader/arrival", {**counts, "step": "confirm"})
+    assert done.status_code == 302
+
+
+# --- 2: the whole member's handover shows every order's items ------------------------------
+
+
+def test_member_handover_shows_every_item_of_every_order(leader1, portal):
+    """M1's code finds their first bag; the page offering to hand over all their orders lists
+    each bag with its own items (M1's latest bag: Milk 1L × 2), in bag-number order."""
+    page = post(leader1, "/leader/pickups", {"code": portal.orders["M1"].pickup_code}).text
+    latest = re.search(rf'id="bag-{portal.orders["M1b"].id}".*?</section>', page, re.S)
+    assert latest, "the member's other bag is not shown with its items"
+    assert "Milk 1L" in latest.group(0) and ">2<" in latest.group(0)
+    first = page.index(f'id="bag-{portal.orders["M1"].id}"')
+    assert first < latest.start()  # bag 1 before bag 4
+
+
+# --- 3: what was typed is kept ---------------------------------------------------------------
+
+
+def test_one_bad_count_keeps_every_count_typed(app, leader1, portal):
+    """A count that is not a number answers 422 and the page keeps every count the leader
+    typed (the good ones and the bad one), instead of resetting them to the expected units."""
+    p = _pids(app)
+    bad = post(
+        leader1,
+        "/leader/arrival",
+        {f"count-{p['APPLE']}": "5", f"count-{p['MILK']}": "x", f"count-{p['PRAWN']}": "0"},
+    )
+    assert bad.status_code == 422
+    assert _value(bad.text, f"count-{p['APPLE']}") == "5"
+    assert _value(bad.text, f"count-{p['PRAWN']}") == "0"
+    assert _value(bad.text, f"count-{p['MILK']}") == "x"
+
+
+def test_a_refused_photo_keeps_the_typed_note_and_kind(app, leader1, portal):
+    """A photo that is not an image is refused (422) and the note and kind typed beside it stay."""
+    p = _pids(app)
+    counts = {f"count-{p['APPLE']}": "6", f"count-{p['MILK']}": "3", f"count-{p['PRAWN']}": "0"}
+    refused = post(
+        leader1,
+        "/leader/arrival",
+        {
+            **counts,
+            "step": "confirm",
+            f"kind-{p['PRAWN']}": "damaged",
+            f"note-{p['PRAWN']}": "盒子压坏",
+            f"photo-{p['PRAWN']}": (io.BytesIO(b"<html>not an image"), "x.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    assert _value(refused.text, f"note-{p['PRAWN']}") == "盒子压坏"
+    assert _selected(refused.text, f"kind-{p['PRAWN']}") == "damaged"
+
+
+def test_a_wrong_shortage_total_names_the_product_and_keeps_the_choices(app, leader1, portal):
+    """Two short units put on M3's apples when one is missing: the message names the product
+    (Apples 1kg, not its SKU code) and the units typed per member stay as typed."""
+    p = _pids(app)
+    counts = {f"count-{p['APPLE']}": "5", f"count-{p['MILK']}": "3", f"count-{p['PRAWN']}": "1"}
+    m2, m3 = portal.orders["M2"].line_ids[0], portal.orders["M3"].line_ids[0]
+    refused = post(
+        leader1,
+        "/leader/arrival",
+        {
+            **counts,
+            "step": "confirm",
+            f"assign-{p['APPLE']}-{m3}": "2",
+            f"assign-{p['APPLE']}-{m2}": "0",
+        },
+        headers=EN,
+    )
+    assert refused.status_code == 422
+    message = re.search(r'class="error"[^>]*>([^<]*)<', refused.text).group(1)
+    assert "Apples 1kg" in message and "APPLE" not in message
+    assert _value(refused.text, f"assign-{p['APPLE']}-{m3}") == "2"
+    assert _value(refused.text, f"assign-{p['APPLE']}-{m2}") == "0"
+
+
+# --- 4: Post/Redirect/Get for the phone reveal -------------------------------------------------
+
+
+def test_show_phone_redirects_and_a_reload_reveals_nothing_again(app, leader1, portal):
+    """Show phone answers with a redirect; the page it leads to shows the full phone once; a
+    reload neither shows it again nor writes a second audit entry."""
+    member = portal.orders["M1"].member_id
+    shown = post(leader1, "/leader/uncollected/phone", {"member": str(member)})
+    assert shown.status_code == 303
+    assert urlsplit(shown.headers["Location"]).path == "/leader/uncollected"
+    assert "13812345678" in leader1.get("/leader/uncollected").text
+    assert "13812345678" not in leader1.get("/leader/uncollected").text
+    with _db(app) as s:
+        viewed = s.scalars(select(AuditEntry).where(AuditEntry.action == "member.phone_viewed"))
+        assert len(viewed.all()) == 1
+
+
+# --- 5: shortages where the leader looks -------------------------------------------------------
+
+
+def test_a_confirmed_shortage_shows_on_the_order_today_and_the_pickup_card(app, leader1, portal):
+    """MILK counted one short goes on M1's latest order; its order page, Today and the pickup
+    card all say the line is short 1 with a refund owed, not only the arrival page."""
+    _confirm(leader1, app, MILK=2)
+    said = "short 1, refund owed"
+    assert said in leader1.get(f"/leader/orders/{portal.orders['M1b'].id}", headers=EN).text
+    assert said in leader1.get("/leader/today", headers=EN).text
+    card = post(leader1, "/leader/pickups", {"code": portal.orders["M1b"].pickup_code}, headers=EN)
+    assert said in card.text
+    assert "少 1 件，应退款" in leader1.get("/leader/today", headers=ZH).text
+
+
+def test_a_corrections_note_is_shown_on_the_arrival_page(app, leader1, portal):
+    """A correction recorded with a note shows that note on the arrival page, beside its count."""
+    _confirm(leader1, app)
+    milk = _pids(app)["MILK"]
+    done = post(
+        leader1,
+        "/leader/arrival/correct",
+        {"product": milk, "counted": "2", "note": "中午发现一盒漏了"},
+        token_from="/leader/arrival",
+    )
+    assert done.status_code == 302
+    assert "中午发现一盒漏了" in leader1.get("/leader/arrival").text
+
+
+# --- 6: the words -------------------------------------------------------------------------------
+
+
+def test_orders_are_not_waiting_for_pickup_before_the_goods_arrive(app, leader1, portal):
+    """Before the arrival is confirmed Today says the orders await the goods (待到货), not that
+    they wait for pickup (待提货); after the confirmation they wait for pickup."""
+    before = _text(leader1.get("/leader/today", headers=ZH).text)
+    assert "待提货" not in before and "待到货" in before
+    _confirm(leader1, app)
+    after = _text(leader1.get("/leader/today", headers=ZH).text)
+    assert "待提货" in after and "待到货" not in after
+
+
+def test_english_plurals_read_as_english(app, leader1, portal):
+    """No "(s)" on the leader's pages: days waiting, orders handed over and short units use the
+    plural forms of the language."""
+    _confirm(leader1, app, MILK=2)
+    post(leader1, "/leader/pickups/verify", {"code": portal.orders["M2"].pickup_code})
+    flashed = _text(leader1.get("/leader/pickups", headers=EN).text)
+    assert "Handed over: 1 order." in flashed
+    waiting = _text(leader1.get("/leader/uncollected", headers=EN).text)
+    assert re.search(r"\b\d+ days waiting\b", waiting)
+    arrival = _text(leader1.get("/leader/arrival", headers=EN).text)
+    assert "1 short unit;" in arrival
+    for page in (flashed, waiting, arrival):
+        assert "(s)" not in page
+
+
+def test_a_next_day_delivery_reads_as_such_in_chinese(client, portal):
+    """The start page says 次日配送 for a region delivering the day after the cutoff."""
+    login(client, "dispatcher1")
+    page = _text(client.get("/", headers=ZH).text)
+    assert "次日配送" in page and "1 天后配送" not in page
+
+
+def test_chinese_pages_use_full_width_punctuation(app, leader1, portal):
+    """Chinese text on the leader's pages is not broken by ASCII commas, colons or brackets."""
+    _confirm(leader1, app)
+    milk = _pids(app)["MILK"]
+    post(leader1, "/leader/arrival/correct", {"product": milk, "counted": "2"})
+    ascii_beside_chinese = re.compile(rf"[{CJK}*）][ ]?[,;:!?(]|[,;:!?)][ ]?[{CJK}（]")
+    pages = [
+        leader1.get("/leader/arrival", headers=ZH).text,
+        post(
+            leader1, "/leader/pickups", {"code": portal.orders["M1"].pickup_code}, headers=ZH
+        ).text,
+        leader1.get("/leader/today", headers=ZH).text,
+        leader1.get("/leader/uncollected", headers=ZH).text,
+    ]
+    for html in pages:
+        assert ascii_beside_chinese.findall(_text(html)) == []
+
+
+# --- 7: a code typed on a Chinese keyboard --------------------------------------------------------
+
+
+def test_a_full_width_code_finds_and_hands_over_the_order(app, leader1, portal):
+    """The code typed in full-width digits (a Chinese keyboard) finds M2's bag and hands it over."""
+    code = portal.orders["M2"].pickup_code
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in code)
+    assert unicodedata.normalize("NFKC", wide) == code and wide != code
+    found = post(leader1, "/leader/pickups", {"code": wide}, headers=EN)
+    assert found.status_code == 200 and "Bag 2" in found.text
+    done = post(leader1, "/leader/pickups/verify", {"code": wide, "scope": "order"})
+    assert done.status_code == 302
+    with _db(app) as s:
+        assert s.scalars(select(Pickup.order_id)).all() == [portal.orders["M2"].id]
+
+
+def test_the_service_normalises_a_full_width_code(app, portal):
+    """find_order_by_code itself (the form's and any API's one check) reads full-width digits."""
+    from fulfilment.points.pickups import find_order_by_code
+    from fulfilment.points.point import local_today
+
+    code = portal.orders["M3"].pickup_code
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in code)
+    with _db(app) as s:
+        leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+        found = find_order_by_code(s, leader=leader, code=wide, today=local_today(s, leader))
+        assert found.id == portal.orders["M3"].id
