@@ -274,3 +274,123 @@ def test_the_service_normalises_a_full_width_code(app, portal):
         leader = s.scalar(select(Leader).where(Leader.code == "L1"))
         found = find_order_by_code(s, leader=leader, code=wide, today=local_today(s, leader))
         assert found.id == portal.orders["M3"].id
+
+
+# --- find by phone tail ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def tail_world(app):
+    """The portal world plus 孙八 at point L2, whose phone ends in 5678 like M1's at L1."""
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        return make_portal_world(s, extra=(("M8", "孙八", "13955555678", "L2", [("APPLE", 1)]),))
+
+
+def test_phone_tail_lists_only_this_points_members_and_is_audited(app, client, tail_world):
+    """5678 at L1 lists M1 (masked) with both bags, never L2's member with the same tail; the
+    look-up is audited with the members it listed; full-width digits work alike."""
+    login(client, "leader1")
+    found = post(client, "/leader/pickups/phone", {"tail": "５６７８"}, headers=EN)
+    assert found.status_code == 200
+    text = _text(found.text)
+    assert "张**" in text and "Bag 1" in text and "Bag 4" in text
+    assert "孙" not in text and "13812345678" not in text
+    m1 = tail_world.orders["M1"].member_id
+    with _db(app) as s:
+        entry = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "pickup.phone_tail_lookup")
+        ).one()
+        assert (entry.actor, entry.after["members"]) == ("user:leader1", [m1])
+    nobody = post(client, "/leader/pickups/phone", {"tail": "3333"})  # L2's M9
+    assert nobody.status_code == 409
+    assert post(client, "/leader/pickups/phone", {"tail": "56"}).status_code == 422
+
+
+def test_phone_tail_hands_over_every_ready_bag_of_the_checked_member(app, client, tail_world):
+    """After checking M1, the leader hands over both their bags; each pickup and its audit entry
+    say phone_tail. L2's member, posted with the same tail, gets nothing handed over here."""
+    login(client, "leader1")
+    foreign = post(
+        client,
+        "/leader/pickups/phone/verify",
+        {"tail": "5678", "member": str(tail_world.orders["M8"].member_id)},
+    )
+    assert foreign.status_code == 302
+    done = post(
+        client,
+        "/leader/pickups/phone/verify",
+        {"tail": "5678", "member": str(tail_world.orders["M1"].member_id)},
+    )
+    assert done.status_code == 302
+    assert "Handed over: 2 orders." in client.get("/leader/pickups", headers=EN).text
+    with _db(app) as s:
+        picked = s.execute(select(Pickup.order_id, Pickup.method).order_by(Pickup.order_id)).all()
+        assert picked == [
+            (tail_world.orders["M1"].id, "phone_tail"),
+            (tail_world.orders["M1b"].id, "phone_tail"),
+        ]
+        methods = s.scalars(
+            select(AuditEntry.after).where(AuditEntry.action == "order.collected")
+        ).all()
+        assert [m["method"] for m in methods] == ["phone_tail", "phone_tail"]
+
+
+def test_another_point_finds_only_its_own_member_by_the_same_tail(client, tail_world):
+    """Leader 2 typing 5678 sees its own member 孙八, never L1's 张小明."""
+    login(client, "leader2")
+    text = _text(post(client, "/leader/pickups/phone", {"tail": "5678"}).text)
+    assert "孙*" in text and "张" not in text
+
+
+# --- lists by member, Today's search and warning ----------------------------------------------
+
+
+def test_not_collected_groups_a_members_bags_with_their_items(leader1, portal):
+    """未提货 shows M1 once, with bags 1 and 4 in that order, each with its items."""
+    text = _text(leader1.get("/leader/uncollected", headers=EN).text)
+    assert text.count("张**") == 3  # the member's heading, then each of the two bags
+    bag1, bag4 = text.index("Bag 1"), text.index("Bag 4")
+    assert bag1 < bag4 < text.index("Bag 2")  # M1's bags together, before M2's
+    assert "Milk 1L × 2" in text[bag4:]
+
+
+def test_today_search_by_bag_phone_tail_or_name(leader1, portal):
+    """Today's search box finds a bag by its number, by the member's phone tail (full-width
+    too) or by the masked name, and says so when nothing matches."""
+
+    def bags(q):
+        return re.findall(
+            r"Bag (\d+) ·", _text(leader1.get(f"/leader/today?q={q}", headers=EN).text)
+        )
+
+    assert bags("4") == ["4"]
+    assert bags("1111") == ["2"]  # M2's phone ends in 1111
+    assert bags("２２２２") == ["3"]
+    assert bags("李") == ["2"]
+    assert bags("") == ["1", "2", "3", "4"]
+    assert "No bag matches" in leader1.get("/leader/today?q=9999", headers=EN).text
+
+
+def test_today_warns_when_the_receiving_window_passed_unconfirmed(app, leader1, portal):
+    """The delivery day's window has passed and nothing is confirmed: Today warns; once the
+    arrival is confirmed, it does not."""
+    warning = "has passed and the arrival is not confirmed"
+    assert warning in leader1.get("/leader/today", headers=EN).text
+    _confirm(leader1, app)
+    assert warning not in leader1.get("/leader/today", headers=EN).text
+
+
+def test_the_window_has_passed_only_after_its_close_on_the_delivery_day(app, portal):
+    """11:00 closes L1's window on the 10th (Shanghai): 10:59 local is inside, 11:01 past."""
+    from datetime import UTC, datetime
+
+    from fulfilment.core.models import Wave
+    from fulfilment.points.day import receiving_window_passed
+
+    with _db(app) as s:
+        leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+        wave = s.get(Wave, portal.wave.id)
+        before = datetime(2026, 3, 10, 2, 59, tzinfo=UTC)  # 10:59 in Shanghai
+        after = datetime(2026, 3, 10, 3, 1, tzinfo=UTC)
+        assert not receiving_window_passed(s, leader=leader, wave=wave, now=before)
+        assert receiving_window_passed(s, leader=leader, wave=wave, now=after)
