@@ -247,6 +247,27 @@ def test_chinese_pages_use_full_width_punctuation(app, leader1, portal):
         assert ascii_beside_chinese.findall(_text(html)) == []
 
 
+def test_the_chinese_catalogue_uses_full_width_punctuation():
+    """No Chinese translation holds an ASCII comma, colon, semicolon, question or exclamation
+    mark or bracket outside its placeholders (a clock's 07:00 aside): a new one fails here."""
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    po = Path(__file__).resolve().parents[2] / "web/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
+    with po.open("rb") as f:
+        catalogue = read_po(f, locale="zh_Hans_CN")
+    placeholder = re.compile(r"%\(\w+\)[sdf]|\d:\d")
+    wrong = []
+    for message in catalogue:
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in strings:
+            if text and re.search(f"[{CJK}]", text):
+                if re.search(r"[,;:!?()]", placeholder.sub("", text)):
+                    wrong.append(text)
+    assert wrong == []
+
+
 # --- 7: a code typed on a Chinese keyboard --------------------------------------------------------
 
 
