@@ -195,9 +195,17 @@ def plan_geojson(session: Session, *, plan: RoutePlan) -> dict[str, Any]:
     warehouse = next((v for (k, _), v in places.items() if k == "warehouse"), None)
     features: list[dict[str, Any]] = []
     rows = {r.route_id: r for r in list_route_rows(session, plan=plan)}
-    stops_of: dict[int, list[PlanStop]] = defaultdict(list)
-    for stop in session.scalars(
-        select(PlanStop)
+    stops_of: dict[int, list[Any]] = defaultdict(list)
+    for stop in session.execute(  # rows, not ORM objects: a plan holds thousands of stops
+        select(
+            PlanStop.route_id,
+            PlanStop.seq,
+            PlanStop.leader_id,
+            PlanStop.station_id,
+            PlanStop.stop_code,
+            PlanStop.arrival_at,
+            PlanStop.lateness_s,
+        )
         .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
         .where(PlanRoute.plan_id == plan.id)
         .order_by(PlanStop.route_id, PlanStop.seq)
