@@ -7,7 +7,6 @@ day says so (`window_passed`)."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +30,7 @@ from fulfilment.night.plans import find_published_eta
 from fulfilment.waves.cycle import local_time
 
 from .arrivals import Arrival, find_arrival, short_units
-from .pickups import Pickup
+from .pickups import Pickup, normalise_code
 from .point import (
     ExpectedRow,
     ZoneTotal,
@@ -71,6 +70,17 @@ class PointDay:
     orders: list[OrderRow] = field(default_factory=list)
 
 
+def order_state(status: OrderStatus, *, collected: bool, arrived: bool) -> str:
+    """What a leader reads about an order: a placed one is `collected` once handed over,
+    `awaiting_arrival` until the point confirmed the goods, else `placed` (waiting for pickup);
+    a cancelled one its status."""
+    if status != OrderStatus.PLACED:
+        return status.value
+    if collected:
+        return "collected"
+    return "placed" if arrived else "awaiting_arrival"
+
+
 def list_point_orders(
     session: Session, *, wave: Wave, leader: Leader, arrived: bool = True
 ) -> list[OrderRow]:
@@ -107,11 +117,7 @@ def list_point_orders(
         lines[order_id].append((sku, name, qty, short.get(line_id, 0)))
     out = []
     for order, member in orders:
-        state = order.status.value
-        if order.status == OrderStatus.PLACED and order.id in collected:
-            state = "collected"
-        elif order.status == OrderStatus.PLACED and not arrived:
-            state = "awaiting_arrival"
+        state = order_state(order.status, collected=order.id in collected, arrived=arrived)
         out.append(
             OrderRow(
                 order.id,
@@ -160,7 +166,7 @@ def search_orders(orders: list[OrderRow], query: str) -> list[OrderRow]:
     """The orders a leader's search names: digits are a bag number or a phone tail (the masked
     phone keeps its last four digits), anything else part of the masked name. Full-width
     characters read as ASCII; an empty query keeps every order."""
-    query = "".join(unicodedata.normalize("NFKC", query).split()).casefold()
+    query = normalise_code(query).casefold()
     if not query:
         return orders
     if query.isascii() and query.isdigit():

@@ -43,7 +43,7 @@ from fulfilment.points.arrivals import (
     point_losses,
     save_photo,
 )
-from fulfilment.points.day import point_day, search_orders
+from fulfilment.points.day import order_state, point_day, search_orders
 from fulfilment.points.pickups import (
     CodeAmbiguous,
     PickupRefused,
@@ -552,7 +552,7 @@ def _handed_over(count: int) -> str:
     return ngettext("Handed over: %(num)d order.", "Handed over: %(num)d orders.", count)
 
 
-def _posted_tail(form_class):
+def _parsed(form_class):
     try:
         return parse(form_class, request.form)
     except InvalidForm:
@@ -565,19 +565,13 @@ def _posted_tail(form_class):
 def phone_tail():
     """The point's members whose phone ends with the 4 digits typed, with their bags ready here
     (masked): the staff check the member before handing over. Audited by the service."""
-    form = _posted_tail(PhoneTailForm)
+    form = _parsed(PhoneTailForm)
+    tail = form.tail.data if form else ""
     try:
-        if form is None:
-            raise InvalidInput("phone_tail", "tail", "not storable")
         members = list_by_phone_tail(
-            g.session,
-            leader=_leader(),
-            tail=form.tail.data,
-            today=_today(),
-            actor=current_user.actor,
+            g.session, leader=_leader(), tail=tail, today=_today(), actor=current_user.actor
         )
-    except InvalidInput:
-        g.rollback = True
+    except InvalidInput:  # not 4 digits: nothing looked up, nothing audited
         return render_template(
             "leader/pickups.html",
             refusal=_("Enter the last 4 digits of the member's phone."),
@@ -587,7 +581,7 @@ def phone_tail():
             "leader/pickups.html",
             refusal=_("No member with bags ready here has a phone ending in these digits."),
         ), 409
-    return render_template("leader/pickups.html", tail=form.tail.data, by_tail=members)
+    return render_template("leader/pickups.html", tail=tail, by_tail=members)
 
 
 @bp.post("/pickups/phone/verify")
@@ -595,7 +589,7 @@ def phone_tail():
 @point_required
 def phone_tail_verify():
     """Hand over every bag ready here of the member the staff checked (found by phone tail)."""
-    form = _posted_tail(TailMemberForm)
+    form = _parsed(TailMemberForm)
     if form is None:
         abort(400)
     try:
@@ -666,7 +660,9 @@ def order(order_id: int):
 
     [view] = describe(g.session, leader=leader, orders=[found])
     pickup = g.session.scalar(select(Pickup).where(Pickup.order_id == found.id))
-    state = found.status.value
-    if state == "placed" and find_arrival(g.session, wave=found.wave, leader=leader) is None:
-        state = "awaiting_arrival"
+    state = order_state(
+        found.status,
+        collected=pickup is not None,
+        arrived=find_arrival(g.session, wave=found.wave, leader=leader) is not None,
+    )
     return render_template("leader/order.html", order=found, view=view, pickup=pickup, state=state)
