@@ -148,6 +148,22 @@ def test_a_wrong_shortage_total_names_the_product_and_keeps_the_choices(app, lea
     assert _value(refused.text, f"assign-{p['APPLE']}-{m2}") == "0"
 
 
+def test_a_refused_correction_keeps_what_was_typed(app, leader1, portal):
+    """A correction above the confirmed count is refused (422) with the product, the count and
+    the note typed still in the form."""
+    _confirm(leader1, app)
+    milk = _pids(app)["MILK"]
+    refused = post(
+        leader1,
+        "/leader/arrival/correct",
+        {"product": milk, "counted": "5", "note": "纸箱破了"},
+        token_from="/leader/arrival",
+    )
+    assert refused.status_code == 422
+    assert _value(refused.text, "note") == "纸箱破了" and _value(refused.text, "counted") == "5"
+    assert _selected(refused.text, "product") == str(milk)
+
+
 # --- 4: Post/Redirect/Get for the phone reveal -------------------------------------------------
 
 

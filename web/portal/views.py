@@ -240,7 +240,7 @@ def correct():
             if err.field == "note"
             else _("Enter the units counted as a whole number.")
         )
-        return _show_arrival(day, done, error=message)
+        return _show_arrival(day, done, error=message, typed=request.form)
     try:
         correction = correct_arrival(
             g.session,
@@ -253,7 +253,9 @@ def correct():
         )
     except InvalidInput as err:
         g.rollback = True
-        return _show_arrival(day, done, error=_input_message(err, day), status=422)
+        return _show_arrival(
+            day, done, error=_input_message(err, day), status=422, typed=request.form
+        )
     flash(_("Correction recorded.") if correction else _("That is the count already recorded."))
     return redirect(url_for(".arrival"))
 
@@ -387,7 +389,8 @@ def _photo_message(err: PhotoRejected) -> str:
     return _("The photo must be a JPEG, PNG or WebP image.")
 
 
-def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
+def _show_arrival(day, done, *, error: str | None = None, status: int = 200, typed=None):
+    """The confirmed arrival; a refused correction comes back with what was `typed`."""
     shortages = (
         g.session.execute(
             select(Refund).where(
@@ -408,6 +411,7 @@ def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
         short_units=sum(s.quantity for s in _shortages(done)),
         lost_units=sum(point_losses(g.session, done).values()),
         error=error,
+        typed=typed or {},
     ), status
 
 
