@@ -40,6 +40,7 @@ from fulfilment.core.models import (
     Order,
     OrderLine,
     OrderStatus,
+    Product,
     Wave,
     WaveStatus,
     utcnow,
@@ -190,21 +191,16 @@ def _lines_of(
 
     if not order_ids:
         return {}
-    line_rows = (
-        session.execute(
-            select(OrderLine)
-            .where(OrderLine.order_id.in_(order_ids), OrderLine.status == LineStatus.ACTIVE)
-            .order_by(OrderLine.id)
-        )
-        .scalars()
-        .all()
-    )
-    short = short_units(session, [ln.id for ln in line_rows])
+    rows = session.execute(
+        select(OrderLine.id, OrderLine.order_id, Product.sku, Product.name, OrderLine.quantity)
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(OrderLine.order_id.in_(order_ids), OrderLine.status == LineStatus.ACTIVE)
+        .order_by(OrderLine.id)
+    ).all()
+    short = short_units(session, [r.id for r in rows])
     by_order: dict[int, list[tuple[str, str, int, int]]] = defaultdict(list)
-    for ln in line_rows:
-        by_order[ln.order_id].append(
-            (ln.product.sku, ln.product.name, ln.quantity, ln.quantity - short.get(ln.id, 0))
-        )
+    for line_id, order_id, sku, name, quantity in rows:
+        by_order[order_id].append((sku, name, quantity, quantity - short.get(line_id, 0)))
     return {order_id: tuple(by_order[order_id]) for order_id in order_ids}
 
 
