@@ -87,12 +87,18 @@ def _second_region(session: Session) -> Wave:
 
 
 def make_portal_world(
-    session: Session, *, member_name: str = "张小明", tiers: list[tuple[int, int]] | None = None
+    session: Session,
+    *,
+    member_name: str = "张小明",
+    tiers: list[tuple[int, int]] | None = None,
+    extra: tuple = (),
 ) -> PortalWorld:
     """Point L1 has four orders from three members (M1 twice), point L2 one; the wave is cut off.
 
-    Orders are placed a minute apart in the order M1, M2, M3, M1 again (latest), then L2's M9.
-    `tiers` (min units, price in cents) apply to every deal (7 APPLE, 3 MILK, 1 PRAWN sold)."""
+    Orders are placed a minute apart in the order M1, M2, M3, M1 again (latest), then L2's M9,
+    then the `extra` ones: (member, name, phone, leader code, [(sku, qty)]); a member's third
+    order is keyed M1c, and so on. `tiers` (min units, price in cents) apply to every deal (7
+    APPLE, 3 MILK, 1 PRAWN sold)."""
     world = make_world(session, leaders=2, tiers=tiers)
     placed = [
         ("M1", member_name, "13812345678", "L1", [("APPLE", 2), ("MILK", 1)]),
@@ -100,6 +106,7 @@ def make_portal_world(
         ("M3", "王五", "13700002222", "L1", [("APPLE", 3), ("PRAWN", 1)]),
         ("M1", member_name, "13812345678", "L1", [("MILK", 2)]),
         ("M9", "赵六", "13600003333", "L2", [("APPLE", 1)]),
+        *extra,
     ]
     orders = {}
     for n, (member, name, phone, leader, lines) in enumerate(placed):
@@ -111,7 +118,11 @@ def make_portal_world(
             lines=[LineRequest(sku, q) for sku, q in lines],
             placed_at=world.before_cutoff(120 - n),
         )
-        key = member if member not in orders else f"{member}b"
+        key = member
+        for suffix in "bcd":
+            if key not in orders:
+                break
+            key = f"{member}{suffix}"
         orders[key] = order
     wave, _ = cut_off_wave(
         session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()

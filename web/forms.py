@@ -3,6 +3,7 @@ database can store, so that no posted value reaches PostgreSQL unchecked.
 
 - `WholeNumber`: ASCII digits only (no `²`, no `١٢`, no sign), at most `maximum` (by default the
   largest 32-bit integer a PostgreSQL `integer` column holds).
+- `Digits`: a code typed on any keyboard, full-width digits read as ASCII (NFKC).
 - `Text`: no control characters (NUL above all), no lone surrogates, at most `max_length`
   characters (the column's width).
 
@@ -81,6 +82,28 @@ class Text(StringField):
         if not valuelist:
             return
         text = str(valuelist[0]).strip()
+        why = _storable(text)
+        if why is not None:
+            raise ValueError(why)
+        if len(text) > self.max_length:
+            raise ValueError(f"must be at most {self.max_length} characters")
+        self.data = text
+
+
+class Digits(StringField):
+    """A code or number as typed on any keyboard: full-width digits (a Chinese keyboard) read as
+    ASCII (NFKC) and white space dropped; no control character; at most `max_length`
+    characters. Whether it is all digits is the caller's check (a refused code says so)."""
+
+    def __init__(self, *args: Any, max_length: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_length = max_length
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.data = ""
+        if not valuelist:
+            return
+        text = "".join(unicodedata.normalize("NFKC", str(valuelist[0])).split())
         why = _storable(text)
         if why is not None:
             raise ValueError(why)

@@ -777,7 +777,8 @@ def get_photo(session: Session, *, photo_id: int) -> Photo:
 
 
 def list_arrival_report(session: Session, arrival: Arrival) -> list[dict]:
-    """The confirmation as shown back: per SKU expected, counted, discrepancy."""
+    """The confirmation as shown back: per SKU expected, counted, discrepancy, and the later
+    corrections (oldest first) with the note each was recorded with."""
     products = {
         p.id: p
         for p in session.scalars(
@@ -786,6 +787,13 @@ def list_arrival_report(session: Session, arrival: Arrival) -> list[dict]:
     }
     disc = {d.product_id: d for d in arrival.discrepancies}
     now_counted = current_counts(session, arrival)
+    corrections: dict[int, list[ArrivalCorrection]] = {}
+    for c in session.scalars(
+        select(ArrivalCorrection)
+        .where(ArrivalCorrection.arrival_id == arrival.id)
+        .order_by(ArrivalCorrection.id)
+    ):
+        corrections.setdefault(c.product_id, []).append(c)
     return [
         {
             "product_id": ln.product_id,
@@ -795,6 +803,7 @@ def list_arrival_report(session: Session, arrival: Arrival) -> list[dict]:
             "confirmed": ln.counted_qty,
             "counted": now_counted[ln.product_id],
             "discrepancy": disc.get(ln.product_id),
+            "corrections": corrections.get(ln.product_id, []),
         }
         for ln in arrival.lines
     ]

@@ -1,5 +1,9 @@
 """A point's day (the Today page): its wave, the goods expected, the published arrival time and
-its members' orders with their state. Reads only; it sits on arrivals and pickups, not under."""
+its members' orders with their state. Reads only; it sits on arrivals and pickups, not under.
+
+An order waits for pickup only once its goods are at the point: until the arrival is confirmed
+it is `awaiting_arrival`, and once the receiving window has passed without a confirmation the
+day says so (`window_passed`)."""
 
 from __future__ import annotations
 
@@ -19,12 +23,23 @@ from fulfilment.core.models import (
     OrderStatus,
     Product,
     Wave,
+    utcnow,
 )
 from fulfilment.core.privacy import mask_name, mask_phone
 from fulfilment.night.plans import find_published_eta
+from fulfilment.waves.cycle import local_time
 
-from .pickups import Pickup
-from .point import ExpectedRow, ZoneTotal, bag_numbers, current_wave, list_expected, zone_totals
+from .arrivals import Arrival, find_arrival, short_units
+from .pickups import Pickup, normalise_code
+from .point import (
+    ExpectedRow,
+    ZoneTotal,
+    bag_numbers,
+    current_wave,
+    leader_region,
+    list_expected,
+    zone_totals,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +49,10 @@ class OrderRow:
     member_id: int
     member: str  # masked name
     phone: str  # masked phone
-    lines: tuple[tuple[str, str, int], ...]  # (sku, product name, quantity)
+    lines: tuple[tuple[str, str, int, int], ...]  # (sku, product name, quantity, units short)
     total_cents: int
-    state: str  # placed / collected / cancelled / cancelled_for_refund
+    # awaiting_arrival / placed (waiting for pickup) / collected / cancelled / cancelled_for_refund
+    state: str
     placed_at: datetime
 
 
@@ -46,14 +62,30 @@ class PointDay:
 
     leader: Leader
     wave: Wave | None
+    arrival: Arrival | None = None
+    window_passed: bool = False  # the receiving window is over and the arrival not confirmed
     eta: datetime | None = None
     expected: list[ExpectedRow] = field(default_factory=list)
     zones: list[ZoneTotal] = field(default_factory=list)
     orders: list[OrderRow] = field(default_factory=list)
 
 
-def list_point_orders(session: Session, *, wave: Wave, leader: Leader) -> list[OrderRow]:
-    """Every order of the point in the wave with its state; names and phones masked."""
+def order_state(status: OrderStatus, *, collected: bool, arrived: bool) -> str:
+    """What a leader reads about an order: a placed one is `collected` once handed over,
+    `awaiting_arrival` until the point confirmed the goods, else `placed` (waiting for pickup);
+    a cancelled one its status."""
+    if status != OrderStatus.PLACED:
+        return status.value
+    if collected:
+        return "collected"
+    return "placed" if arrived else "awaiting_arrival"
+
+
+def list_point_orders(
+    session: Session, *, wave: Wave, leader: Leader, arrived: bool = True
+) -> list[OrderRow]:
+    """Every order of the point in the wave with its state and each line's units short; names
+    and phones masked. Until the goods `arrived`, a placed order is `awaiting_arrival`."""
     bags = bag_numbers(session, wave_id=wave.id, leader_id=leader.id)
     collected = set(
         session.scalars(
@@ -68,9 +100,8 @@ def list_point_orders(session: Session, *, wave: Wave, leader: Leader) -> list[O
         .where(Order.wave_id == wave.id, Order.leader_id == leader.id)
         .order_by(Order.id)
     ).all()
-    lines: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
-    for order_id, sku, name, qty in session.execute(
-        select(OrderLine.order_id, Product.sku, Product.name, OrderLine.quantity)
+    rows = session.execute(
+        select(OrderLine.id, OrderLine.order_id, Product.sku, Product.name, OrderLine.quantity)
         .join(Product, Product.id == OrderLine.product_id)
         .join(Order, Order.id == OrderLine.order_id)
         .where(
@@ -79,13 +110,14 @@ def list_point_orders(session: Session, *, wave: Wave, leader: Leader) -> list[O
             OrderLine.status == LineStatus.ACTIVE,
         )
         .order_by(OrderLine.id)
-    ):
-        lines[order_id].append((sku, name, qty))
+    ).all()
+    short = short_units(session, [r[0] for r in rows])
+    lines: dict[int, list[tuple[str, str, int, int]]] = defaultdict(list)
+    for line_id, order_id, sku, name, qty in rows:
+        lines[order_id].append((sku, name, qty, short.get(line_id, 0)))
     out = []
     for order, member in orders:
-        state = order.status.value
-        if order.status == OrderStatus.PLACED and order.id in collected:
-            state = "collected"
+        state = order_state(order.status, collected=order.id in collected, arrived=arrived)
         out.append(
             OrderRow(
                 order.id,
@@ -110,8 +142,33 @@ def point_day(
     day = PointDay(leader=leader, wave=wave)
     if wave is None:
         return day
+    day.arrival = find_arrival(session, wave=wave, leader=leader)
+    day.window_passed = day.arrival is None and receiving_window_passed(
+        session, leader=leader, wave=wave, now=now or utcnow()
+    )
     day.eta = find_published_eta(session, leader_id=leader.id, wave_id=wave.id)
     day.expected = list_expected(session, wave=wave, leader=leader)
     day.zones = zone_totals(day.expected)
-    day.orders = list_point_orders(session, wave=wave, leader=leader)
+    day.orders = list_point_orders(
+        session, wave=wave, leader=leader, arrived=day.arrival is not None
+    )
     return day
+
+
+def receiving_window_passed(session: Session, *, leader: Leader, wave: Wave, now: datetime) -> bool:
+    """Whether the point's receiving window on the wave's delivery day is over, on the region's
+    wall clock."""
+    local = local_time(leader_region(session, leader), now)
+    return (local.date(), local.time()) > (wave.delivery_date, leader.window_close)
+
+
+def search_orders(orders: list[OrderRow], query: str) -> list[OrderRow]:
+    """The orders a leader's search names: digits are a bag number or a phone tail (the masked
+    phone keeps its last four digits), anything else part of the masked name. Full-width
+    characters read as ASCII; an empty query keeps every order."""
+    query = normalise_code(query).casefold()
+    if not query:
+        return orders
+    if query.isascii() and query.isdigit():
+        return [o for o in orders if str(o.bag_no) == query or o.phone.endswith(query)]
+    return [o for o in orders if query in o.member.casefold()]

@@ -4,6 +4,14 @@ One row per collected order (unique on the order): concurrent verifications of o
 insert it and exactly one wins; the others are told it was already collected. A line that
 arrived short is collected for what arrived.
 
+A code is read as a Chinese keyboard types it: full-width digits and spaces are normalised
+(NFKC) before it is checked, here, so that every caller (the portal's form, an API) agrees.
+
+A member who has no code at hand is found by the last four digits of their phone
+(`list_by_phone_tail`): the point's members whose phone ends so and who have bags ready here,
+masked; the staff check the member and hand over all of their ready bags
+(`hand_over_member`), audited with the method `phone_tail`.
+
 A code is unique per (point, wave), so orders of two waves at one point may share one: when more
 than one live order at the point carries the typed code, the lookup asks which (CodeAmbiguous,
 with the candidates) and nothing is handed over until the staff picks one. A code of another
@@ -12,10 +20,12 @@ point is refused exactly as a code nobody has (no oracle over the region's codes
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +34,7 @@ from sqlalchemy.orm import Session
 from fulfilment.commission.ledger import accrue_collected
 from fulfilment.core.audit import record_change
 from fulfilment.core.config import DEFAULT_AFTER_SALES_DAYS
-from fulfilment.core.errors import FulfilmentError
+from fulfilment.core.errors import FulfilmentError, InvalidInput
 from fulfilment.core.models import (
     Leader,
     LineStatus,
@@ -32,6 +42,7 @@ from fulfilment.core.models import (
     Order,
     OrderLine,
     OrderStatus,
+    Product,
     Wave,
     WaveStatus,
     utcnow,
@@ -87,6 +98,15 @@ class CodeAmbiguous(FulfilmentError):
         super().__init__(f"{len(candidates)} live orders at the point carry this code")
 
 
+PHONE_TAIL_DIGITS = 4
+
+
+def normalise_code(text: str) -> str:
+    """A code or phone tail as typed: full-width digits (a Chinese keyboard) read as ASCII
+    (NFKC), white space of any width dropped."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
 def is_delivered(session: Session, *, wave: Wave, leader: Leader, today: date) -> bool:
     """Goods of a cut-off wave are at the point once it confirmed arrival or the day has come."""
     from .arrivals import find_arrival
@@ -126,8 +146,8 @@ def find_order_by_code(
     carries the code, raises CodeAmbiguous listing them, unless `order_id` picks one of them;
     an `order_id` the code does not name is a WRONG_CODE.
     """
-    code = "".join(code.split())
-    if not code.isdigit():
+    code = normalise_code(code)
+    if not (code.isascii() and code.isdigit()):
         raise PickupRefused(Refusal.WRONG_CODE)
     orders = _orders_with_code(session, leader=leader, code=code)
     if order_id is not None:
@@ -167,29 +187,32 @@ def _member_orders_ready(
     return [o for o in orders if is_delivered(session, wave=o.wave, leader=leader, today=today)]
 
 
+def _lines_of(
+    session: Session, order_ids: list[int]
+) -> dict[int, tuple[tuple[str, str, int, int], ...]]:
+    """Each order's active lines as (sku, name, ordered, to hand over: less its short units)."""
+    from .arrivals import short_units
+
+    if not order_ids:
+        return {}
+    rows = session.execute(
+        select(OrderLine.id, OrderLine.order_id, Product.sku, Product.name, OrderLine.quantity)
+        .join(Product, Product.id == OrderLine.product_id)
+        .where(OrderLine.order_id.in_(order_ids), OrderLine.status == LineStatus.ACTIVE)
+        .order_by(OrderLine.id)
+    ).all()
+    short = short_units(session, [r.id for r in rows])
+    by_order: dict[int, list[tuple[str, str, int, int]]] = defaultdict(list)
+    for line_id, order_id, sku, name, quantity in rows:
+        by_order[order_id].append((sku, name, quantity, quantity - short.get(line_id, 0)))
+    return {order_id: tuple(by_order[order_id]) for order_id in order_ids}
+
+
 def describe(session: Session, *, leader: Leader, orders: list[Order]) -> list[PickupCandidate]:
     """What the staff sees before confirming: bag number, masked member, lines to hand over."""
-    from .arrivals import short_units
     from .point import bag_numbers
 
-    line_rows = (
-        session.execute(
-            select(OrderLine)
-            .where(
-                OrderLine.order_id.in_([o.id for o in orders]),
-                OrderLine.status == LineStatus.ACTIVE,
-            )
-            .order_by(OrderLine.id)
-        )
-        .scalars()
-        .all()
-    )
-    short = short_units(session, [ln.id for ln in line_rows])
-    by_order: dict[int, list[tuple[str, str, int, int]]] = defaultdict(list)
-    for ln in line_rows:
-        by_order[ln.order_id].append(
-            (ln.product.sku, ln.product.name, ln.quantity, ln.quantity - short.get(ln.id, 0))
-        )
+    lines = _lines_of(session, [o.id for o in orders])
     out = []
     bags: dict[int, int] = {}
     for o in orders:
@@ -205,10 +228,50 @@ def describe(session: Session, *, leader: Leader, orders: list[Order]) -> list[P
                 mask_name(member.name),
                 mask_phone(member.phone),
                 o.wave.delivery_date,
-                tuple(by_order[o.id]),
+                lines[o.id],
             )
         )
     return out
+
+
+class _Bag(Protocol):
+    @property
+    def member_id(self) -> int: ...
+    @property
+    def member(self) -> str: ...
+    @property
+    def phone(self) -> str: ...
+    @property
+    def bag_no(self) -> int: ...
+    @property
+    def delivery_date(self) -> date: ...
+
+
+B = TypeVar("B", bound=_Bag)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBags(Generic[B]):
+    """One member's bags at the point (masked name and phone), oldest delivery and lowest bag
+    number first: what a leader hands over together."""
+
+    member_id: int
+    member: str
+    phone: str
+    bags: tuple[B, ...]
+
+
+def group_by_member(bags: list[B]) -> list[MemberBags[B]]:
+    """Bags grouped per member, each member's in (delivery date, bag number) order; members in
+    the order of their first bag."""
+    ordered = sorted(bags, key=lambda b: (b.delivery_date, b.bag_no))
+    groups: dict[int, list[B]] = {}
+    for bag in ordered:
+        groups.setdefault(bag.member_id, []).append(bag)
+    return [
+        MemberBags(own[0].member_id, own[0].member, own[0].phone, tuple(own))
+        for own in groups.values()
+    ]
 
 
 def lookup_code(
@@ -259,7 +322,6 @@ def verify_pickup(
     INSERT … SELECT per order, see commission.ledger.accrue_collected), its after-sales window
     closing `after_sales_days` after the handover; the audit entry carries the cents.
     """
-    from .arrivals import short_units
     from .point import lock_point
 
     now = now or utcnow()
@@ -274,12 +336,42 @@ def verify_pickup(
             )
             if o.id != order.id
         ]
+    return _hand_over(
+        session,
+        orders=orders,
+        leader=leader,
+        user_id=user_id,
+        actor=actor,
+        method=method,
+        now=now,
+        own_order_id=order.id,
+        after_sales_days=after_sales_days,
+    )
+
+
+def _hand_over(
+    session: Session,
+    *,
+    orders: list[Order],
+    leader: Leader,
+    user_id: int,
+    actor: str,
+    method: str,
+    now: datetime,
+    own_order_id: int | None,
+    after_sales_days: int = DEFAULT_AFTER_SALES_DAYS,
+) -> list[Pickup]:
+    """Claim and record each order's pickup (less its short units), one audit entry each.
+    An order another verification won is skipped, except `own_order_id` (the one the staff
+    asked for), which raises PickupRefused(ALREADY_COLLECTED)."""
+    from .arrivals import short_units
+
     done: list[Pickup] = []
     events: list[Event] = []
     for o in orders:
         pickup_id = _claim(session, order=o, leader=leader, user_id=user_id, now=now, method=method)
         if pickup_id is None:
-            if o.id == order.id:  # the code's own order: another verification won
+            if o.id == own_order_id:  # the order asked for: another verification won
                 winner = _collected(session, [o.id]).get(o.id)
                 raise PickupRefused(
                     Refusal.ALREADY_COLLECTED, collected_at=winner.verified_at if winner else None
@@ -337,6 +429,92 @@ def _collected_event(
     return Event(EventType.ORDER_COLLECTED, order.idempotency_scope, order.id, data)
 
 
+def _check_tail(tail: str) -> str:
+    tail = normalise_code(tail)
+    if not (tail.isascii() and tail.isdigit() and len(tail) == PHONE_TAIL_DIGITS):
+        raise InvalidInput("phone_tail", "tail", "must be the last 4 digits of the member's phone")
+    return tail
+
+
+def _ready_by_tail(
+    session: Session, *, leader: Leader, tail: str, today: date, member_id: int | None = None
+) -> list[Order]:
+    """The point's orders ready to hand over whose member's phone ends with `tail`."""
+    query = (
+        select(Order)
+        .join(Member, Member.id == Order.member_id)
+        .outerjoin(Pickup, Pickup.order_id == Order.id)
+        .where(
+            Order.leader_id == leader.id,
+            Order.status == OrderStatus.PLACED,
+            Pickup.id.is_(None),
+            Member.phone.endswith(tail, autoescape=True),
+        )
+        .order_by(Order.id)
+    )
+    if member_id is not None:
+        query = query.where(Order.member_id == member_id)
+    orders = list(session.scalars(query))
+    return [o for o in orders if is_delivered(session, wave=o.wave, leader=leader, today=today)]
+
+
+def list_by_phone_tail(
+    session: Session, *, leader: Leader, tail: str, today: date, actor: str
+) -> list[MemberBags[PickupCandidate]]:
+    """The members of this point whose phone ends with `tail` (4 digits, full-width read as
+    ASCII) and who have bags ready here, with those bags; another point's members never. The
+    look-up is audited (`pickup.phone_tail_lookup`, the members listed; not the digits)."""
+    tail = _check_tail(tail)
+    found = group_by_member(
+        describe(
+            session,
+            leader=leader,
+            orders=_ready_by_tail(session, leader=leader, tail=tail, today=today),
+        )
+    )
+    record_change(
+        session,
+        actor=actor,
+        action="pickup.phone_tail_lookup",
+        entity="leader",
+        entity_id=leader.id,
+        after={"point": leader.code, "members": [m.member_id for m in found]},
+    )
+    return found
+
+
+def hand_over_member(
+    session: Session,
+    *,
+    leader: Leader,
+    member_id: int,
+    tail: str,
+    user_id: int,
+    actor: str,
+    today: date,
+    now: datetime | None = None,
+) -> list[Pickup]:
+    """Hand over every bag ready here of a member found by phone tail, once the staff checked
+    them: each order's pickup is recorded with the method `phone_tail`. A member of another
+    point, or whose phone does not end with `tail`, has nothing ready here: an empty list, as
+    for bags another verification took meanwhile (no oracle)."""
+    from .point import lock_point
+
+    tail = _check_tail(tail)
+    lock_point(session, leader)
+    orders = _ready_by_tail(session, leader=leader, tail=tail, today=today, member_id=member_id)
+    return _hand_over(
+        session,
+        orders=orders,
+        leader=leader,
+        user_id=user_id,
+        actor=actor,
+        method="phone_tail",
+        now=now or utcnow(),
+        own_order_id=None,
+    )
+
+
 def _claim(
     session: Session, *, order: Order, leader: Leader, user_id: int, now: datetime, method: str
 ) -> int | None:
@@ -369,6 +547,7 @@ class WaitingOrder:
     phone: str  # masked
     delivery_date: date
     days_waiting: int
+    lines: tuple[tuple[str, str, int, int], ...] = ()  # (sku, name, ordered, to hand over)
 
 
 def list_uncollected(session: Session, *, leader: Leader, today: date) -> list[WaitingOrder]:
@@ -390,12 +569,12 @@ def list_uncollected(session: Session, *, leader: Leader, today: date) -> list[W
     ).all()
     bags: dict[int, dict[int, int]] = {}
     delivered: dict[int, bool] = {}
+    for wave in {w.id: w for _o, _m, w in rows}.values():
+        delivered[wave.id] = is_delivered(session, wave=wave, leader=leader, today=today)
+    rows = [r for r in rows if delivered[r[2].id]]
+    lines = _lines_of(session, [order.id for order, _m, _w in rows])
     out = []
     for order, member, wave in rows:
-        if wave.id not in delivered:
-            delivered[wave.id] = is_delivered(session, wave=wave, leader=leader, today=today)
-        if not delivered[wave.id]:
-            continue
         if wave.id not in bags:
             bags[wave.id] = bag_numbers(session, wave_id=wave.id, leader_id=leader.id)
         out.append(
@@ -407,6 +586,7 @@ def list_uncollected(session: Session, *, leader: Leader, today: date) -> list[W
                 mask_phone(member.phone),
                 wave.delivery_date,
                 max((today - wave.delivery_date).days, 0),
+                lines[order.id],
             )
         )
     return out

@@ -182,6 +182,8 @@ POST_ROUTES = {  # walked in this order: signing out last
     "/leader/arrival/correct": "/leader/arrival/correct",
     "/leader/pickups": "/leader/pickups",
     "/leader/pickups/verify": "/leader/pickups/verify",
+    "/leader/pickups/phone": "/leader/pickups/phone",
+    "/leader/pickups/phone/verify": "/leader/pickups/phone/verify",
     "/leader/uncollected/phone": "/leader/uncollected/phone",
     "/api/v1/orders": "/api/v1/orders",
     "/api/v1/orders/<order_id>/cancel": "/api/v1/orders/1/cancel",

@@ -125,6 +125,8 @@ FORMS = {
     "/leader/arrival/correct": ("/leader/arrival", ["wave", "product", "counted", "note"]),
     "/leader/pickups": ("/leader/pickups", ["code", "order"]),
     "/leader/pickups/verify": ("/leader/pickups", ["code", "order", "scope", "method"]),
+    "/leader/pickups/phone": ("/leader/pickups", ["tail"]),
+    "/leader/pickups/phone/verify": ("/leader/pickups", ["tail", "member"]),
     "/leader/uncollected/phone": ("/leader/uncollected", ["member"]),
 }
 

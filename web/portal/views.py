@@ -15,9 +15,11 @@ from flask import (
     render_template,
     request,
     send_file,
+    session,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound as HTTPNotFound
@@ -41,19 +43,31 @@ from fulfilment.points.arrivals import (
     point_losses,
     save_photo,
 )
-from fulfilment.points.day import point_day
+from fulfilment.points.day import order_state, point_day, search_orders
 from fulfilment.points.pickups import (
     CodeAmbiguous,
     PickupRefused,
     Refusal,
     count_per_day,
+    group_by_member,
+    hand_over_member,
+    list_by_phone_tail,
     list_uncollected,
     lookup_code,
     reveal_phone,
     verify_pickup,
 )
-from fulfilment.points.point import bag_numbers, get_point_order, local_today
-from web.forms import InvalidForm, Text, WholeNumber, form_of, parse, parse_id, required
+from fulfilment.points.point import bag_numbers, get_point_member, get_point_order, local_today
+from web.forms import (
+    Digits,
+    InvalidForm,
+    Text,
+    WholeNumber,
+    form_of,
+    parse,
+    parse_id,
+    required,
+)
 from web.limits import pickup_code_limit
 from web.security import point_required
 
@@ -73,6 +87,19 @@ class ChosenOrderForm(Form):
 
 
 class MemberForm(Form):
+    member = WholeNumber(validators=[required])
+
+
+class CodeForm(Form):
+    code = Digits(max_length=40)
+
+
+class PhoneTailForm(Form):
+    tail = Digits(max_length=20)
+
+
+class TailMemberForm(Form):
+    tail = Digits(max_length=20)
     member = WholeNumber(validators=[required])
 
 
@@ -103,8 +130,15 @@ def _today():
 def today():
     leader = _leader()
     day = point_day(g.session, leader=leader)
-    arrival = find_arrival(g.session, wave=day.wave, leader=leader) if day.wave else None
-    return render_template("leader/today.html", day=day, leader=leader, arrival=arrival)
+    query = request.args.get("q", "")[:40]
+    return render_template(
+        "leader/today.html",
+        day=day,
+        leader=leader,
+        arrival=day.arrival,
+        query=query,
+        orders=search_orders(day.orders, query),
+    )
 
 
 # --- arrival confirmation -------------------------------------------------------------------
@@ -130,9 +164,11 @@ def _counts_from_form(expected) -> dict[int, int]:
     try:
         form = parse(form_of(fields), request.form)
     except InvalidForm as err:
-        sku = next(r.sku for r in expected if f"count-{r.product_id}" == err.field)
+        row = next(r for r in expected if f"count-{r.product_id}" == err.field)
         raise InvalidInput(
-            sku, "counted", _("Enter the units counted as a whole number.")
+            row.sku,
+            "counted",
+            _("%(product)s: enter the units counted as a whole number.", product=row.name),
         ) from None
     return {row.product_id: form[f"count-{row.product_id}"].data for row in expected}
 
@@ -154,8 +190,10 @@ def arrival():
         return render_template("leader/arrival.html", day=day, step="count")
     try:
         counts = _counts_from_form(day.expected)
-    except InvalidInput as err:
-        return render_template("leader/arrival.html", day=day, step="count", error=err.message), 422
+    except InvalidInput as err:  # every count typed stays as typed
+        return render_template(
+            "leader/arrival.html", day=day, step="count", error=err.message, typed=request.form
+        ), 422
     short = {r.product_id: r.quantity - counts[r.product_id] for r in day.expected}
     if request.form.get("step") != "confirm":
         return _review(day, counts, short)
@@ -174,7 +212,9 @@ def arrival():
     except InvalidInput as err:
         g.rollback = True
         _discard_photos()
-        return _review(day, counts, short, error=_input_message(err), status=422)
+        return _review(
+            day, counts, short, error=_input_message(err, day), status=422, typed=request.form
+        )
     if not created:  # another confirmation won meanwhile: this one's photos go with it
         g.rollback = True
         _discard_photos()
@@ -200,7 +240,7 @@ def correct():
             if err.field == "note"
             else _("Enter the units counted as a whole number.")
         )
-        return _show_arrival(day, done, error=message)
+        return _show_arrival(day, done, error=message, typed=request.form)
     try:
         correction = correct_arrival(
             g.session,
@@ -213,12 +253,16 @@ def correct():
         )
     except InvalidInput as err:
         g.rollback = True
-        return _show_arrival(day, done, error=_input_message(err), status=422)
+        return _show_arrival(
+            day, done, error=_input_message(err, day), status=422, typed=request.form
+        )
     flash(_("Correction recorded.") if correction else _("That is the count already recorded."))
     return redirect(url_for(".arrival"))
 
 
-def _review(day, counts, short, *, error: str | None = None, status: int = 200):
+def _review(day, counts, short, *, error: str | None = None, status: int = 200, typed=None):
+    """The review step; a refused confirmation comes back with what was `typed` (notes, kinds,
+    units per member) in place of the defaults."""
     leader = day.leader
     bags = bag_numbers(g.session, wave_id=day.wave.id, leader_id=leader.id)
     members = {}
@@ -246,6 +290,7 @@ def _review(day, counts, short, *, error: str | None = None, status: int = 200):
         bags=bags,
         kinds=list(DiscrepancyKind),
         error=error,
+        typed=typed or {},
     ), status
 
 
@@ -309,14 +354,16 @@ def _assignments_and_reports(day, leader, short):
     return assignments, reports
 
 
-def _input_message(err: InvalidInput) -> str:
-    """The user's language for what the services report in English, by the field at fault."""
+def _input_message(err: InvalidInput, day) -> str:
+    """The user's language for what the services report in English, by the field at fault;
+    a product is named as the leader sees it on the shelf, not by its SKU code."""
     field = err.field.split("[", 1)[0]
     sku = err.field[len(field) + 1 : -1] if "[" in err.field else ""
+    names = {r.sku: r.name for r in day.expected}
     if field == "assign":
         return _(
-            "The short units of %(sku)s must add up to the units missing and fit each order.",
-            sku=sku or err.record,
+            "The short units of %(product)s must add up to the units missing and fit each order.",
+            product=names.get(sku or err.record, sku or err.record),
         )
     if field == "counted" and err.limit is not None:  # above the count recorded before
         return _("A correction can only report further units missing.")
@@ -342,7 +389,8 @@ def _photo_message(err: PhotoRejected) -> str:
     return _("The photo must be a JPEG, PNG or WebP image.")
 
 
-def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
+def _show_arrival(day, done, *, error: str | None = None, status: int = 200, typed=None):
+    """The confirmed arrival; a refused correction comes back with what was `typed`."""
     shortages = (
         g.session.execute(
             select(Refund).where(
@@ -363,6 +411,7 @@ def _show_arrival(day, done, *, error: str | None = None, status: int = 200):
         short_units=sum(s.quantity for s in _shortages(done)),
         lost_units=sum(point_losses(g.session, done).values()),
         error=error,
+        typed=typed or {},
     ), status
 
 
@@ -437,6 +486,14 @@ def _choose(code: str, err: CodeAmbiguous):
     return render_template("leader/pickups.html", code=code, choose=err.candidates)
 
 
+def _posted_code() -> str:
+    """The code as posted, full-width digits read as ASCII (the check itself is the service's)."""
+    try:
+        return parse(CodeForm, request.form).code.data
+    except InvalidForm:
+        return ""  # not storable text: no order has it
+
+
 @bp.route("/pickups", methods=["GET", "POST"])
 @pickup_code_limit
 @point_required
@@ -444,7 +501,7 @@ def pickups():
     leader = _leader()
     if request.method == "GET":
         return render_template("leader/pickups.html")
-    code = "".join(request.form.get("code", "").split())
+    code = _posted_code()
     chosen = _chosen_order()
     try:
         found, others = lookup_code(
@@ -454,8 +511,14 @@ def pickups():
         return render_template("leader/pickups.html", refusal=_refusal_message(err)), 409
     except CodeAmbiguous as err:
         return _choose(code, err)
+    [member] = group_by_member(found + others)
     return render_template(
-        "leader/pickups.html", code=code, found=found[0], others=others, chosen=chosen
+        "leader/pickups.html",
+        code=code,
+        found=found[0],
+        member=member,
+        others=others,
+        chosen=chosen,
     )
 
 
@@ -464,7 +527,7 @@ def pickups():
 @point_required
 def verify():
     leader = _leader()
-    code = "".join(request.form.get("code", "").split())
+    code = _posted_code()
     whole = request.form.get("scope") == "member"
     method = "scanned" if request.form.get("method") == "scanned" else "typed"
     try:
@@ -486,39 +549,111 @@ def verify():
     except CodeAmbiguous as err:
         g.rollback = True
         return _choose(code, err)
-    flash(_("Handed over: %(count)d order(s).", count=len(done)))
+    flash(_handed_over(len(done)))
+    return redirect(url_for(".pickups"))
+
+
+def _handed_over(count: int) -> str:
+    return ngettext("Handed over: %(num)d order.", "Handed over: %(num)d orders.", count)
+
+
+def _parsed(form_class):
+    try:
+        return parse(form_class, request.form)
+    except InvalidForm:
+        return None
+
+
+@bp.post("/pickups/phone")
+@pickup_code_limit
+@point_required
+def phone_tail():
+    """The point's members whose phone ends with the 4 digits typed, with their bags ready here
+    (masked): the staff check the member before handing over. Audited by the service."""
+    form = _parsed(PhoneTailForm)
+    tail = form.tail.data if form else ""
+    try:
+        members = list_by_phone_tail(
+            g.session, leader=_leader(), tail=tail, today=_today(), actor=current_user.actor
+        )
+    except InvalidInput:  # not 4 digits: nothing looked up, nothing audited
+        return render_template(
+            "leader/pickups.html",
+            refusal=_("Enter the last 4 digits of the member's phone."),
+        ), 422
+    if not members:  # counted against the account like a wrong code
+        return render_template(
+            "leader/pickups.html",
+            refusal=_("No member with bags ready here has a phone ending in these digits."),
+        ), 409
+    return render_template("leader/pickups.html", tail=tail, by_tail=members)
+
+
+@bp.post("/pickups/phone/verify")
+@pickup_code_limit
+@point_required
+def phone_tail_verify():
+    """Hand over every bag ready here of the member the staff checked (found by phone tail)."""
+    form = _parsed(TailMemberForm)
+    if form is None:
+        abort(400)
+    try:
+        done = hand_over_member(
+            g.session,
+            leader=_leader(),
+            member_id=form.member.data,
+            tail=form.tail.data,
+            user_id=current_user.id,
+            actor=current_user.actor,
+            today=_today(),
+        )
+    except InvalidInput:
+        abort(400)
+    flash(_handed_over(len(done)) if done else _("Nothing is waiting here for this member."))
     return redirect(url_for(".pickups"))
 
 
 # --- not yet collected ----------------------------------------------------------------------
 
 
-def _uncollected_page(revealed: dict[int, str] | None = None):
-    leader = _leader()
-    waiting = list_uncollected(g.session, leader=leader, today=_today())
-    return render_template(
-        "leader/uncollected.html",
-        waiting=waiting,
-        per_day=count_per_day(waiting),
-        revealed=revealed or {},
-    )
-
-
 @bp.get("/uncollected")
 @point_required
 def uncollected():
-    return _uncollected_page()
+    """The bags waiting, by member. A phone revealed by the POST just before is shown on this
+    one page view only (the session carries the member's id, never the number); a reload shows
+    it masked again, without a second reveal."""
+    leader = _leader()
+    waiting = list_uncollected(g.session, leader=leader, today=_today())
+    revealed = {}
+    member_id = session.pop("revealed_member", None)
+    if isinstance(member_id, int):
+        try:
+            revealed[member_id] = get_point_member(
+                g.session, leader=leader, member_id=member_id
+            ).phone
+        except NotFound:  # collected meanwhile: no longer this point's to show
+            pass
+    return render_template(
+        "leader/uncollected.html",
+        waiting=waiting,
+        members=group_by_member(waiting),
+        per_day=count_per_day(waiting),
+        revealed=revealed,
+    )
 
 
 @bp.post("/uncollected/phone")
 @point_required
 def show_phone():
+    """Reveal (and audit) one member's phone, then redirect (Post/Redirect/Get): reloading the
+    page that shows it neither reveals nor audits again."""
     try:
         member_id = parse(MemberForm, request.form).member.data
     except InvalidForm:
         abort(400)
-    phone = reveal_phone(g.session, leader=_leader(), member_id=member_id, actor=current_user.actor)
-    return _uncollected_page({member_id: phone})
+    reveal_phone(g.session, leader=_leader(), member_id=member_id, actor=current_user.actor)
+    session["revealed_member"] = member_id
+    return redirect(url_for(".uncollected", _anchor=f"member-{member_id}"), code=303)
 
 
 @bp.get("/orders/<int:order_id>")
@@ -530,4 +665,9 @@ def order(order_id: int):
 
     [view] = describe(g.session, leader=leader, orders=[found])
     pickup = g.session.scalar(select(Pickup).where(Pickup.order_id == found.id))
-    return render_template("leader/order.html", order=found, view=view, pickup=pickup)
+    state = order_state(
+        found.status,
+        collected=pickup is not None,
+        arrived=find_arrival(g.session, wave=found.wave, leader=leader) is not None,
+    )
+    return render_template("leader/order.html", order=found, view=view, pickup=pickup, state=state)
