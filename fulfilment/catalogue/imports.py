@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from fulfilment.core.csvimport import ImportFailed, ImportPreview, PreviewRow, RowError
 from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import GridStation, Leader, Product
+from fulfilment.core.privacy import mask_phone
 
 from .manage import save_leader, save_product
 
@@ -135,7 +136,8 @@ def _run(
                 preview.errors.append(RowError.of(line, err))
                 continue
             row.commit()
-            preview.rows.append(PreviewRow(line, code, "change" if record else "add", cells))
+            shown = {**cells, "phone": mask_phone(cells["phone"])} if "phone" in cells else cells
+            preview.rows.append(PreviewRow(line, code, "change" if record else "add", shown))
     except BaseException:
         outer.rollback()
         raise
