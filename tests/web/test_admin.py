@@ -626,6 +626,59 @@ def test_an_orders_file_previews_errors_and_writes_nothing(app, portal, admin):
     assert count(app, Order) == orders
 
 
+def test_an_orders_file_is_previewed_then_placed_on_confirmation(app, portal, admin):
+    """A clean orders file for an offered wave: the preview lists each order at its first line
+    (member masked) and places nothing; confirmed, the orders are placed once, and the same
+    file again finds them imported before."""
+    from fulfilment.waves.cycle import delivery_date_for
+    from fulfilment.waves.offers import save_deal
+
+    now = datetime.now(UTC)
+    with sessions(app) as s:
+        region = s.scalars(select(Region).where(Region.code == "SH")).one()
+        apple = s.scalars(select(Product).where(Product.sku == "APPLE")).one()
+        save_deal(
+            s,
+            deal=None,
+            region=region,
+            product=apple,
+            delivery_date=delivery_date_for(region, now),
+            base_price_cents=500,
+            stock_cap=None,
+            min_group_members=None,
+            tiers=[],
+            now=now,
+            actor="test",
+        )
+    when = now.astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
+    text = (
+        "order_no,order_time,leader_code,member_id,member_name,phone,sku,quantity\n"
+        f"A1,{when},L1,M51,张三丰,13800001111,APPLE,2\n"
+        f"A2,{when},L2,M52,李四,13800002222,APPLE,1\n"
+    )
+    orders = count(app, Order)
+    region_id = str(ids(app)["region"])
+    answer = upload(admin, "orders", text, region=region_id)
+    assert answer.status_code == 200, answer.text
+    assert "2 row(s) would be written" in answer.text and "张**" in answer.text
+    assert "张三丰" not in answer.text and count(app, Order) == orders
+    assert confirm(admin, "orders", answer.text, region=region_id).status_code == 302
+    assert count(app, Order) == orders + 2
+    again = upload(admin, "orders", text, region=region_id)
+    assert "2 order(s) were imported before and are skipped." in again.text
+
+
+def test_a_site_form_has_the_map_picker_from_the_shared_leaflet(app, portal, admin):
+    """The leader, station, warehouse and region forms carry the map (Leaflet from the app's
+    own static files, no CDN) beside typed coordinates; the product form has none."""
+    for kind in ("leaders", "stations", "warehouses", "regions"):
+        html = admin.get(f"/admin/{kind}/new").text
+        assert 'id="map"' in html and "/static/leaflet/leaflet.js" in html, kind
+        assert "unpkg" not in html and "cdn" not in html.lower()
+    assert admin.get("/static/leaflet/leaflet.js").status_code == 200
+    assert 'id="map"' not in admin.get("/admin/products/new").text
+
+
 # --- read-only lists and the refund export ------------------------------------------------------
 
 
