@@ -52,11 +52,14 @@ def _fits(page) -> None:
 def test_the_admin_creates_a_product_and_previews_a_file_on_a_phone_in_chinese(served, tmp_path):
     """At 360 px in Chinese the admin goes from the start page to the products, creates one
     (saved, audited), then checks a products file: the preview names each bad line and field
-    and writes nothing. Screenshots in tmp_path."""
+    and writes nothing; on a new leader's form a tap on the map fills the coordinates.
+    Screenshots in tmp_path."""
     base, sessions = served
     with browser_or_skip()() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 360, "height": 780}, locale="zh-CN")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(base + "/login")
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", PASSWORD)
@@ -88,6 +91,19 @@ def test_the_admin_creates_a_product_and_previews_a_file_on_a_phone_in_chinese(s
         assert page.locator("input[name=token]").count() == 0
         _fits(page)
         page.screenshot(path=str(tmp_path / "admin-import-preview.png"), full_page=True)
+
+        page.goto(base + "/admin/leaders/new")
+        page.wait_for_selector("#map .leaflet-marker-pane, #map path.leaflet-interactive")
+        box = page.locator("#map").bounding_box()
+        page.locator("#map").click(position={"x": box["width"] / 2 + 30, "y": box["height"] / 2})
+        lat, lon = page.input_value("input[name=lat]"), page.input_value("input[name=lon]")
+        page.screenshot(path=str(tmp_path / "admin-leader-map.png"), full_page=True)
+        assert errors == []
+        assert abs(float(lat) - 31.2) < 0.5 and abs(float(lon) - 121.4) < 0.5, (lat, lon)
+        assert page.locator("#map .leaflet-marker-icon").count() == 1
+        _fits(page)
+        page.locator("#map").scroll_into_view_if_needed()
+        page.screenshot(path=str(tmp_path / "admin-leader-map.png"), full_page=True)
         browser.close()
     with session_scope(sessions) as s:
         assert s.scalar(select(func.count()).select_from(Product)) == 4  # 3 + PEAR

@@ -1040,9 +1040,17 @@ IMPORTS: dict[str, tuple[Any, str]] = {
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
+UPLOAD_KEPT = timedelta(days=1)
+
+
 def _uploads() -> Path:
+    """The folder where previewed uploads wait; those never confirmed go after a day."""
     folder = Path(current_app.instance_path) / "admin-imports"
     folder.mkdir(parents=True, exist_ok=True)
+    stale = datetime.now(UTC).timestamp() - UPLOAD_KEPT.total_seconds()
+    for old in folder.glob("*.csv"):
+        if old.stat().st_mtime < stale:
+            old.unlink(missing_ok=True)
     return folder
 
 
