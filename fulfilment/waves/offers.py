@@ -134,6 +134,14 @@ def save_deal(
         if not 0 <= price_cents <= base_price_cents:
             raise InvalidInput(record, f"tier{n}_price", "must be at most the base price")
         seen.add(min_qty)
+    if deal is not None and (deal.region_id, deal.product_id, deal.delivery_date) != (
+        region.id,
+        product.id,
+        delivery_date,
+    ):
+        raise InvalidInput(
+            record, "product", "a deal keeps its region, product and date: offer a new deal"
+        )
     if deal is not None and deal.status != DealStatus.OPEN:
         raise InvalidInput(record, "status", f"the deal is {deal.status.value}")
     other = session.scalar(

@@ -388,6 +388,49 @@ def test_an_admin_cannot_disable_or_demote_themselves(app, portal, admin):
     assert count(app, LoginSession, LoginSession.ended_at.is_not(None)) == 0
 
 
+FLASHES = {
+    "en": {
+        "product": "Saved: Product PEAR",
+        "disabled": "Disabled: dispatcher1",
+        "password": "New password set for dispatcher1; their sign-ins have ended.",
+        "export": "Nothing owed on this wave: no export made.",
+        "import": "Imported: 1 added, 0 changed.",
+    },
+    "zh": {
+        "product": "已保存：商品 PEAR",
+        "disabled": "已停用：dispatcher1",
+        "password": "已为 dispatcher1 设置新密码；其登录会话已结束。",
+        "export": "该波次没有待退款：未进行导出。",
+        "import": "已导入：新增 1，修改 0。",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_action_answers_in_the_admins_language(app, portal, admin, lang):
+    """Saving a record, disabling a user, resetting a password, exporting refunds and
+    confirming an import each answer in the admin's language."""
+    with sessions(app) as s:
+        s.get_one(User, portal.users["admin"].id).locale = "zh_Hans_CN" if lang == "zh" else "en"
+    said = FLASHES[lang]
+    user = ids(app)["user"]
+
+    def flash_of(answer) -> str:
+        assert answer.status_code == 302, answer.text
+        return admin.get(answer.headers["Location"]).text
+
+    assert said["product"] in flash_of(post(admin, "/admin/products/new", PRODUCT))
+    page = flash_of(post(admin, f"/admin/users/{user}/active", {"active": "no"}))
+    assert said["disabled"] in page
+    page = flash_of(post(admin, f"/admin/users/{user}/password", {"password": "long enough"}))
+    assert said["password"] in page
+    assert said["export"] in flash_of(post(admin, f"/admin/refunds/{portal.wave.id}/export", {}))
+    preview = upload(
+        admin, "products", "sku,name,weight_g,volume_ml,zone,bin_code\nFIG,Figs,100,100,ambient,A\n"
+    )
+    assert said["import"] in flash_of(confirm(admin, "products", preview.text))
+
+
 # --- bad input: the field named, nothing written ------------------------------------------------
 
 
@@ -485,6 +528,26 @@ def test_bad_input_names_the_field_and_writes_nothing(app, portal, admin, kind, 
     assert hint in answer.text
     assert f'id="err-{field}"' in answer.text and "Nothing was saved." in answer.text
     assert count(app, model) == rows and count(app, AuditEntry) == entries
+
+
+def test_a_deal_keeps_its_product_and_a_region_its_code(app, portal, admin):
+    """Order lines point at a deal's product and a region's code scopes its CSV imports: an
+    edit cannot move a deal to another product (422, nothing written), and a region's code is
+    shown, not posted."""
+    n = ids(app)
+    data = {**_good(app, "deals"), "delivery_date": FUTURE.isoformat()}
+    assert post(admin, "/admin/deals/new", data).status_code == 302
+    with sessions(app) as s:
+        deal_id = s.scalar(select(Deal.id).where(Deal.delivery_date == FUTURE))
+        milk = s.scalar(select(Product.id).where(Product.sku == "MILK"))
+    answer = post(admin, f"/admin/deals/{deal_id}", {**data, "product": str(milk)})
+    assert answer.status_code == 422 and 'id="err-product"' in answer.text
+    with sessions(app) as s:
+        assert s.get_one(Deal, deal_id).product_id == n["product"]
+    region = {**_good(app, "regions"), "code": "XX", "name": "上海"}
+    assert post(admin, f"/admin/regions/{n['region']}", region).status_code == 302
+    with sessions(app) as s:
+        assert s.get_one(Region, n["region"]).code == "SH"
 
 
 def test_bad_input_is_named_in_chinese(app, portal, admin):

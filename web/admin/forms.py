@@ -274,7 +274,10 @@ HINTS: dict[str, Any] = {
     "volume_ml": _l("A whole number of millilitres."),
     "zone": _l("Ambient, chilled or frozen."),
     "bin_code": _l("Required: the warehouse bin, such as A-03-2."),
-    "product": _l("A product not yet offered in this region for that date."),
+    "product": _l(
+        "A product not yet offered in this region for that date; a saved deal keeps its "
+        "region, product and date."
+    ),
     "delivery_date": _l("A date whose wave is still open (its cutoff not passed)."),
     "base_price": _l("An amount in yuan with at most two decimals."),
     "base_price_cents": _l("An amount in yuan with at most two decimals."),

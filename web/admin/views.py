@@ -204,7 +204,7 @@ def _region_choices() -> list[tuple[str, str]]:
     ]
 
 
-def _get(model: type, raw: str | None, field: str, form: Form) -> Any:
+def _get(model: type, raw: str | None, field: str) -> Any:
     record = g.session.get(model, int(raw)) if raw and raw.isdigit() else None
     if record is None:
         raise InvalidInput("form", field, "not found")
@@ -260,7 +260,7 @@ def _save_warehouse(form: Form, warehouse: Warehouse | None) -> Warehouse:
     return save_warehouse(
         g.session,
         warehouse=warehouse,
-        region=_get(Region, form.region.data, "region", form),
+        region=_get(Region, form.region.data, "region"),
         code=form.code.data,
         name=form.name.data,
         lat=form.lat.data,
@@ -287,7 +287,7 @@ def _save_station(form: Form, station: GridStation | None) -> GridStation:
     return save_station(
         g.session,
         station=station,
-        warehouse=_get(Warehouse, form.warehouse.data, "warehouse", form),
+        warehouse=_get(Warehouse, form.warehouse.data, "warehouse"),
         code=form.code.data,
         name=form.name.data,
         lat=form.lat.data,
@@ -303,7 +303,7 @@ def _save_leader(form: Form, leader: Leader | None) -> Leader:
     return save_leader(
         g.session,
         leader=leader,
-        station=_get(GridStation, form.station.data, "station", form),
+        station=_get(GridStation, form.station.data, "station"),
         code=form.code.data,
         name=form.name.data,
         phone=form.phone.data,
@@ -383,8 +383,8 @@ def _save_deal(form: Form, deal: Deal | None) -> Deal:
     return save_deal(
         g.session,
         deal=deal,
-        region=_get(Region, form.region.data, "region", form),
-        product=_get(Product, form.product.data, "product", form),
+        region=_get(Region, form.region.data, "region"),
+        product=_get(Product, form.product.data, "product"),
         delivery_date=form.delivery_date.data,
         base_price_cents=form.base_price.data,
         stock_cap=form.stock_cap.data,
@@ -558,6 +558,7 @@ KINDS: dict[str, Kind] = {
             _region_form,
             _save_region,
             on_map=True,
+            key_fixed="code",  # the scope of its CSV imports' idempotency keys
         ),
         Kind(
             "warehouses",
