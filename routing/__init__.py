@@ -14,6 +14,7 @@ from .echelon import (
     plan_two_echelons,
     station_jobs,
 )
+from .evaluate import evaluate
 from .matrix import GreatCircleSource, MatrixCache, OsrmError, OsrmTable, build_matrices, geodesic_m
 from .model import (
     UNREACHABLE,
@@ -61,6 +62,7 @@ __all__ = [
     "Engine",
     "PlanStatus",
     "expand_drops",
+    "evaluate",
     "recheck",
     "PlanChanges",
     "SolveCancelled",

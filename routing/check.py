@@ -120,11 +120,11 @@ def _route(
         total = total + visit.delivered
         if not set(visit.zones) <= vehicle.zones:
             problems.append(
-                f"{name}: carries {visit.zones} to {visit.stop_id}, "
-                f"equipped for {sorted(vehicle.zones)}"
+                f"{name}: carries {', '.join(visit.zones)} to {visit.stop_id}, "
+                f"equipped for {', '.join(sorted(vehicle.zones))} only"
             )
     if not total.fits_in(vehicle.capacity):
-        problems.append(f"{name}: load {total} exceeds capacity {vehicle.capacity}")
+        problems.append(f"{name}: load {_load(total)} exceeds capacity {_load(vehicle.capacity)}")
     if route.load_at_start != total:
         problems.append(f"{name}: load at start {route.load_at_start} != delivered {total}")
     # time: service starts inside a window, after the drive from the previous stop
@@ -160,9 +160,10 @@ def _route(
                     )
                 late += lateness
             elif not inside:
+                windows = ", ".join(f"{_hm(w.open_s)}-{_hm(w.close_s)}" for w in stop.windows)
                 problems.append(
-                    f"{name}: {visit.stop_id} served at {visit.arrival_s}, outside "
-                    f"{[(w.open_s, w.close_s) for w in stop.windows]}"
+                    f"{name}: {visit.stop_id} served at {_hm(visit.arrival_s)} "
+                    f"({visit.arrival_s} s), outside its window {windows}"
                 )
         prev_row, prev_departure = here, visit.departure_s
     back = int(travel[prev_row, path[-1]])
@@ -171,7 +172,8 @@ def _route(
     gaps.append((prev_departure, route.end_s, back))
     if route.end_s > vehicle.shift_end_s:
         problems.append(
-            f"{name}: back at {route.end_s} after its shift ends ({vehicle.shift_end_s})"
+            f"{name}: back at {_hm(route.end_s)} ({route.end_s} s) after its shift ends "
+            f"({_hm(vehicle.shift_end_s)})"
         )
     if route.duration_s != route.end_s - route.start_s:
         problems.append(f"{name}: duration {route.duration_s} != end - start")
@@ -200,3 +202,14 @@ def _break_fits(vehicle: Vehicle, route: Route, gaps: list[tuple[int, int, int]]
         ):
             return True
     return False
+
+
+def _load(load: Load) -> str:
+    return f"{load.weight_g / 1000:g} kg, {load.volume_ml / 1000:g} L, {load.crates} crates"
+
+
+def _hm(seconds: int) -> str:
+    """Seconds of the planner's day as a clock (hh:mm); beyond a day, +1 day and so on."""
+    days, rest = divmod(int(seconds), 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}"
+    return clock if days == 0 else f"{clock} +{days}d"

@@ -75,6 +75,8 @@ class UnassignedReason(StrEnum):
     LOCKED_VEHICLE_UNFIT = "locked_vehicle_unfit"
     # two echelons only: the station the stop hangs off received no trunk delivery
     STATION_NOT_SUPPLIED = "station_not_supplied"
+    # taken off the plan by a person (the dispatcher's correction), not by the planner
+    TAKEN_OFF = "taken_off"
 
 
 class PlanStatus(StrEnum):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Select, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, Select, String, Text, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from fulfilment.core.audit import record_change
@@ -65,6 +65,11 @@ class RoutePlan(Base):
     cost_total: Mapped[int] = mapped_column(default=0)
     solve_s: Mapped[float] = mapped_column(default=0.0)
     unassigned_count: Mapped[int] = mapped_column(default=0)
+    # a dispatcher's correction: the version it was made from, what changed, and the rules the
+    # plan breaks as arranged (one a line; a plan that breaks any cannot be published)
+    based_on_id: Mapped[int | None] = mapped_column(ForeignKey("route_plan.id"))
+    change_note: Mapped[str] = mapped_column(String(200), default="")
+    broken: Mapped[str] = mapped_column(Text, default="")
 
     wave: Mapped[Wave] = relationship()
 
@@ -136,6 +141,19 @@ class PlanStop(Base):
     after_crates: Mapped[int]
 
 
+class PlanLock(Base):
+    """A stop the dispatcher locked to its vehicle in a version; every later version made from
+    it keeps the lock (a re-plan moves it nowhere else)."""
+
+    __tablename__ = "route_plan_lock"
+    __table_args__ = (UniqueConstraint("plan_id", "stop_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("route_plan.id"), index=True)
+    stop_code: Mapped[str] = mapped_column(String(32))
+    vehicle_code: Mapped[str] = mapped_column(String(32))
+
+
 class PlanUnassigned(Base):
     """A (stop, zone) no route serves, with the planner's reason."""
 
@@ -153,6 +171,44 @@ class PlanUnassigned(Base):
     weight_g: Mapped[int]
     volume_ml: Mapped[int]
     crates: Mapped[int]
+
+
+class CorrectionKind(StrEnum):
+    MOVE = "move"  # a stop to a van: at `position`, or (no position) where the planner finds best
+    LOCK = "lock"  # a stop to the van it is on
+    TAKE_OFF = "take_off"  # a stop off the plan (unassigned, reason taken_off)
+    ADD_LATE = "add_late"  # every stop with goods the plan does not serve yet
+    REPLAN = "replan"  # a station's last mile again, around its locks and started routes
+
+
+class CorrectionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class PlanCorrection(Base):
+    """One requested change to a plan version, and the draft version it made."""
+
+    __tablename__ = "route_plan_correction"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wave_id: Mapped[int] = mapped_column(ForeignKey("wave.id"), index=True)
+    base_plan_id: Mapped[int] = mapped_column(ForeignKey("route_plan.id"))
+    kind: Mapped[CorrectionKind] = mapped_column(_enum(CorrectionKind))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("grid_station.id"))
+    stop_code: Mapped[str | None] = mapped_column(String(32))
+    vehicle_code: Mapped[str | None] = mapped_column(String(32))
+    position: Mapped[int | None]  # 1-based, on the target route after the stop left its own
+    status: Mapped[CorrectionStatus] = mapped_column(
+        _enum(CorrectionStatus), default=CorrectionStatus.QUEUED
+    )
+    result_plan_id: Mapped[int | None] = mapped_column(ForeignKey("route_plan.id"))
+    error: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,6 +417,14 @@ def publish_plan(session: Session, *, wave: Wave, actor: str, now: datetime) -> 
         if current is not None:
             return current  # publishing again changes nothing
         raise NotFound(f"wave {wave.id} has no draft plan to publish")
+    return supersede_and_publish(session, wave=wave, draft=draft, actor=actor, now=now)
+
+
+def supersede_and_publish(
+    session: Session, *, wave: Wave, draft: RoutePlan, actor: str, now: datetime
+) -> RoutePlan:
+    """Make `draft` (locked by the caller) the published version; every other published or draft
+    version of the wave becomes superseded, each audited."""
     for old in session.scalars(
         select(RoutePlan).where(
             RoutePlan.wave_id == wave.id,

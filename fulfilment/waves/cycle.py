@@ -7,7 +7,6 @@ cutoff instant of its local day belongs to that day's cycle; at or after it, to 
 
 from __future__ import annotations
 
-import zlib
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -62,9 +61,13 @@ def local_time(region: Region, instant: datetime) -> datetime:
 def _wave_advisory_lock(
     session: Session, region: Region, delivery_date: date, *, exclusive: bool
 ) -> None:
-    key = zlib.crc32(f"cutoff:{region.id}:{delivery_date.isoformat()}".encode())
+    """The lock is named within the schema (`current_schema()`): advisory locks are the whole
+    database's, and two schemas of one database (the tests' workers) must not share a wave's."""
+    key = f"cutoff:{region.id}:{delivery_date.isoformat()}"
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    session.execute(text(f"SELECT {function}(:k)"), {"k": key})
+    session.execute(
+        text(f"SELECT {function}(hashtextextended(current_schema() || ':' || :k, 0))"), {"k": key}
+    )
 
 
 def ensure_wave(

@@ -7,7 +7,7 @@ import dataclasses
 from datetime import UTC, datetime, time
 
 import pytest
-from portal_factories import PASSWORD, login
+from portal_factories import PASSWORD, csrf_token, login
 from sqlalchemy import func, select
 
 from fulfilment.accounts.models import Role
@@ -232,3 +232,235 @@ def test_without_a_tile_server_the_map_is_offline_and_with_one_its_images_are_al
         "img-src 'self' data: blob: https://tiles.example.cn;"
         in tiled.headers["Content-Security-Policy"]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrections from the desk
+
+EVENING = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # before any van of the demo wave leaves
+
+
+@pytest.fixture
+def inline_worker(app, monkeypatch):
+    """Corrections run at once in this process (the off-process path has its own test)."""
+    from fulfilment.night import corrections
+    from web.dispatch import views
+
+    sessions = app.extensions["groupbuy"]["sessions"]
+    app.config["GROUPBUY_CLOCK"] = lambda: EVENING
+    monkeypatch.setattr(
+        views,
+        "start_correction",
+        lambda url, cid: corrections.run_correction(
+            sessions, cid, now=lambda: EVENING, time_limit_s=0.5
+        ),
+    )
+
+
+def _routes(app, plan_id):
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        out: dict[str, list[str]] = {}
+        for r in s.scalars(
+            select(PlanRoute).where(
+                PlanRoute.plan_id == plan_id, PlanRoute.echelon == Echelon.LAST_MILE
+            )
+        ):
+            out[r.vehicle_code] = [x.stop_code for x in r.stops]
+        return out
+
+
+def _post(client, path, data, page):
+    token = csrf_token(client, page)
+    return client.post(path, data={**data, "csrf_token": token})
+
+
+def test_a_move_lock_and_publish_from_the_desk(app, client, planned, inline_worker):
+    """The dispatcher locks a stop, reads the diff of the new draft, publishes it; the
+    published version before it is superseded and its routes untouched."""
+    wave_id, plan_id = planned
+    login(client, "dispatcher1")
+    page_url = f"/dispatch/waves/{wave_id}"
+    page = client.get(page_url).text
+    assert "Change this version" in page and 'name="stop"' in page
+    used = _routes(app, plan_id)
+    van = sorted(used)[0]
+    stop = used[van][0]
+    answer = _post(
+        client, f"/dispatch/plans/{plan_id}/corrections", {"kind": "lock", "stop": stop}, page_url
+    )
+    assert answer.status_code == 303
+    followed = client.get(answer.headers["Location"])  # the correction: done, so its diff
+    assert followed.status_code == 303 and "/diff" in followed.headers["Location"]
+    diff_url = followed.headers["Location"]
+    diff = client.get(diff_url).text
+    assert "Changes in v2" in diff and "Publish v2" in diff
+    draft_id = int(diff_url.split("/")[-2])
+    published = _post(
+        client, f"/dispatch/plans/{draft_id}/publish", {"seen": str(plan_id)}, diff_url
+    )
+    assert published.status_code == 303
+    page = client.get(page_url).text
+    assert "Version 2 published" in page
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.get_one(RoutePlan, plan_id).status.value == "superseded"
+        assert s.get_one(RoutePlan, draft_id).status.value == "published"
+    assert _routes(app, plan_id) == used
+
+
+def test_a_move_that_breaks_a_rule_is_shown_and_cannot_be_published(
+    app, client, planned, inline_worker
+):
+    wave_id, plan_id = planned
+    login(client, "dispatcher1")
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        # a stop with chilled goods, moved to its station's spare van (ambient only in the demo)
+        stop, van = s.execute(
+            select(PlanStop.stop_code, PlanRoute.vehicle_code)
+            .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+            .where(PlanRoute.plan_id == plan_id, PlanStop.zones.contains("chilled"))
+            .where(PlanRoute.echelon == Echelon.LAST_MILE)
+        ).first()
+    spare = van[:-2] + ("02" if van.endswith("01") else "01")
+    page_url = f"/dispatch/waves/{wave_id}"
+    answer = _post(
+        client,
+        f"/dispatch/plans/{plan_id}/corrections",
+        {"kind": "move", "stop": stop, "vehicle": spare, "position": "1"},
+        page_url,
+    )
+    diff_url = client.get(answer.headers["Location"]).headers["Location"]
+    diff = client.get(diff_url).text
+    assert "cannot be published" in diff and "equipped for ambient only" in diff
+    assert "Publish v2" not in diff
+    draft_id = int(diff_url.split("/")[-2])
+    refused = _post(client, f"/dispatch/plans/{draft_id}/publish", {"seen": str(plan_id)}, diff_url)
+    assert refused.status_code == 303
+    assert "Not published" in client.get(refused.headers["Location"]).text
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.get_one(RoutePlan, plan_id).status.value == "published"
+
+
+BAD_CHANGES = [
+    ({"kind": "move", "stop": "L99999", "vehicle": "SH-GS01-V02"}, "not a pickup point"),
+    ({"kind": "move", "stop": "STOP", "vehicle": "SH-T01"}, "not a van"),
+    ({"kind": "move", "stop": "STOP", "vehicle": "SPARE", "position": "99"}, "beyond the route"),
+    ({"kind": "move", "stop": "STOP", "vehicle": "SPARE", "position": "²"}, "position"),
+    ({"kind": "explode", "stop": "STOP"}, "unknown change"),
+    ({"kind": "replan", "station": "NOPE"}, "choose a station"),
+]
+
+
+def test_bad_changes_are_named_on_the_page_and_nothing_is_written(
+    app, client, planned, inline_worker
+):
+    wave_id, plan_id = planned
+    login(client, "dispatcher1")
+    used = _routes(app, plan_id)
+    van = sorted(used)[0]
+    names = {"STOP": used[van][0], "SPARE": van[:-2] + ("02" if van.endswith("01") else "01")}
+    page_url = f"/dispatch/waves/{wave_id}"
+    for data, says in BAD_CHANGES:
+        data = {k: names.get(v, v) for k, v in data.items()}
+        answer = _post(client, f"/dispatch/plans/{plan_id}/corrections", data, page_url)
+        assert answer.status_code == 303
+        assert says in client.get(answer.headers["Location"]).text, data
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(func.count()).select_from(RoutePlan)) == 1
+
+
+def test_a_change_runs_in_a_process_of_its_own_and_the_page_follows_it(app, client, planned):
+    """Without Redis the correction runs in a separate process: the request returns at once and
+    the correction's page refreshes itself until the draft exists."""
+    import time
+
+    wave_id, plan_id = planned
+    app.config["GROUPBUY_CLOCK"] = lambda: EVENING
+    login(client, "dispatcher1")
+    stop = _routes(app, plan_id)[sorted(_routes(app, plan_id))[0]][0]
+    page_url = f"/dispatch/waves/{wave_id}"
+    answer = _post(
+        client, f"/dispatch/plans/{plan_id}/corrections", {"kind": "lock", "stop": stop}, page_url
+    )
+    correction_url = answer.headers["Location"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        step = client.get(correction_url)
+        if step.status_code == 303:
+            break
+        assert 'http-equiv="refresh"' in step.text
+        time.sleep(0.5)
+    assert step.status_code == 303 and "/diff" in step.headers["Location"]
+
+
+def test_the_desk_speaks_chinese_for_changes(app, client, planned, inline_worker):
+    wave_id, _plan_id = planned
+    login(client, "dispatcher1")
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    page = client.get(f"/dispatch/waves/{wave_id}").text
+    assert "修改此版本" in page
+
+
+def test_the_delivery_day_shows_each_route_planned_against_actual_with_late_stops_marked(
+    app, client, planned
+):
+    """One point confirmed its arrival 40 minutes after its ETA (late), one 5 minutes after
+    (on time); at the hour asked, a stop whose ETA is more than 15 minutes past with nothing
+    recorded is late too, and a stop still ahead is not."""
+    from datetime import timedelta
+
+    from fulfilment.accounts.models import User
+    from fulfilment.points.arrivals import Arrival
+
+    wave_id, plan_id = planned
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        stops = s.execute(
+            select(
+                PlanStop.stop_code, PlanStop.leader_id, PlanStop.arrival_at, PlanRoute.vehicle_code
+            )
+            .join(PlanRoute, PlanRoute.id == PlanStop.route_id)
+            .where(PlanRoute.plan_id == plan_id, PlanRoute.echelon == Echelon.LAST_MILE)
+            .order_by(PlanStop.arrival_at)
+        ).all()
+        user = s.scalars(select(User.id).where(User.username == "dispatcher1")).one()
+        late, on_time, waiting, ahead = stops[0], stops[1], stops[2], stops[-1]
+        as_utc = lambda t: t if t.tzinfo else t.replace(tzinfo=UTC)  # noqa: E731
+        s.add(
+            Arrival(
+                wave_id=wave_id,
+                leader_id=late.leader_id,
+                confirmed_by=user,
+                confirmed_at=as_utc(late.arrival_at) + timedelta(minutes=40),
+            )
+        )
+        s.add(
+            Arrival(
+                wave_id=wave_id,
+                leader_id=on_time.leader_id,
+                confirmed_by=user,
+                confirmed_at=as_utc(on_time.arrival_at) + timedelta(minutes=5),
+            )
+        )
+        now = as_utc(waiting.arrival_at) + timedelta(minutes=20)
+    assert as_utc(ahead.arrival_at) > now, "the demo's last stop should still be ahead"
+    app.config["GROUPBUY_CLOCK"] = lambda: now
+    login(client, "dispatcher1")
+    page = client.get(f"/dispatch/waves/{wave_id}/day")
+    assert page.status_code == 200
+    html = page.text
+
+    def row(code: str) -> str:
+        start = html.index(f'data-stop="{code}"')
+        return html[html.rindex("<tr", 0, start) : html.index("</tr>", start)]
+
+    assert 'class="late"' in row(late.stop_code) and ">40<" in row(late.stop_code)
+    assert 'class="late"' not in row(on_time.stop_code)
+    assert 'class="late"' in row(waiting.stop_code) and "–" in row(waiting.stop_code)
+    assert 'class="late"' not in row(ahead.stop_code)
+    assert "stops delivered" in html
+    wave_page = client.get(f"/dispatch/waves/{wave_id}").text
+    assert 'data-figure="arrivals">2<' in wave_page
+    assert 'data-figure="collected">0 / ' in wave_page
+    other = app.test_client()
+    login(other, "dispatcher_bj")
+    assert other.get(f"/dispatch/waves/{wave_id}/day").status_code == 404
