@@ -121,6 +121,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return render_template("error.html", error=body), err.http_status
 
     from web import home
+    from web.admin.views import bp as admin_bp
     from web.api import webhooks as _api_webhooks  # noqa: F401 - its routes join the API's blueprint
     from web.api.views import init_api
     from web.auth.views import bp as auth_bp
@@ -144,6 +145,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(home.bp)
     app.register_blueprint(warehouse_bp)
     app.register_blueprint(dispatch_bp)
+    app.register_blueprint(admin_bp)
     init_api(app)
     register_commands(app.cli)
     return app

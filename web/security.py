@@ -152,3 +152,19 @@ point_required = roles_required(*AT_POINT)
 def region_or_404(region_id: int) -> None:
     if not current_user.sees_region(region_id):
         abort(404)
+
+
+def csp_allowing_tiles(tile_url: str | None) -> str:
+    """The Content-Security-Policy of a page with a map: images may also come from the tile
+    server's origin (`GROUPBUY_TILE_URL`, `{s}` standing for its sub-domains)."""
+    if not tile_url:
+        return CONTENT_SECURITY_POLICY
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tile_url.replace("{s}", "a"))
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if "{s}" in tile_url:
+        origin = f"{parts.scheme}://*.{parts.netloc.split('.', 1)[-1]}"
+    return CONTENT_SECURITY_POLICY.replace(
+        "img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}"
+    )

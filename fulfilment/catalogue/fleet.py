@@ -20,7 +20,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fulfilment.core.audit import record_change
-from fulfilment.core.csvimport import ImportFailed, RowError, decode
+from fulfilment.core.csvimport import ImportFailed, ImportPreview, PreviewRow, RowError, decode
+from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import (
     Base,
     GridStation,
@@ -390,6 +391,84 @@ def import_fleet(session: Session, *, text: str, actor: str = "system") -> Fleet
             )
     session.flush()
     return FleetReport(added, updated)
+
+
+def preview_fleet(session: Session, *, text: str) -> ImportPreview:
+    """What a fleet file would write (each vehicle added or changed, by line) and every error;
+    nothing is written."""
+    rows, errors = parse_fleet(session, text)
+    codes = [r["code"] for r in rows]
+    existing = set(session.scalars(select(Vehicle.code).where(Vehicle.code.in_(codes))))
+    lines = _lines_of_codes(text)
+    preview = ImportPreview(errors=errors)
+    for row in rows:
+        shown = {k: str(v) for k, v in _audit_view(row).items()}
+        action = "change" if row["code"] in existing else "add"
+        preview.rows.append(PreviewRow(lines.get(row["code"], 0), row["code"], action, shown))
+    return preview
+
+
+def _lines_of_codes(text: str) -> dict[str, int]:
+    """Each code's line in the file (its first), header = 1."""
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if "code" not in header:
+        return {}
+    at = header.index("code")
+    found: dict[str, int] = {}
+    for line, raw in enumerate(reader, start=2):
+        if at < len(raw):
+            found.setdefault(raw[at].strip(), line)
+    return found
+
+
+def save_vehicle(session: Session, *, cells: dict[str, str], actor: str) -> Vehicle:
+    """Add or change one vehicle (by code) from the admin's form: the cells are the fleet file's
+    columns, checked by the same parser as a file, so a form and a file accept the same values.
+    A refusal is InvalidInput naming the column at fault; nothing is written."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(FLEET_COLUMNS)
+    writer.writerow([cells.get(c, "") for c in FLEET_COLUMNS])
+    code = cells.get("code", "")
+    try:
+        import_fleet(session, text=out.getvalue(), actor=actor)
+    except ImportFailed as err:
+        first = err.errors[0]
+        raise InvalidInput(
+            f"vehicle {code}", first.field, first.message, limit=first.limit
+        ) from None
+    return session.scalars(select(Vehicle).where(Vehicle.code == code)).one()
+
+
+def vehicle_cells(vehicle: Vehicle, region_code: str, home_code: str) -> dict[str, str]:
+    """A vehicle as the fleet file's columns (the admin's form starts from them)."""
+
+    def clock(value: time | None) -> str:
+        return value.strftime("%H:%M") if value else ""
+
+    return {
+        "code": vehicle.code,
+        "region": region_code,
+        "home": home_code,
+        "kind": vehicle.kind.value,
+        "weight_kg": f"{Decimal(vehicle.capacity_weight_g) / 1000:f}",
+        "volume_l": f"{Decimal(vehicle.capacity_volume_ml) / 1000:f}",
+        "crates": str(vehicle.capacity_crates),
+        "zones": vehicle.zones,
+        "shift_start": clock(vehicle.shift_start),
+        "shift_end": clock(vehicle.shift_end),
+        "max_hours": f"{Decimal(vehicle.max_duration_s) / 3600:.2f}"
+        if vehicle.max_duration_s
+        else "",
+        "break_earliest": clock(vehicle.break_earliest),
+        "break_latest": clock(vehicle.break_latest),
+        "break_minutes": str(vehicle.break_s // 60) if vehicle.break_s else "",
+        "speed_kmh": f"{vehicle.speed_kmh:g}",
+        "profile": vehicle.profile,
+        "fixed_cost": f"{Decimal(vehicle.fixed_cost_cents) / 100:.2f}",
+        "active": "yes" if vehicle.active else "no",
+    }
 
 
 def import_fleet_file(session: Session, *, path: Path, actor: str = "system") -> FleetReport:

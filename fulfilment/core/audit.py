@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import AuditEntry, utcnow
@@ -32,3 +33,32 @@ def record_change(
     )
     session.add(entry)
     return entry
+
+
+def list_changes(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[AuditEntry], bool]:
+    """A page of the log, newest first, filtered in SQL: by actor (exact), by action (exact, or
+    a prefix ending in a dot: `user.`), from `since` (included) to `until` (excluded). Returns
+    the entries and whether more follow."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        if action.endswith("."):
+            query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+        else:
+            query = query.where(AuditEntry.action == action)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
+    rows = list(session.scalars(query.offset(offset).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

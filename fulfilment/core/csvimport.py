@@ -1,9 +1,10 @@
-"""Reading an uploaded CSV file, for every import (orders, fleet): the encodings these files come
-in, the error of one row's field, and the refusal of a whole file."""
+"""Reading an uploaded CSV file, for every import (orders, fleet, leaders, products): the
+encodings these files come in, the error of one row's field, the refusal of a whole file, and
+the preview of what a file would write."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fulfilment.core.errors import FulfilmentError, InvalidInput
 
@@ -47,3 +48,27 @@ def decode(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise InvalidInput("file", "encoding", "neither UTF-8 nor GBK")
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRow:
+    """A row that would be written: its line, its code, `add` or `change`, and its values."""
+
+    line: int
+    code: str
+    action: str
+    values: dict[str, str]
+
+
+@dataclass
+class ImportPreview:
+    rows: list[PreviewRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def added(self) -> int:
+        return sum(1 for r in self.rows if r.action == "add")
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for r in self.rows if r.action == "change")

@@ -36,7 +36,7 @@ from sqlalchemy import String, Table, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from fulfilment.core.csvimport import ImportFailed, RowError, decode
+from fulfilment.core.csvimport import ImportFailed, ImportPreview, PreviewRow, RowError, decode
 from fulfilment.core.db import is_postgres
 from fulfilment.core.errors import InvalidInput, SoldOut
 from fulfilment.core.models import (
@@ -56,6 +56,7 @@ from fulfilment.core.models import (
     tier_price,
     utcnow,
 )
+from fulfilment.core.privacy import mask_name
 from fulfilment.waves.cycle import cutoff_for_delivery, delivery_date_for, ensure_wave, region_zone
 from fulfilment.waves.deadlines import accepts_orders_at
 
@@ -368,6 +369,26 @@ def import_orders(
         raise ImportFailed(errors)
     report.skipped = errors
     return report
+
+
+def preview_orders(session: Session, *, region: Region, data: bytes) -> tuple[ImportPreview, int]:
+    """What an import of the file would place, and every error by line and field, checked as
+    `import_orders` checks a file before placing it (plain reads: nothing is written, no lock is
+    taken). Returns the preview (one row per order, at its first line; the member masked) and
+    how many orders of the file were imported before (replays, which an import skips)."""
+    orders, errors = parse_rows(region, decode(data))
+    plan = _check(session, region=region, orders=orders, errors=errors)
+    preview = ImportPreview(errors=sorted(errors, key=lambda e: e.line))
+    for order in plan.orders:
+        values = {
+            "leader_code": order.leader_code,
+            "member": mask_name(order.member.name) or order.member.external_id,
+            "lines": ", ".join(f"{sku} × {qty}" for sku, qty in order.wanted().items()),
+            "delivery_date": cast(date, order.delivery_date).isoformat(),
+            "late": "yes" if order.late else "",
+        }
+        preview.rows.append(PreviewRow(order.first_line, order.order_no, "add", values))
+    return preview, plan.replays
 
 
 def _check(

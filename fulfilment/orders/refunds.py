@@ -256,3 +256,46 @@ def owe_after_sales_refund(
     )
     reverse_for_lines(session, order_line_ids=[order_line_id], now=now, actor=actor)
     return refund
+
+
+@dataclass(frozen=True, slots=True)
+class WaveRefunds:
+    """A wave's refunds at a glance: what is still owed, and each export batch."""
+
+    wave_id: int
+    owed: int
+    owed_cents: int
+    batches: list[tuple[str, datetime, int, int]]  # batch, exported at, rows, cents
+
+
+def summarise_refunds(session: Session, *, wave_ids: list[int]) -> dict[int, WaveRefunds]:
+    """For each wave: the refunds owed (count, cents) and its export batches (newest first)."""
+    of_waves = (
+        select(
+            Order.wave_id,
+            Refund.state,
+            Refund.export_batch,
+            func.max(Refund.exported_at),
+            func.count(),
+            func.sum(Refund.amount_cents),
+        )
+        .join(OrderLine, OrderLine.id == Refund.order_line_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.wave_id.in_(wave_ids))
+        .group_by(Order.wave_id, Refund.state, Refund.export_batch)
+    )
+    owed: dict[int, tuple[int, int]] = {}
+    batches: dict[int, list[tuple[str, datetime, int, int]]] = {w: [] for w in wave_ids}
+    for wave_id, state, batch, at, count, cents in session.execute(of_waves):
+        if state == RefundState.OWED:
+            owed[wave_id] = (int(count), int(cents or 0))
+        elif batch is not None and at is not None:
+            batches[wave_id].append((batch, at, int(count), int(cents or 0)))
+    return {
+        w: WaveRefunds(
+            w,
+            *owed.get(w, (0, 0)),
+            sorted(batches[w], key=lambda b: b[1], reverse=True),
+        )
+        for w in wave_ids
+    }

@@ -116,6 +116,11 @@ def revoke_api_client(session: Session, *, name: str, actor: str = "system") -> 
     return client
 
 
+def list_api_clients(session: Session) -> list[ApiClient]:
+    """Every API client, active or revoked, by name (tokens are stored hashed, never shown)."""
+    return list(session.scalars(select(ApiClient).order_by(ApiClient.name)))
+
+
 def find_client_by_token(session: Session, token: str) -> ApiClient | None:
     """The active client holding this token, or None."""
     return session.scalars(

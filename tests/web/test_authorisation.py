@@ -25,7 +25,18 @@ SH_STAFF = {"warehouse1", "dispatcher1", "admin"}
 @pytest.fixture
 def portal(app):
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
-        return make_portal_world(s)
+        world = make_portal_world(s)
+        w = world.world
+        world.admin_records = {  # type: ignore[attr-defined]
+            "regions": w.region.id,
+            "warehouses": w.station.warehouse_id,
+            "stations": w.station.id,
+            "leaders": w.leaders[0].id,
+            "products": w.products["APPLE"].id,
+            "deals": next(iter(w.deals.values())).id,
+            "users": world.users["dispatcher1"].id,
+        }
+        return world
 
 
 def expected(role: str, route: str) -> int:
@@ -42,6 +53,8 @@ def expected(role: str, route: str) -> int:
         return 200 if role in own else 404
     if route.startswith("/leader/"):
         return 200 if role in POINT else 404
+    if route.startswith("/admin/"):
+        return 200 if role == "admin" and "#none" not in route else 404
     if "BJ" in route:
         return 200 if role in ("warehouse_bj", "admin") else 404
     return 200 if role in SH_STAFF else 404
@@ -67,7 +80,21 @@ def routes(portal) -> list[str]:
         "/leader/uncollected",
         f"/leader/orders/{portal.orders['M2'].id}#L1",
         f"/leader/orders/{portal.orders['M9'].id}#L2",
+        *admin_routes(portal),
     ]
+
+
+def admin_routes(portal) -> list[str]:
+    """Every page of the admin's desk: admin only, 404 for every other role."""
+    records = portal.admin_records
+    pages = ["/admin/", "/admin/api-clients", "/admin/audit", "/admin/refunds"]
+    pages += [f"/admin/import/{k}" for k in ("leaders", "products", "fleet", "orders")]
+    for kind in (*records, "vehicles"):
+        pages += [f"/admin/{kind}", f"/admin/{kind}/new"]
+        if kind in records:
+            pages.append(f"/admin/{kind}/{records[kind]}")
+    pages.append(f"/admin/refunds/{portal.wave.id}/{'0' * 32}.csv#none")  # no such batch
+    return pages
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -185,6 +212,27 @@ POST_ROUTES = {  # walked in this order: signing out last
     "/leader/pickups/phone": "/leader/pickups/phone",
     "/leader/pickups/phone/verify": "/leader/pickups/phone/verify",
     "/leader/uncollected/phone": "/leader/uncollected/phone",
+    "/admin/regions/new": "/admin/regions/new",
+    "/admin/regions/<int:record_id>": "/admin/regions/1",
+    "/admin/warehouses/new": "/admin/warehouses/new",
+    "/admin/warehouses/<int:record_id>": "/admin/warehouses/1",
+    "/admin/stations/new": "/admin/stations/new",
+    "/admin/stations/<int:record_id>": "/admin/stations/1",
+    "/admin/leaders/new": "/admin/leaders/new",
+    "/admin/leaders/<int:record_id>": "/admin/leaders/1",
+    "/admin/products/new": "/admin/products/new",
+    "/admin/products/<int:record_id>": "/admin/products/1",
+    "/admin/deals/new": "/admin/deals/new",
+    "/admin/deals/<int:record_id>": "/admin/deals/1",
+    "/admin/vehicles/new": "/admin/vehicles/new",
+    "/admin/vehicles/<int:record_id>": "/admin/vehicles/1",
+    "/admin/users/new": "/admin/users/new",
+    "/admin/users/<int:record_id>": "/admin/users/1",
+    "/admin/users/<int:user_id>/active": "/admin/users/1/active",
+    "/admin/users/<int:user_id>/password": "/admin/users/1/password",
+    "/admin/refunds/<int:wave_id>/export": "/admin/refunds/1/export",
+    "/admin/import/<kind>": "/admin/import/leaders",
+    "/admin/import/<kind>/confirm": "/admin/import/leaders/confirm",
     "/api/v1/orders": "/api/v1/orders",
     "/api/v1/orders/<order_id>/cancel": "/api/v1/orders/1/cancel",
     "/dispatch/plans/<int:plan_id>/corrections": "/dispatch/plans/999/corrections",
@@ -210,6 +258,8 @@ def expected_post(role: str, rule: str) -> set[int]:
         return {400}
     if rule.startswith("/leader/"):
         return {200, 302, 400, 404, 409, 422} if role in POINT else {404}
+    if rule.startswith("/admin/"):
+        return {302, 404, 422} if role == "admin" else {404}
     if rule.startswith("/dispatch/"):  # no such plan here: not found for everyone signed in
         return {404}
     raise AssertionError(f"no expectation for POST {rule}: add it to the matrix")

@@ -1,0 +1,84 @@
+"""The admin's blueprint (`/admin/`, role `admin` only: every other role gets 404) and what its
+pages share: the page size, a refused field as the page shows it, the actor of every change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    request,
+)
+from flask_login import current_user
+from sqlalchemy import select
+from wtforms import Form
+
+from fulfilment.accounts.models import Role
+from fulfilment.core.models import Region
+from web.forms import WholeNumber, form_of, parse
+from web.security import csp_allowing_tiles, roles_required
+
+from .forms import HINTS
+
+bp = Blueprint(
+    "admin",
+    __name__,
+    url_prefix="/admin",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+admin_required = roles_required(Role.ADMIN)
+PAGE = 50
+
+
+@bp.after_request
+def _tiles_allowed(response):
+    """A form with a map loads tiles from GROUPBUY_TILE_URL's origin, when one is set."""
+    tile_url = current_app.config["GROUPBUY_SETTINGS"].tile_url
+    if tile_url and request.endpoint and request.endpoint.startswith(("admin.new_", "admin.edit_")):
+        response.headers["Content-Security-Policy"] = csp_allowing_tiles(tile_url)
+    return response
+
+
+# --- errors on a form ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """A refused field: its name, its label in the user's language, what it takes (in the
+    user's language) and the detail the layer or the service gave (English)."""
+
+    field: str
+    label: str
+    hint: str
+    detail: str
+
+
+def field_error(form: Form, field: str, detail: str) -> FieldError:
+    base = field.split("[", 1)[0]
+    if base not in form._fields and base.endswith("_cents"):
+        base = base.removesuffix("_cents")
+    shown = form._fields.get(base)
+    label = str(shown.label.text) if shown is not None else base
+    return FieldError(base, label, str(HINTS.get(base, "")), detail)
+
+
+def page_number() -> int:
+    form = parse(form_of({"page": WholeNumber(minimum=1, maximum=100_000)}), request.args)
+    return form["page"].data or 1
+
+
+def current_actor() -> str:
+    """The signed-in admin as the audit log names them (`user:<name>`)."""
+    return current_user.actor
+
+
+def region_choices() -> list[tuple[str, str]]:
+    return [
+        (str(r.id), f"{r.code} · {r.name}")
+        for r in g.session.scalars(select(Region).order_by(Region.code))
+    ]
