@@ -4,7 +4,7 @@ The ledger's partial unique indexes make each write exactly once: one accrual an
 settlement per order line, one reversal per refund (docs/commission.md).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-04 18:00:00
 """
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ MONEY = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
 revision = '0010'
-down_revision = '0007'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

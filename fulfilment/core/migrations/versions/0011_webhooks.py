@@ -1,14 +1,14 @@
 """Webhooks to the shop platforms: endpoints and the outbox of messages
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-04 18:10:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0007'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

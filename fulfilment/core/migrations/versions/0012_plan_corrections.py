@@ -1,14 +1,14 @@
 """the dispatcher's corrections: a version's origin, note and broken rules; locks; requests
 
-Revision ID: 0014
-Revises: 0007
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04 18:40:00
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0014'
-down_revision = '0007'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
