@@ -8,9 +8,9 @@ import fulfilment.accounts.models
 import fulfilment.catalogue.fleet
 import fulfilment.commission.models
 import fulfilment.core.models
+import fulfilment.events.models
 import fulfilment.handovers.models
 import fulfilment.night.loading
-import fulfilment.events.models
 import fulfilment.night.pipeline
 import fulfilment.night.plans
 import fulfilment.platforms.clients
