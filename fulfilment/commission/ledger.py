@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -69,18 +71,21 @@ def _at(value: datetime) -> ColumnElement[datetime]:
     return literal(value, UTCDateTime())
 
 
-def _insert_entries(session: Session, query: Any) -> list[tuple[int, int]]:
+def _insert_statement(dialect: str, query: Any) -> Any:
     """INSERT the rows of `query` (ENTRY_COLUMNS in order) into the ledger, skipping any that a
-    unique index says exists already; returns (order_line_id, amount_cents) of those written."""
+    unique index says exists already, RETURNING (order_line_id, amount_cents) of those written."""
     table = CommissionEntry.__table__
-    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
+    return (
         insert(table)  # type: ignore[arg-type]
         .from_select(list(ENTRY_COLUMNS), query)
         .on_conflict_do_nothing()
         .returning(table.c.order_line_id, table.c.amount_cents)  # type: ignore[attr-defined]
     )
+
+
+def _insert_entries(session: Session, query: Any) -> list[tuple[int, int]]:
+    stmt = _insert_statement(session.get_bind().dialect.name, query)
     return [(line, amount) for line, amount in session.execute(stmt)]
 
 
@@ -112,16 +117,37 @@ def accrue_collected(
     rate (deal, product, region; see rates.rate_expression); lines with no rate or nothing handed
     over earn nothing and get no entry. Exactly once per line: a second accrual of a line (a
     racing pickup that lost, a retry) writes nothing. Returns (line, cents) of the new entries.
+    The statement is built once per dialect and number of lines, then only its values change.
     """
     if not handed:
         return []
-    settle_after = collected_at + timedelta(days=after_sales_days)
+    params: dict[str, Any] = {
+        "collected_at": collected_at,
+        "settle_after": collected_at + timedelta(days=after_sales_days),
+        "actor": actor,
+    }
+    for i, (line_id, units) in enumerate(handed.items()):
+        params[f"line_{i}"], params[f"units_{i}"] = line_id, units
+    stmt = _accrual_statement(session.get_bind().dialect.name, len(handed))
+    return [(line, amount) for line, amount in session.execute(stmt, params)]
+
+
+@lru_cache(maxsize=64)
+def _accrual_statement(dialect: str, n_lines: int) -> Any:
+    """The accrual's INSERT … SELECT for `n_lines` lines, with bound parameters line_i, units_i,
+    collected_at, settle_after and actor (building it costs more than running it)."""
     final = Deal.final_price_cents
     unit = case(
         (and_(final.is_not(None), final < OrderLine.unit_price_cents), final),
         else_=OrderLine.unit_price_cents,
     )
-    units = case({k: v for k, v in handed.items()}, value=OrderLine.id, else_=0)
+    units = case(
+        *[
+            (OrderLine.id == bindparam(f"line_{i}", type_=Integer()), bindparam(f"units_{i}"))
+            for i in range(n_lines)
+        ],
+        else_=0,
+    )
     lines = (
         select(
             OrderLine.id.label("line"),
@@ -133,9 +159,10 @@ def accrue_collected(
         )
         .join(Order, Order.id == OrderLine.order_id)
         .join(Deal, Deal.id == OrderLine.deal_id)
-        .where(OrderLine.id.in_(list(handed)))
+        .where(OrderLine.id.in_([bindparam(f"line_{i}") for i in range(n_lines)]))
         .subquery()
     )
+    at = UTCDateTime()
     query = select(
         literal(EntryKind.ACCRUED.value, String()),
         lines.c.line,
@@ -145,13 +172,13 @@ def accrue_collected(
         lines.c.base,
         lines.c.rate,
         commission_of(lines.c.base, lines.c.rate),
-        _at(collected_at),
-        _at(settle_after),
+        bindparam("collected_at", type_=at),
+        bindparam("settle_after", type_=at),
         literal(None, Integer()),
-        _at(collected_at),
-        literal(actor, String()),
+        bindparam("collected_at", type_=at),
+        bindparam("actor", type_=String()),
     ).where(lines.c.base > 0, lines.c.rate > 0)
-    return _insert_entries(session, query)
+    return _insert_statement(dialect, query)
 
 
 # ---------------------------------------------------------------------------------------------

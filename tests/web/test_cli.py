@@ -7,6 +7,7 @@ from pathlib import Path
 
 COMMANDS = {
     "api-client",
+    "commission",
     "create-user",
     "cutoff",
     "db",
