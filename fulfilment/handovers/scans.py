@@ -65,7 +65,9 @@ class ScanRefused(FulfilmentError):
         by: str = "",
     ) -> None:
         self.refusal, self.code, self.belongs, self.at, self.by = refusal, code, belongs, at, by
-        super().__init__(f"crate {code or '?'}: {refusal.value} {belongs} {by}".strip())
+        where = f" (it belongs to {belongs})" if belongs else ""
+        when = f" at {at.isoformat()} by {by}" if at is not None else ""
+        super().__init__(f"crate {code or '?'}: {refusal.value}{where}{when}")
 
 
 class RouteNotLoaded(FulfilmentError):

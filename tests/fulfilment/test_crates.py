@@ -69,7 +69,7 @@ def test_the_cutoff_packs_every_unit_once_per_leader_and_zone(session):
     packed = Counter()
     for line_id, qty in session.execute(
         select(CrateItem.order_line_id, CrateItem.quantity)
-        .join(Crate)
+        .join(Crate, Crate.id == CrateItem.crate_id)
         .where(Crate.wave_id == wave.id)
     ):
         packed[line_id] += qty

@@ -1,6 +1,6 @@
 """The `groupbuy` console script: the Flask CLI of the app (`flask --app web` works the same), a
 module per command group: `db` (schema, demo), `orders` (import, cutoff), `night` (fleet, plans,
-pipeline, scheduler, workers), `accounts` (users, refund export), `api` (API clients)."""
+pipeline, scheduler, workers), `accounts` (users, refund export), `api` (API clients), `crates` (crates and handovers)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from web import create_app
 
 
 def register_commands(group: click.Group) -> None:
-    from . import accounts, api, db, night, orders
+    from . import accounts, api, crates, db, night, orders
 
-    for module in (db, orders, api, accounts, night):
+    for module in (db, orders, api, accounts, night, crates):
         for command in module.COMMANDS:
             group.add_command(command)
 
