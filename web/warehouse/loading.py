@@ -112,7 +112,7 @@ def scan(route_id: int):
         _(
             "Loaded: crate %(code)s (load number %(n)d).",
             code=done.crate.code,
-            n=done.crate.trunk_load_seq or 0,
+            n=done.load.trunk_load_seq or 0 if done.load else 0,
         )
     )
     return redirect(url_for(".route", route_id=route_id))
