@@ -1,9 +1,13 @@
 """Crates (周转箱) as records: a wave's goods packed per (leader, temperature zone), once.
 
-The cutoff packs them in its own transaction (`pack_wave`), so the cutoff's exactly-once covers
-them: a second cutoff returns before packing, a crashed one rolls its crates back with the rest.
-A wave cut off before crates were records is packed the first time anything asks for its crates
-(`ensure_crates`: the planner, the crate list, the loading pages), under the wave's row lock.
+Packed right after the cutoff, in a transaction of their own (`ensure_crates`: the night's plan
+step does it before it counts crates; `groupbuy cutoff` does it after the cutoff commits), and
+by whatever asks first for the crates of a wave that has none (a wave cut off before crates
+were records, a crate list, a loading page). Exactly once: the packer takes the wave's row lock
+and re-checks that the wave has no crates; a second packer waits, finds them, and packs nothing.
+Not in the cutoff's own transaction: packing reads every line of the wave and writes its
+contents, which would make the 100,000-order cutoff several times slower (measured: see
+docs/warehouse.md), while the cutoff's deadline is the one that cannot slip.
 
 Packing is first-fit decreasing by volume: the units of a (leader, zone) sorted by unit volume
 (largest first, then order and line for a stable tie), each placed in the first crate it fits;
@@ -36,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from fulfilment.core.audit import record_change
 from fulfilment.core.db import fetch_rows, insert_rows
 from fulfilment.core.errors import CutoffNotReached
 from fulfilment.core.models import (
@@ -55,7 +60,7 @@ from fulfilment.core.models import (
 )
 
 # One crate (周转箱) holds this much. The night's PlanningOptions.crate_volume_ml defaults to it
-# and the night passes its setting to the cutoff, so the planner and the packer share one size.
+# and the planner packs with its setting, so the planner and the packer share one size.
 DEFAULT_CRATE_VOLUME_ML = 40_000
 
 # The zone in a crate code: one Latin letter, readable aloud and typed on any keyboard.
@@ -79,7 +84,7 @@ class Crate(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     wave_id: Mapped[int] = mapped_column(ForeignKey("wave.id"))
     leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"))
-    station_id: Mapped[int] = mapped_column(ForeignKey("grid_station.id"))  # at cutoff
+    station_id: Mapped[int] = mapped_column(ForeignKey("grid_station.id"))  # when packed
     zone: Mapped[TempZone] = mapped_column(_enum(TempZone))
     seq: Mapped[int]  # n of N
     of_n: Mapped[int]  # N: the leader's crates in this zone
@@ -171,7 +176,7 @@ def pack_wave(
     session: Session, wave: Wave, *, crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML
 ) -> int:
     """Pack the cut-off wave's active lines into crates; returns how many. The caller holds the
-    wave's row lock and has checked the wave has no crates yet (`cut_off_wave`, `ensure_crates`)."""
+    wave's row lock and has checked the wave has no crates yet (`ensure_crates`)."""
     if crate_volume_ml <= 0:
         raise ValueError("crate_volume_ml must be positive")
     lines_t, orders_t = cast(Table, OrderLine.__table__), cast(Table, Order.__table__)
@@ -283,17 +288,30 @@ def _new_crate_ids(session: Session, n: int) -> list[int]:
 
 
 def ensure_crates(
-    session: Session, wave: Wave, *, crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML
+    session: Session,
+    wave: Wave,
+    *,
+    crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML,
+    actor: str = "system",
 ) -> None:
-    """The wave's crates, packed now if the wave was cut off before crates were records (once:
-    under the wave's row lock, re-checked). Refused for a wave not cut off yet."""
+    """The cut-off wave's crates, packed now if it has none yet (once: under the wave's row
+    lock, re-checked; audited as `wave.packed`). Refused for a wave not cut off yet."""
     if wave.status != WaveStatus.CUT_OFF:
         raise CutoffNotReached(f"wave {wave.id} is not cut off yet: its goods are not packed")
     if _has_crates(session, wave.id):
         return
     session.execute(select(Wave.id).where(Wave.id == wave.id).with_for_update())
-    if not _has_crates(session, wave.id):
-        pack_wave(session, wave, crate_volume_ml=crate_volume_ml)
+    if _has_crates(session, wave.id):
+        return  # another packer got there first
+    crates = pack_wave(session, wave, crate_volume_ml=crate_volume_ml)
+    record_change(
+        session,
+        actor=actor,
+        action="wave.packed",
+        entity="wave",
+        entity_id=wave.id,
+        after={"crates": crates, "crate_volume_ml": crate_volume_ml},
+    )
 
 
 def _has_crates(session: Session, wave_id: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 from wtforms import Form
 
 from fulfilment.core.errors import InvalidInput, NotFound
@@ -55,13 +56,17 @@ def routes(wave_id: int):
     """The wave's trucks with their crates scanned, and the stations' receiving pages."""
     wave = _wave(wave_id)
     plan = find_published_plan(g.session, wave_id=wave.id)
-    stations = g.session.query(GridStation).filter_by(region_id=wave.region_id)
+    stations = g.session.scalars(
+        select(GridStation)
+        .where(GridStation.region_id == wave.region_id)
+        .order_by(GridStation.code)
+    ).all()
     return render_template(
         "warehouse/loading_routes.html",
         wave=wave,
         plan=plan,
         trucks=list_loading_routes(g.session, wave=wave) if plan else [],
-        stations=stations.order_by(GridStation.code).all(),
+        stations=stations,
     )
 
 
@@ -176,7 +181,9 @@ def done(route_id: int):
 
 
 def _station(wave: Wave, code: str) -> GridStation:
-    station = g.session.query(GridStation).filter_by(region_id=wave.region_id, code=code).first()
+    station = g.session.scalars(
+        select(GridStation).where(GridStation.region_id == wave.region_id, GridStation.code == code)
+    ).first()
     if station is None:
         abort(404)
     return station

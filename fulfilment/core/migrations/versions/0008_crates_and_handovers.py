@@ -5,8 +5,8 @@ Revises: 0007
 Create Date: 2026-12-04 17:58:17.443244
 
 Waves cut off before this revision have no crates: they are packed the first time anything
-asks for them (the planner, the crate list, the loading pages: `waves.crates.ensure_crates`),
-with the configured crate size, once. Their published plans get crate routes on their next
+asks for them (the planner, the crate list, the loading pages: `waves.crates.ensure_crates`,
+as for every wave), with the configured crate size, once. Their published plans get crate routes on their next
 publish; `groupbuy crates list` tells when a wave's published plan has none.
 """
 import sqlalchemy as sa
