@@ -161,7 +161,9 @@ def first_fit_decreasing(lines: Iterable[Sequence[Any]], *, capacity_ml: int) ->
     return crates
 
 
-def crate_code(region_code: str, wave: Wave, leader_code: str, zone: TempZone, n: int, of_n: int):
+def crate_code(
+    region_code: str, wave: Wave, leader_code: str, zone: TempZone, n: int, of_n: int
+) -> str:
     """The code printed and read aloud: region, delivery date (MMDD), point, zone, n/N."""
     date = wave.delivery_date
     return f"{region_code}-{date:%m%d}-{leader_code}-{ZONE_LETTER[zone]}-{n}/{of_n}".upper()
@@ -245,12 +247,9 @@ def pack_wave(
                     crate.oversize,
                 )
             )
-            merged: dict[int, list[int]] = {}  # a line placed in two passes: one row per crate
-            for order_id, line_id, units in crate.contents:
-                merged.setdefault(line_id, [order_id, 0])[1] += units
+            # a line is in a crate once: its units go in together as far as they fit
             item_rows.extend(
-                (crate_id, line_id, order_id, units)
-                for line_id, (order_id, units) in merged.items()
+                (crate_id, line_id, order_id, units) for order_id, line_id, units in crate.contents
             )
     insert_rows(session, crates_t, CRATE_COLUMNS, crate_rows)
     insert_rows(session, items_t, ITEM_COLUMNS, item_rows)
