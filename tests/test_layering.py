@@ -32,7 +32,7 @@ AREAS: dict[str, set[str]] = {
     "orders": {"core", "catalogue", "waves"},
     "night": {"core", "catalogue", "waves"},
     "handovers": {"core", "catalogue", "accounts", "waves", "night"},
-    "points": {"core", "catalogue", "waves", "orders", "night", "handovers"},
+    "points": {"core", "catalogue", "waves", "orders", "night"},
     "platforms": {"core", "catalogue", "waves", "orders", "night"},
     "demo": {"core", "catalogue", "waves", "orders", "night", "accounts"},
     "printing": {"core", "catalogue", "waves", "night"},

@@ -8,6 +8,7 @@ from pathlib import Path
 COMMANDS = {
     "api-client",
     "create-user",
+    "crates",
     "cutoff",
     "db",
     "demo",

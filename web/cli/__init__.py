@@ -1,6 +1,7 @@
 """The `groupbuy` console script: the Flask CLI of the app (`flask --app web` works the same), a
-module per command group: `db` (schema, demo), `catalogue` (products), `orders` (import, cutoff), `night` (fleet, plans,
-pipeline, scheduler, workers), `accounts` (users, refund export), `api` (API clients), `printing` (a wave's documents)."""
+module per command group: `db` (schema, demo), `catalogue` (products), `orders` (import, cutoff),
+`night` (fleet, plans, pipeline, scheduler, workers), `accounts` (users, refund export), `api`
+(API clients), `crates` (crates and handovers), `printing` (a wave's documents)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from web import create_app
 
 
 def register_commands(group: click.Group) -> None:
-    from . import accounts, api, catalogue, db, night, orders, printing
+    from . import accounts, api, catalogue, crates, db, night, orders, printing
 
-    for module in (db, catalogue, orders, api, accounts, night, printing):
+    for module in (db, catalogue, orders, api, accounts, night, crates, printing):
         for command in module.COMMANDS:
             group.add_command(command)
 

@@ -1,4 +1,5 @@
-// Camera scan of a pickup code with the browser's BarcodeDetector, where supported.
+// Camera scan of a pickup code or a crate's QR code with the browser's BarcodeDetector, where
+// supported.
 // Typing the code always works; this only fills the same field and submits the same form.
 (function () {
   var button = document.getElementById("scan-button");
@@ -17,7 +18,9 @@
       video.play();
       var tick = function () {
         detector.detect(video).then(function (codes) {
-          var digits = codes.length ? codes[0].rawValue.replace(/\D/g, "") : "";
+          // a crate's QR code (data-scan="raw") is kept whole; a pickup code keeps its digits
+          var raw = codes.length ? codes[0].rawValue : "";
+          var digits = input.dataset.scan === "raw" ? raw.trim() : raw.replace(/\D/g, "");
           if (digits) {
             stream.getTracks().forEach(function (t) { t.stop(); });
             input.value = digits;
