@@ -3,7 +3,8 @@
     python -m benchmarks.cutoff --orders 100000 --leaders 2000 [--backend sqlite|postgres|both]
 
 Builds the demo city with that many orders (in a child process), then in a fresh child process
-runs the cutoff and aggregation and, in the same process, the floor query; prints wall times,
+runs the cutoff and aggregation, then packs the wave's crates (a transaction of its own, as the
+night does before planning), and in the same process the floor query; prints wall times,
 the ratio (target ≤ 5), the peak RSS of the cutoff process (target ≤ 500 MB), and for
 information the peak RSS of the process that generated the demo data.
 """
@@ -76,6 +77,15 @@ def _cutoff(url: str, delivery_date, statistics_mode: str, queue) -> None:
             session, region=get_region(session, "SH"), delivery_date=delivery_date, now=NOW
         )
     cutoff_s = time.perf_counter() - started
+    from fulfilment.core.models import Wave
+    from fulfilment.waves.crates import crate_counts, ensure_crates
+
+    started = time.perf_counter()
+    with session_scope(sessions) as session:  # the crates, packed in a step of their own
+        ensure_crates(session, session.get_one(Wave, wave_id))
+    pack_s = time.perf_counter() - started
+    with session_scope(sessions) as session:
+        crates = sum(crate_counts(session, wave_id=wave_id).values())
     floors = []
     for _ in range(3):
         with engine.connect() as conn:
@@ -92,6 +102,8 @@ def _cutoff(url: str, delivery_date, statistics_mode: str, queue) -> None:
             peak_mb,
             stats_s,
             ",".join(analysed) or "-",
+            pack_s,
+            crates,
         )
     )
     engine.dispose()
@@ -111,7 +123,7 @@ def run(
     backend: str, url: str, orders: int, leaders: int, statistics_mode: str = "refresh"
 ) -> dict:
     build_s, lines, delivery, build_mb = _in_child(_build, url, orders, leaders)
-    cutoff_s, floor_s, groups, locked, peak_mb, stats_s, analysed = _in_child(
+    cutoff_s, floor_s, groups, locked, peak_mb, stats_s, analysed, pack_s, crates = _in_child(
         _cutoff, url, delivery, statistics_mode
     )
     return {
@@ -128,6 +140,8 @@ def run(
         "locked": locked,
         "peak_mb": peak_mb,
         "build_mb": build_mb,
+        "pack_s": pack_s,
+        "crates": crates,
     }
 
 
@@ -182,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{r['backend']:<9} {r['lines']:>7} {r['build_s']:>8.2f} {r['cutoff_s']:>9.3f} {r['floor_s']:>8.3f} "
             f"{r['ratio']:>6.2f} {r['peak_mb']:>11.0f} {r['locked']:>7} {r['build_mb']:>12.0f} "
-            f"{r['stats_s']:>8.3f} {r['analysed']}"
+            f"{r['stats_s']:>8.3f} {r['analysed']}  | pack {r['pack_s']:.2f} s, {r['crates']} crates"
         )
 
 

@@ -13,6 +13,7 @@ from fulfilment.core.models import Wave
 from fulfilment.night.planning import PlanningOptions, solve_wave
 from fulfilment.night.plans import RoutePlan, finish_plan, publish_plan
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
+from fulfilment.waves.crates import ensure_crates
 from fulfilment.waves.cutoff import cut_off_wave
 from routing import LocalRunner
 
@@ -23,7 +24,7 @@ BASKETS = [(60, 5, 2), (10, 0, 1), (1, 40, 0)]
 
 
 def crate_wave(session: Session, **fleet: object) -> tuple[World, Wave]:
-    """Three points, two members each; L1 fills 5 ambient crates of 40 L. Cut off (packed)."""
+    """Three points, two members each; L1 fills 5 ambient crates of 40 L. Cut off, packed."""
     world = make_world(session, leaders=3)
     add_small_fleet(session, world.region, **fleet)
     for i, (apples, milk, prawns) in enumerate(BASKETS):
@@ -41,6 +42,7 @@ def crate_wave(session: Session, **fleet: object) -> tuple[World, Wave]:
     wave, _ = cut_off_wave(
         session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
     )
+    ensure_crates(session, wave)
     return world, wave
 
 

@@ -133,6 +133,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from web.portal.views import bp as portal_bp
     from web.portal.views import photos_bp
     from web.security import init_security
+    from web.warehouse.loading import bp as loading_bp
     from web.warehouse.views import bp as warehouse_bp
 
     init_i18n(app)
@@ -144,6 +145,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(photos_bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(warehouse_bp)
+    app.register_blueprint(loading_bp)
     app.register_blueprint(dispatch_bp)
     app.register_blueprint(admin_bp)
     init_api(app)

@@ -65,7 +65,9 @@ class ScanRefused(FulfilmentError):
         by: str = "",
     ) -> None:
         self.refusal, self.code, self.belongs, self.at, self.by = refusal, code, belongs, at, by
-        super().__init__(f"crate {code or '?'}: {refusal.value} {belongs} {by}".strip())
+        where = f" (it belongs to {belongs})" if belongs else ""
+        when = f" at {at.isoformat()} by {by}" if at is not None else ""
+        super().__init__(f"crate {code or '?'}: {refusal.value}{where}{when}")
 
 
 class RouteNotLoaded(FulfilmentError):
@@ -80,8 +82,11 @@ class RouteNotLoaded(FulfilmentError):
 
 @dataclass(frozen=True, slots=True)
 class Scanned:
-    crate: CrateView
+    """A scan recorded: the crate, its handover, and (loading) its place on the truck."""
+
+    crate: Crate
     handover: Handover
+    load: CrateLoad | None = None
 
 
 def _find(session: Session, scanned: str, *, wave_id: int) -> tuple[Crate, str]:
@@ -159,7 +164,17 @@ def _record(
         },
         at=now,
     )
-    return session.get_one(Handover, handover_id)
+    return Handover(  # as inserted, without reading it back
+        id=handover_id,
+        crate_id=crate.id,
+        step=step,
+        at=now,
+        user_id=user.id,
+        route_id=route_id,
+        station_id=station_id,
+        leader_id=leader_id,
+        method=method,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,19 +183,19 @@ def _record(
 
 def get_loading_route(session: Session, *, route_id: int, user: User) -> tuple[PlanRoute, Wave]:
     """A truck route of a published plan in the user's region, or NotFound."""
-    route = session.get(PlanRoute, route_id)
-    plan = session.get(RoutePlan, route.plan_id) if route else None
-    wave = session.get(Wave, plan.wave_id) if plan else None
-    if (
-        route is None
-        or plan is None
-        or wave is None
-        or route.echelon != Echelon.TRUNK
-        or plan.status != PlanStatus.PUBLISHED
-        or not user.sees_region(wave.region_id)
-    ):
+    row = session.execute(
+        select(PlanRoute, Wave)
+        .join(RoutePlan, RoutePlan.id == PlanRoute.plan_id)
+        .join(Wave, Wave.id == RoutePlan.wave_id)
+        .where(
+            PlanRoute.id == route_id,
+            PlanRoute.echelon == Echelon.TRUNK,
+            RoutePlan.status == PlanStatus.PUBLISHED,
+        )
+    ).first()
+    if row is None or not user.sees_region(row[1].region_id):
         raise NotFound(f"route {route_id} is not a truck route of a published plan")
-    return route, wave
+    return row[0], row[1]
 
 
 def list_loading_routes(session: Session, *, wave: Wave) -> list[tuple[PlanRoute, int, int, bool]]:
@@ -215,9 +230,20 @@ def scan_loaded(
     """A crate scanned onto its truck at the warehouse: one `loaded` handover, or ScanRefused."""
     route, wave = get_loading_route(session, route_id=route_id, user=user)
     crate, method = _find(session, scanned, wave_id=wave.id)
-    if session.scalar(select(RouteLoaded.id).where(RouteLoaded.route_id == route.id)):
+    # what decides the scan, in one read: the crate's place in the plan, the truck marked
+    # loaded, a missing record
+    decided = session.execute(
+        select(
+            CrateLoad,
+            select(RouteLoaded.id).where(RouteLoaded.route_id == route.id).scalar_subquery(),
+            select(MissingCrate.id)
+            .where(MissingCrate.crate_id == crate.id, MissingCrate.step == Step.LOADED)
+            .scalar_subquery(),
+        ).where(CrateLoad.plan_id == route.plan_id, CrateLoad.crate_id == crate.id)
+    ).first()
+    load, loaded, missing = decided if decided is not None else (None, None, None)
+    if loaded is not None or (decided is None and find_route_loaded(session, route_id=route.id)):
         raise ScanRefused(Refusal.ROUTE_LOADED, code=crate.code, belongs=route.vehicle_code)
-    load = session.get(CrateLoad, (route.plan_id, crate.id))
     if load is None or load.trunk_route_id is None:
         raise ScanRefused(Refusal.NOT_ON_ROUTE, code=crate.code)
     if load.trunk_route_id != route.id:
@@ -225,17 +251,12 @@ def scan_loaded(
         raise ScanRefused(
             Refusal.OTHER_ROUTE, code=crate.code, belongs=other.vehicle_code if other else ""
         )
-    if session.scalar(
-        select(MissingCrate.id).where(
-            MissingCrate.crate_id == crate.id, MissingCrate.step == Step.LOADED
-        )
-    ):
+    if missing is not None:
         raise ScanRefused(Refusal.MISSING_RECORDED, code=crate.code)
     handover = _record(
         session, crate=crate, step=Step.LOADED, user=user, now=now, method=method, route_id=route.id
     )
-    view = crates_of_route(session, route.id)
-    return Scanned(next(v for v in view if v.id == crate.id), handover)
+    return Scanned(crate, handover, load)
 
 
 def record_missing(
@@ -387,8 +408,7 @@ def scan_received(
         method=method,
         station_id=station.id,
     )
-    view = crates_of_wave(session, wave.id, leader=crate.leader_id, contents=False)
-    return Scanned(next(v for v in view if v.id == crate.id), handover)
+    return Scanned(crate, handover)
 
 
 def scan_delivered(
@@ -412,8 +432,7 @@ def scan_delivered(
         method=method,
         leader_id=leader.id,
     )
-    view = crates_of_wave(session, wave.id, leader=leader.id, contents=False)
-    return Scanned(next(v for v in view if v.id == crate.id), handover)
+    return Scanned(crate, handover)
 
 
 def step_states(session: Session, *, crates: list[CrateView], step: Step) -> dict[int, Handover]:

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, session
 
 from fulfilment.core.db import insert_ignore, is_postgres, session_scope
 from fulfilment.core.models import Base, Region, _enum
-from fulfilment.waves.crates import DEFAULT_CRATE_VOLUME_ML
 from fulfilment.waves.cutoff import cut_off_wave
 from fulfilment.waves.deadlines import refresh_cutoff_statistics
 
@@ -283,7 +282,6 @@ def run_pipeline(
     config: PipelineConfig = PipelineConfig(),
     claimer: str | None = None,
     actor: str = "scheduler",
-    crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML,
 ) -> RunOutcome:
     """Run (or resume) the night for one region and delivery date, through every step not done.
 
@@ -332,7 +330,6 @@ def run_pipeline(
                                 delivery_date=delivery_date,
                                 now=ctx.now,
                                 actor=ctx.actor,
-                                crate_volume_ml=crate_volume_ml,
                             )
                             ctx.run.wave_id = wave.id
 

@@ -51,8 +51,7 @@ class PlanningOptions:
 
     time_limit_s: float = 3.0  # each station's last mile
     trunk_time_limit_s: float = 10.0
-    # one crate (周转箱) holds this much: the cutoff packs with it (the night passes it on), and
-    # a wave cut off before crates were records is packed with it when first planned
+    # one crate (周转箱) holds this much: a wave not packed yet is packed with it when planned
     crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML
     service_s: int = 300  # at a pickup point
     station_service_s: int = 900  # unloading a trunk truck at a station

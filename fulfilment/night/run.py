@@ -113,7 +113,6 @@ def run_night(
         config=settings.pipeline,
         claimer=claimer,
         actor=actor,
-        crate_volume_ml=settings.planning.crate_volume_ml,
     )
 
 

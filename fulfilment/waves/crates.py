@@ -1,9 +1,13 @@
 """Crates (周转箱) as records: a wave's goods packed per (leader, temperature zone), once.
 
-The cutoff packs them in its own transaction (`pack_wave`), so the cutoff's exactly-once covers
-them: a second cutoff returns before packing, a crashed one rolls its crates back with the rest.
-A wave cut off before crates were records is packed the first time anything asks for its crates
-(`ensure_crates`: the planner, the crate list, the loading pages), under the wave's row lock.
+Packed right after the cutoff, in a transaction of their own (`ensure_crates`: the night's plan
+step does it before it counts crates; `groupbuy cutoff` does it after the cutoff commits), and
+by whatever asks first for the crates of a wave that has none (a wave cut off before crates
+were records, a crate list, a loading page). Exactly once: the packer takes the wave's row lock
+and re-checks that the wave has no crates; a second packer waits, finds them, and packs nothing.
+Not in the cutoff's own transaction: packing reads every line of the wave and writes its
+contents, which would make the 100,000-order cutoff several times slower (measured: see
+docs/warehouse.md), while the cutoff's deadline is the one that cannot slip.
 
 Packing is first-fit decreasing by volume: the units of a (leader, zone) sorted by unit volume
 (largest first, then order and line for a stable tie), each placed in the first crate it fits;
@@ -14,14 +18,15 @@ query and the crates and their contents written in bulk (COPY on PostgreSQL).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
     ForeignKey,
-    Index,
     Integer,
     String,
     Table,
@@ -31,10 +36,12 @@ from sqlalchemy import (
     func,
     select,
     text,
+    type_coerce,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from fulfilment.core.db import insert_rows
+from fulfilment.core.audit import record_change
+from fulfilment.core.db import fetch_rows, insert_rows
 from fulfilment.core.errors import CutoffNotReached
 from fulfilment.core.models import (
     Base,
@@ -53,7 +60,7 @@ from fulfilment.core.models import (
 )
 
 # One crate (周转箱) holds this much. The night's PlanningOptions.crate_volume_ml defaults to it
-# and the night passes its setting to the cutoff, so the planner and the packer share one size.
+# and the planner packs with its setting, so the planner and the packer share one size.
 DEFAULT_CRATE_VOLUME_ML = 40_000
 
 # The zone in a crate code: one Latin letter, readable aloud and typed on any keyboard.
@@ -71,14 +78,13 @@ class Crate(Base):
     __tablename__ = "crate"
     __table_args__ = (
         UniqueConstraint("wave_id", "leader_id", "zone", "seq"),
-        UniqueConstraint("wave_id", "code"),
-        Index("ix_crate_code", "code"),
+        UniqueConstraint("code", "wave_id"),  # looked up by code (a scan), in a wave
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     wave_id: Mapped[int] = mapped_column(ForeignKey("wave.id"))
-    leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"), index=True)
-    station_id: Mapped[int] = mapped_column(ForeignKey("grid_station.id"))  # at cutoff
+    leader_id: Mapped[int] = mapped_column(ForeignKey("leader.id"))
+    station_id: Mapped[int] = mapped_column(ForeignKey("grid_station.id"))  # when packed
     zone: Mapped[TempZone] = mapped_column(_enum(TempZone))
     seq: Mapped[int]  # n of N
     of_n: Mapped[int]  # N: the leader's crates in this zone
@@ -92,11 +98,12 @@ class CrateItem(Base):
     """Units of one order line (one member's bag) in one crate. A line may span crates."""
 
     __tablename__ = "crate_item"
+    __table_args__ = {"sqlite_with_rowid": False}  # stored in key order, one B-tree
 
-    crate_id: Mapped[int] = mapped_column(ForeignKey("crate.id"), primary_key=True)
+    crate_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_line_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # No foreign keys on these two: the packer reads them from the wave's own lines (a key
-    # check per row would double the cost of the contents in a 100,000-order cutoff).
+    # No foreign keys (like PickLine): the packer writes them with their crates, from the
+    # wave's own lines; a key check per row would double the cost of a 100,000-order cutoff.
     order_id: Mapped[int]
     quantity: Mapped[int]
 
@@ -118,16 +125,17 @@ class PackedCrate:
     contents: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def first_fit_decreasing(
-    lines: Iterable[tuple[int, int, int, int]], *, capacity_ml: int
-) -> list[PackedCrate]:
-    """Pack units into crates of `capacity_ml`: `lines` are (unit volume, order id, line id,
-    units), sorted by unit volume descending (then order, line). Each unit goes into the first
-    crate with room; a unit larger than a crate gets a crate of its own, marked oversize. The
-    units of one line are placed together as far as they fit (the same as one at a time, since
-    they are consecutive in the order). Always at least one crate when there is a line."""
+def first_fit_decreasing(lines: Iterable[Sequence[Any]], *, capacity_ml: int) -> list[PackedCrate]:
+    """Pack units into crates of `capacity_ml`: `lines` end with (unit volume, order id, line
+    id, units), sorted by unit volume descending (then order, line); the volume may be given
+    negated (the packer's own rows sort ascending). Each unit goes into the first crate with
+    room; a unit larger than a crate gets a crate of its own, marked oversize. The units of one
+    line are placed together as far as they fit (the same as one at a time, since they are
+    consecutive in the order). Always at least one crate when there is a line."""
     crates: list[PackedCrate] = []
-    for unit_ml, order_id, line_id, units in lines:
+    for line in lines:
+        unit_ml, order_id, line_id, units = line[-4:]
+        unit_ml = abs(unit_ml)
         if unit_ml > capacity_ml:
             crates.extend(
                 PackedCrate(unit_ml, True, [(order_id, line_id, 1)]) for _ in range(units)
@@ -153,7 +161,9 @@ def first_fit_decreasing(
     return crates
 
 
-def crate_code(region_code: str, wave: Wave, leader_code: str, zone: TempZone, n: int, of_n: int):
+def crate_code(
+    region_code: str, wave: Wave, leader_code: str, zone: TempZone, n: int, of_n: int
+) -> str:
     """The code printed and read aloud: region, delivery date (MMDD), point, zone, n/N."""
     date = wave.delivery_date
     return f"{region_code}-{date:%m%d}-{leader_code}-{ZONE_LETTER[zone]}-{n}/{of_n}".upper()
@@ -168,16 +178,19 @@ def pack_wave(
     session: Session, wave: Wave, *, crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML
 ) -> int:
     """Pack the cut-off wave's active lines into crates; returns how many. The caller holds the
-    wave's row lock and has checked the wave has no crates yet (`cut_off_wave`, `ensure_crates`)."""
+    wave's row lock and has checked the wave has no crates yet (`ensure_crates`)."""
     if crate_volume_ml <= 0:
         raise ValueError("crate_volume_ml must be positive")
     lines_t, orders_t = cast(Table, OrderLine.__table__), cast(Table, Order.__table__)
     products_t = cast(Table, Product.__table__)
-    rows = session.execute(
+    # Read straight from the driver (no row objects: 166,000 lines in the demo) and sorted
+    # here, in the packer's order: leader, zone, unit volume descending, order, line.
+    rows = fetch_rows(
+        session,
         select(
             orders_t.c.leader_id,
-            products_t.c.zone,
-            products_t.c.volume_ml,
+            type_coerce(products_t.c.zone, String),
+            -products_t.c.volume_ml,
             lines_t.c.order_id,
             lines_t.c.id,
             lines_t.c.quantity,
@@ -191,13 +204,14 @@ def pack_wave(
             orders_t.c.wave_id == wave.id,
             orders_t.c.status == OrderStatus.PLACED.value,
             lines_t.c.status == LineStatus.ACTIVE.value,
-        )
-    ).all()
+        ),
+    )
     if not rows:
         return 0
-    groups: dict[tuple[int, str], list[tuple[int, int, int, int]]] = {}
-    for leader_id, zone, unit_ml, order_id, line_id, qty in rows:
-        groups.setdefault((leader_id, str(zone)), []).append((unit_ml, order_id, line_id, qty))
+    rows.sort()
+    groups: dict[tuple[int, str], list[tuple]] = {}
+    for (leader_id, zone), group in groupby(rows, key=itemgetter(0, 1)):
+        groups[(leader_id, zone)] = list(group)
     leaders = {
         i: (code, station)
         for i, code, station in session.execute(
@@ -209,9 +223,7 @@ def pack_wave(
     region_code = session.scalar(select(Region.code).where(Region.id == wave.region_id)) or ""
     packed_groups = []
     for leader_id, zone_value in sorted(groups, key=lambda k: (leaders[k[0]][0], k[1])):
-        lines = groups[(leader_id, zone_value)]
-        lines.sort(key=lambda r: (-r[0], r[1], r[2]))
-        packed = first_fit_decreasing(lines, capacity_ml=crate_volume_ml)
+        packed = first_fit_decreasing(groups[(leader_id, zone_value)], capacity_ml=crate_volume_ml)
         packed_groups.append((leader_id, TempZone(zone_value), packed))
     ids = iter(_new_crate_ids(session, sum(len(p) for _, _, p in packed_groups)))
     crate_rows: list[tuple] = []
@@ -235,12 +247,9 @@ def pack_wave(
                     crate.oversize,
                 )
             )
-            merged: dict[int, list[int]] = {}  # a line placed in two passes: one row per crate
-            for order_id, line_id, units in crate.contents:
-                merged.setdefault(line_id, [order_id, 0])[1] += units
+            # a line is in a crate once: its units go in together as far as they fit
             item_rows.extend(
-                (crate_id, line_id, order_id, units)
-                for line_id, (order_id, units) in merged.items()
+                (crate_id, line_id, order_id, units) for order_id, line_id, units in crate.contents
             )
     insert_rows(session, crates_t, CRATE_COLUMNS, crate_rows)
     insert_rows(session, items_t, ITEM_COLUMNS, item_rows)
@@ -278,17 +287,30 @@ def _new_crate_ids(session: Session, n: int) -> list[int]:
 
 
 def ensure_crates(
-    session: Session, wave: Wave, *, crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML
+    session: Session,
+    wave: Wave,
+    *,
+    crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML,
+    actor: str = "system",
 ) -> None:
-    """The wave's crates, packed now if the wave was cut off before crates were records (once:
-    under the wave's row lock, re-checked). Refused for a wave not cut off yet."""
+    """The cut-off wave's crates, packed now if it has none yet (once: under the wave's row
+    lock, re-checked; audited as `wave.packed`). Refused for a wave not cut off yet."""
     if wave.status != WaveStatus.CUT_OFF:
         raise CutoffNotReached(f"wave {wave.id} is not cut off yet: its goods are not packed")
     if _has_crates(session, wave.id):
         return
     session.execute(select(Wave.id).where(Wave.id == wave.id).with_for_update())
-    if not _has_crates(session, wave.id):
-        pack_wave(session, wave, crate_volume_ml=crate_volume_ml)
+    if _has_crates(session, wave.id):
+        return  # another packer got there first
+    crates = pack_wave(session, wave, crate_volume_ml=crate_volume_ml)
+    record_change(
+        session,
+        actor=actor,
+        action="wave.packed",
+        entity="wave",
+        entity_id=wave.id,
+        after={"crates": crates, "crate_volume_ml": crate_volume_ml},
+    )
 
 
 def _has_crates(session: Session, wave_id: int) -> bool:

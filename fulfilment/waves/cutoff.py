@@ -53,7 +53,6 @@ from fulfilment.core.models import (
     WaveStatus,
 )
 
-from .crates import DEFAULT_CRATE_VOLUME_ML, pack_wave
 from .cycle import ensure_wave
 from .deadlines import is_due
 from .events import emit_cutoff_events
@@ -87,10 +86,8 @@ def cut_off_wave(
     delivery_date: date,
     now: datetime,
     actor: str = "system",
-    crate_volume_ml: int = DEFAULT_CRATE_VOLUME_ML,
 ) -> tuple[Wave, CutoffSummary]:
-    """Lock the day's orders into the region's wave, aggregate its pick lists and pack its
-    crates (of `crate_volume_ml`). Safe to call again: returns the same wave."""
+    """Lock the day's orders into the region's wave. Safe to call again: returns the same wave."""
     # Planner statistics are refreshed before this transaction, not in it (an ANALYZE here would
     # serialise the cutoffs of all regions): see deadlines.refresh_cutoff_statistics.
     wave = ensure_wave(session, region, delivery_date, lock="update")
@@ -130,7 +127,6 @@ def cut_off_wave(
             at=now,
         )
     orders_locked, lines_locked = aggregate_wave(session, wave)
-    crates = pack_wave(session, wave, crate_volume_ml=crate_volume_ml)
 
     summary = CutoffSummary(
         wave.id, False, orders_locked, lines_locked, deals_cancelled, orders_cancelled
@@ -164,7 +160,6 @@ def cut_off_wave(
             "lines_locked": lines_locked,
             "deals_cancelled": deals_cancelled,
             "orders_cancelled_for_refund": orders_cancelled,
-            "crates": crates,
         },
         at=now,
     )

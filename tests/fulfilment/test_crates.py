@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from crate_factories import crate_wave, publish
-from factories import DELIVERY
+from factories import DELIVERY, make_world
 from sqlalchemy import delete, func, select
 
-from fulfilment.core.db import session_scope
-from fulfilment.core.models import LineStatus, Order, OrderLine, TempZone
+from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.models import AuditEntry, LineStatus, Order, OrderLine, TempZone, Wave
 from fulfilment.night.crate_routes import crates_of_route, crates_of_wave
 from fulfilment.night.loading import CrateLoad
 from fulfilment.night.plans import (
@@ -17,9 +20,11 @@ from fulfilment.night.plans import (
     PlanRoute,
     PlanStop,
 )
+from fulfilment.orders.intake import LineRequest, MemberRef, place_order
 from fulfilment.waves.crates import (
     Crate,
     CrateItem,
+    ensure_crates,
     first_fit_decreasing,
     normalise_code,
     read_scan,
@@ -61,7 +66,7 @@ def test_codes_read_aloud_and_typed_back():
     assert read_scan("SH-0310-L1-A-1/2").code == "SH-0310-L1-A-1/2"
 
 
-def test_the_cutoff_packs_every_unit_once_per_leader_and_zone(session):
+def test_packing_puts_every_unit_in_one_crate_of_its_leader_and_zone(session):
     """Every active unit of the wave is in exactly one crate of its leader and zone, crates are
     numbered 1..N per (leader, zone) and named by region, date, point, zone and n/N."""
     world, wave = crate_wave(session)
@@ -69,7 +74,7 @@ def test_the_cutoff_packs_every_unit_once_per_leader_and_zone(session):
     packed = Counter()
     for line_id, qty in session.execute(
         select(CrateItem.order_line_id, CrateItem.quantity)
-        .join(Crate)
+        .join(Crate, Crate.id == CrateItem.crate_id)
         .where(Crate.wave_id == wave.id)
     ):
         packed[line_id] += qty
@@ -94,23 +99,65 @@ def test_the_cutoff_packs_every_unit_once_per_leader_and_zone(session):
     assert sorted(c.code for c in groups[(l1, TempZone.AMBIENT)])[0] == "SH-0310-L1-A-1/5"
 
 
-def test_a_second_cutoff_packs_nothing_more(session):
-    """Cutting off again returns the same wave and the same crates: packed exactly once."""
+def test_packing_again_packs_nothing_more(session):
+    """Asking for the crates again, or cutting off again, adds no crate: packed exactly once,
+    audited once."""
     world, wave = crate_wave(session)
     before = session.scalar(select(func.count()).select_from(Crate))
     cut_off_wave(session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff(5))
+    ensure_crates(session, wave)
+    crates_of_wave(session, wave.id)
     assert session.scalar(select(func.count()).select_from(Crate)) == before
+    packed = select(AuditEntry).where(AuditEntry.action == "wave.packed")
+    assert [a.after["crates"] for a in session.scalars(packed)] == [before]
 
 
 def test_a_wave_cut_off_before_crates_were_records_is_packed_on_first_need(session):
     """A cut-off wave without crates (cut off before the migration) gets them the first time its
-    crates are asked for, once."""
+    crates are asked for, the same crates as packing gives."""
     world, wave = crate_wave(session)
     expected = sorted(c.code for c in crates_of_wave(session, wave.id))
     session.execute(delete(CrateItem))  # as if cut off before crates were records
     session.execute(delete(Crate))
     assert sorted(c.code for c in crates_of_wave(session, wave.id)) == expected
-    assert sorted(c.code for c in crates_of_wave(session, wave.id)) == expected
+
+
+@pytest.mark.postgres
+def test_two_packers_at_once_pack_one_set_of_crates(pg_url):
+    """Two processes asking for a fresh wave's crates at once on PostgreSQL: one packs, the
+    other waits on the wave's row and finds them; one set of crates, one `wave.packed`."""
+    engine = make_engine(pg_url, pool_size=4)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as s:
+        world = make_world(s, leaders=3)
+        for i in range(3):
+            place_order(
+                s,
+                region=world.region,
+                leader_code=f"L{i + 1}",
+                member=MemberRef(f"m{i}"),
+                lines=[LineRequest("APPLE", 40), LineRequest("MILK", 3)],
+                placed_at=world.before_cutoff(),
+            )
+        wave, _ = cut_off_wave(
+            s, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
+        )
+        wave_id = wave.id
+    barrier = threading.Barrier(2)
+
+    def pack(_: int) -> None:
+        with session_scope(sessions) as s:
+            barrier.wait()
+            ensure_crates(s, s.get(Wave, wave_id))
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(pack, range(2)))
+    with session_scope(sessions) as s:
+        codes = s.scalars(select(Crate.code)).all()
+        assert len(codes) == len(set(codes)) == 3 * 2 + 3  # 60 L of apples: 2 crates each
+        packed = s.scalars(select(AuditEntry).where(AuditEntry.action == "wave.packed")).all()
+        assert len(packed) == 1
+    engine.dispose()
 
 
 def test_load_sequence_is_the_reverse_of_the_stop_order_on_every_route(sessions):

@@ -36,7 +36,7 @@ from fulfilment.night.plans import (
     stored_parts,
 )
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
-from fulfilment.waves.crates import DEFAULT_CRATE_VOLUME_ML, crate_counts
+from fulfilment.waves.crates import crate_counts
 from fulfilment.waves.cutoff import cut_off_wave
 from fulfilment.waves.cycle import ensure_wave
 from routing import LocalRunner
@@ -258,7 +258,7 @@ def test_an_open_wave_is_not_planned(session):
         build_network(session, wave=wave)
 
 
-def _small_wave(session, *, truck_kg, crate_volume_ml=DEFAULT_CRATE_VOLUME_ML):
+def _small_wave(session, *, truck_kg):
     world = make_world(session, leaders=4)
     add_small_fleet(session, world.region, weight_kg=truck_kg, volume_l=30000, crates=600)
     for i in range(4):
@@ -271,11 +271,7 @@ def _small_wave(session, *, truck_kg, crate_volume_ml=DEFAULT_CRATE_VOLUME_ML):
             placed_at=world.before_cutoff(),
         )
     wave, _ = cut_off_wave(
-        session,
-        region=world.region,
-        delivery_date=DELIVERY,
-        now=world.after_cutoff(),
-        crate_volume_ml=crate_volume_ml,
+        session, region=world.region, delivery_date=DELIVERY, now=world.after_cutoff()
     )
     return world, wave
 
@@ -316,8 +312,8 @@ def test_last_mile_vans_leave_after_the_trunk_leaves_plus_handling(session, sess
     assert all(r.start_s >= left + FAST.handling_s for r in gs1.routes)
 
 
-def test_the_planner_counts_the_crates_the_cutoff_packed(session):
-    """100 apples of 1.5 L packed into 40 L crates at cutoff are 4 crates for the planner."""
+def test_the_planner_counts_the_crates_it_packed(session):
+    """100 apples of 1.5 L packed into 40 L crates are 4 crate records, and 4 for the planner."""
     world, wave = _small_wave(session, truck_kg=5000)
     stops = build_network(session, wave=wave).last_mile["GS1"].stops
     assert stops[0].drops[routing.TempZone.AMBIENT].crates == 4
@@ -326,10 +322,13 @@ def test_the_planner_counts_the_crates_the_cutoff_packed(session):
 
 
 def test_crates_come_from_volume_by_the_configured_crate_size(session):
-    """Cut off with 100 L crates, the same 100 apples are 2 crates, and the planner says 2."""
-    world, wave = _small_wave(session, truck_kg=5000, crate_volume_ml=100_000)
-    stops = build_network(session, wave=wave).last_mile["GS1"].stops
-    assert stops[0].drops[routing.TempZone.AMBIENT].crates == 2
+    """With 100 L crates the same 100 apples are 2 crates; packed once, a later plan with
+    another size still counts the 2 crates the wave was packed into."""
+    world, wave = _small_wave(session, truck_kg=5000)
+    bigger = build_network(session, wave=wave, options=PlanningOptions(crate_volume_ml=100_000))
+    assert bigger.last_mile["GS1"].stops[0].drops[routing.TempZone.AMBIENT].crates == 2
+    again = build_network(session, wave=wave)
+    assert again.last_mile["GS1"].stops[0].drops[routing.TempZone.AMBIENT].crates == 2
 
 
 def test_windows_are_seconds_since_local_midnight_on_a_dst_day():

@@ -14,7 +14,7 @@ from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import create_user
 from fulfilment.catalogue.sites import get_region
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
-from fulfilment.core.models import Leader
+from fulfilment.core.models import Leader, PickLevel, PickLine
 from fulfilment.demo.city import build_demo
 from fulfilment.waves.cutoff import cut_off_wave
 
@@ -69,8 +69,13 @@ def test_sorting_lists_on_a_360px_handheld_and_printed(served, tmp_path):
 
     base, wave_id, sessions = served
     with session_scope(sessions) as s:
-        leader = s.scalars(select(Leader).order_by(Leader.code)).first()
-        station = leader.station.code
+        leader = s.scalars(  # a leader with goods in the wave
+            select(Leader)
+            .join(PickLine, PickLine.leader_id == Leader.id)
+            .where(PickLine.level == PickLevel.LEADER)
+            .order_by(Leader.code)
+        ).first()
+        code, station = leader.code, leader.station.code
     sync_playwright = browser_or_skip()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -90,8 +95,9 @@ def test_sorting_lists_on_a_360px_handheld_and_printed(served, tmp_path):
         heads = page.eval_on_selector_all("th", lines)
         assert bins and max(bins) == 1, bins  # a bin code on one line
         assert max(heads) == 1, heads  # headers on one line (the table scrolls sideways)
-        page.fill("#leader", leader.code)
+        page.fill("#leader", code)
         page.click("form.filters button[type=submit]")
+        page.wait_for_url(f"**leader={code}*")
         assert page.locator("section.sorting-list").count() == 1
 
         page.goto(f"{base}/waves/{wave_id}/leaders?station={station}")

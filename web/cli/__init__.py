@@ -1,8 +1,8 @@
 """The `groupbuy` console script: the Flask CLI of the app (`flask --app web` works the same), a
-module per command group: `db` (schema, demo), `orders` (import, cutoff), `night` (fleet, plans,
-pipeline, scheduler, workers), `accounts` (users, refunds), `api` (API clients and their webhook
-endpoints), `webhooks` (their delivery), `printing` (a wave's documents), `commission` (rates,
-settlement, statements)."""
+module per command group: `db` (schema, demo), `catalogue` (products), `orders` (import, cutoff),
+`night` (fleet, plans, pipeline, scheduler, workers), `accounts` (users, refunds), `api` (API
+clients and their webhook endpoints), `webhooks` (their delivery), `crates` (crates and
+handovers), `printing` (a wave's documents), `commission` (rates, settlement, statements)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,31 @@ from web import create_app
 
 
 def register_commands(group: click.Group) -> None:
-    from . import accounts, api, commission, db, night, orders, printing, webhooks
+    from . import (
+        accounts,
+        api,
+        catalogue,
+        commission,
+        crates,
+        db,
+        night,
+        orders,
+        printing,
+        webhooks,
+    )
 
-    for module in (db, orders, api, accounts, night, printing, commission, webhooks):
+    for module in (
+        db,
+        catalogue,
+        orders,
+        api,
+        accounts,
+        night,
+        crates,
+        printing,
+        commission,
+        webhooks,
+    ):
         for command in module.COMMANDS:
             group.add_command(command)
 

@@ -12,8 +12,9 @@ from fulfilment.catalogue.sites import get_region
 from fulfilment.core.csvimport import ImportFailed
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
-from fulfilment.core.models import Region
+from fulfilment.core.models import Region, Wave
 from fulfilment.orders.importer import import_file
+from fulfilment.waves.crates import crate_counts, ensure_crates
 from fulfilment.waves.cutoff import cut_off_wave
 from fulfilment.waves.deadlines import latest_due_delivery_date, refresh_cutoff_statistics
 
@@ -44,13 +45,17 @@ def cutoff_command(region_code: str, delivery: str | None, actor: str) -> None:
             wave, summary = cut_off_wave(
                 session, region=region, delivery_date=day, now=now, actor=actor
             )
+        with session_scope(app_sessions()) as session:  # the crates, once, in their own step
+            wave = session.get_one(Wave, wave.id)
+            ensure_crates(session, wave, actor=actor)
+            crates = sum(crate_counts(session, wave_id=wave.id).values())
     except (FulfilmentError, ValueError) as err:
         fail(err)
     state = "was already cut off" if summary.already_cut_off else "cut off"
     click.echo(
         f"wave {region_code} {day.isoformat()} {state}: {summary.orders_locked} orders, "
         f"{summary.lines_locked} lines locked; {summary.deals_cancelled} deals below their "
-        f"group size cancelled ({summary.orders_cancelled} orders to refund)"
+        f"group size cancelled ({summary.orders_cancelled} orders to refund); {crates} crates"
     )
 
 

@@ -26,8 +26,14 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 from wtforms import Form
 
 from fulfilment.core.errors import InvalidInput, NotFound
-from fulfilment.core.models import Leader, Member, Refund, RefundReason, Wave, WaveStatus
+from fulfilment.core.models import Leader, Member, Refund, RefundReason, Wave, WaveStatus, utcnow
 from fulfilment.core.privacy import mask_name
+from fulfilment.handovers.scans import (
+    ScanRefused,
+    point_crates,
+    scan_delivered,
+    units_not_delivered,
+)
 from fulfilment.points.arrivals import (
     DiscrepancyKind,
     DiscrepancyReport,
@@ -69,6 +75,7 @@ from web.forms import (
     required,
 )
 from web.limits import pickup_code_limit
+from web.scanning import ScanForm, refusal_message
 from web.security import point_required
 
 
@@ -187,13 +194,11 @@ def arrival():
             return redirect(url_for(".arrival"))
         return _show_arrival(day, done)
     if request.method == "GET":
-        return render_template("leader/arrival.html", day=day, step="count")
+        return _count_page(day, leader)
     try:
         counts = _counts_from_form(day.expected)
     except InvalidInput as err:  # every count typed stays as typed
-        return render_template(
-            "leader/arrival.html", day=day, step="count", error=err.message, typed=request.form
-        ), 422
+        return _count_page(day, leader, error=err.message, status=422, typed=request.form)
     short = {r.product_id: r.quantity - counts[r.product_id] for r in day.expected}
     if request.form.get("step") != "confirm":
         return _review(day, counts, short)
@@ -219,6 +224,52 @@ def arrival():
         g.rollback = True
         _discard_photos()
     flash(_("Arrival confirmed.") if created else _("This delivery was already confirmed."))
+    return redirect(url_for(".arrival"))
+
+
+def _count_page(day, leader, *, error: str | None = None, status: int = 200, typed=None):
+    """The count form, its counts starting from the crates scanned delivered (a crate not
+    scanned makes its units short until the leader corrects them), and the crates expected."""
+    crates = point_crates(g.session, wave=day.wave, leader=leader)
+    short = units_not_delivered(g.session, wave=day.wave, leader=leader)
+    prefill = {r.product_id: max(0, r.quantity - short.get(r.product_id, 0)) for r in day.expected}
+    return render_template(
+        "leader/arrival.html",
+        day=day,
+        step="count",
+        crates=crates,
+        prefill=prefill,
+        error=error,
+        typed=typed,
+    ), status
+
+
+@bp.post("/arrival/crates")
+@point_required
+def scan_crate():
+    """A crate scanned (or its code typed) on arrival: one `delivered` handover, or a refusal."""
+    leader = _leader()
+    day = point_day(g.session, leader=leader, wave=_posted_wave(leader))
+    if day.wave is None or find_arrival(g.session, wave=day.wave, leader=leader) is not None:
+        return redirect(url_for(".arrival"))
+    try:
+        code = parse(ScanForm, request.form).code.data
+    except InvalidForm:
+        return _count_page(day, leader, error=_("Scan or type a crate code."), status=422)
+    try:
+        done = scan_delivered(
+            g.session,
+            wave=day.wave,
+            leader=leader,
+            scanned=code,
+            user=current_user.user,
+            now=utcnow(),
+        )
+    except ScanRefused as err:
+        g.rollback = True
+        message = refusal_message(err, day.wave.region.tz)
+        return _count_page(day, leader, error=message, status=409)
+    flash(_("Crate %(code)s arrived.", code=done.crate.code))
     return redirect(url_for(".arrival"))
 
 

@@ -1,5 +1,5 @@
 // The camera scan of a code (the `scan_button` macro in _scan.html), for every desk that reads
-// one: where the browser has BarcodeDetector and a camera, the button is shown; a code read
+// one (a pickup code's digits; a crate's QR or code as it is, with `raw`): where the browser has BarcodeDetector and a camera, the button is shown; a code read
 // fills the field, marks the form's method field "scanned" and submits the form. Where it has
 // not, the button stays hidden (the `hidden` attribute, which app.css makes win over any
 // display rule): never a button that does nothing. Typing always works.
@@ -10,7 +10,7 @@ export function canScan(win = window) {
   return "BarcodeDetector" in win && !!(win.navigator.mediaDevices && win.navigator.mediaDevices.getUserMedia);
 }
 
-export function attachScanner(button, { input, video, method, onCode } = {}) {
+export function attachScanner(button, { input, video, method, onCode, raw = false } = {}) {
   if (!button || !input || !video || !canScan()) {
     return false;
   }
@@ -27,7 +27,9 @@ export function attachScanner(button, { input, video, method, onCode } = {}) {
         let digits = "";
         try {
           const codes = await detector.detect(video);
-          digits = codes.length ? codes[0].rawValue.replace(/\D/g, "") : "";
+          const value = codes.length ? codes[0].rawValue : "";
+          // a pickup code is its digits; a crate's QR or code is read as it is (raw)
+          digits = raw ? value.trim() : value.replace(/\D/g, "");
         } catch (err) {
           digits = "";
         }
@@ -67,5 +69,6 @@ for (const button of document.querySelectorAll("button[data-scan-for]")) {
     input: document.getElementById(id),
     video: document.querySelector(`video[data-scan-video="${id}"]`),
     method: button.dataset.scanMethod ? document.getElementById(button.dataset.scanMethod) : null,
+    raw: button.dataset.scanRaw === "1",
   });
 }

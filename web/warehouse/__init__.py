@@ -1,2 +1,2 @@
-"""The warehouse's desk (中心仓): a wave's pick lists (`views`; templates under
-`templates/warehouse/`)."""
+"""The warehouse's desk (中心仓): a wave's pick lists (`views`), loading the trucks and receiving
+at the stations by crate scan (`loading`); templates under `templates/warehouse/`."""

@@ -5,21 +5,29 @@ Revises: 0007
 Create Date: 2026-12-04 17:58:17.443244
 
 Waves cut off before this revision have no crates: they are packed the first time anything
-asks for them (the planner, the crate list, the loading pages: `waves.crates.ensure_crates`),
-with the configured crate size, once. Their published plans get crate routes on their next
+asks for them (the planner, the crate list, the loading pages: `waves.crates.ensure_crates`,
+as for every wave), with the configured crate size, once. Their published plans get crate routes on their next
 publish; `groupbuy crates list` tells when a wave's published plan has none.
 """
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0008'
 down_revision = '0007'
+
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('crate_item',
+    sa.Column('crate_id', sa.Integer(), nullable=False),
+    sa.Column('order_line_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('crate_id', 'order_line_id', name=op.f('pk_crate_item')),
+    sqlite_with_rowid=False
+    )
     op.create_table('crate',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('wave_id', sa.Integer(), nullable=False),
@@ -36,20 +44,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['station_id'], ['grid_station.id'], name=op.f('fk_crate_station_id_grid_station')),
     sa.ForeignKeyConstraint(['wave_id'], ['wave.id'], name=op.f('fk_crate_wave_id_wave')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_crate')),
-    sa.UniqueConstraint('wave_id', 'code', name=op.f('uq_crate_wave_id_code')),
+    sa.UniqueConstraint('code', 'wave_id', name=op.f('uq_crate_code_wave_id')),
     sa.UniqueConstraint('wave_id', 'leader_id', 'zone', 'seq', name=op.f('uq_crate_wave_id_leader_id_zone_seq'))
-    )
-    with op.batch_alter_table('crate', schema=None) as batch_op:
-        batch_op.create_index('ix_crate_code', ['code'], unique=False)
-        batch_op.create_index(batch_op.f('ix_crate_leader_id'), ['leader_id'], unique=False)
-
-    op.create_table('crate_item',
-    sa.Column('crate_id', sa.Integer(), nullable=False),
-    sa.Column('order_line_id', sa.Integer(), nullable=False),
-    sa.Column('order_id', sa.Integer(), nullable=False),
-    sa.Column('quantity', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['crate_id'], ['crate.id'], name=op.f('fk_crate_item_crate_id_crate')),
-    sa.PrimaryKeyConstraint('crate_id', 'order_line_id', name=op.f('pk_crate_item'))
     )
     op.create_table('crate_load',
     sa.Column('plan_id', sa.Integer(), nullable=False),
@@ -137,9 +133,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_crate_load_route_id')
 
     op.drop_table('crate_load')
-    op.drop_table('crate_item')
-    with op.batch_alter_table('crate', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_crate_leader_id'))
-        batch_op.drop_index('ix_crate_code')
-
     op.drop_table('crate')
+    op.drop_table('crate_item')

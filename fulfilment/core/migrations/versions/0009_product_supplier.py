@@ -19,5 +19,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('product', schema=None) as batch_op:
-        batch_op.drop_column('supplier')
+    # ALTER TABLE … DROP COLUMN on both databases (SQLite ≥ 3.35): a batch copy of the table
+    # would drop the old one, which the foreign keys of deals and order lines refuse.
+    op.execute('ALTER TABLE product DROP COLUMN supplier')
