@@ -265,7 +265,8 @@ def test_chinese_pages_use_full_width_punctuation(app, leader1, portal):
 
 def test_the_chinese_catalogue_uses_full_width_punctuation():
     """No Chinese translation holds an ASCII comma, colon, semicolon, question or exclamation
-    mark or bracket outside its placeholders (a clock's 07:00 aside): a new one fails here."""
+    mark or bracket outside its placeholders (a clock's 07:00 or HH:MM, and values typed as
+    they are such as ambient,chilled, aside): a new one fails here."""
     from pathlib import Path
 
     from babel.messages.pofile import read_po
@@ -273,7 +274,8 @@ def test_the_chinese_catalogue_uses_full_width_punctuation():
     po = Path(__file__).resolve().parents[2] / "web/translations/zh_Hans_CN/LC_MESSAGES/messages.po"
     with po.open("rb") as f:
         catalogue = read_po(f, locale="zh_Hans_CN")
-    placeholder = re.compile(r"%\(\w+\)[sdf]|\d:\d")
+    # placeholders, a clock (07:00, HH:MM) and values typed as they are (ambient,chilled)
+    placeholder = re.compile(r"%\(\w+\)[sdf]|\d:\d|[A-Za-z]+(?:[,:][A-Za-z]+)+")
     wrong = []
     for message in catalogue:
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
