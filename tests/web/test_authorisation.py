@@ -240,6 +240,7 @@ POST_ROUTES = {  # walked in this order: signing out last
     "/admin/import/<kind>/confirm": "/admin/import/leaders/confirm",
     "/api/v1/orders": "/api/v1/orders",
     "/api/v1/orders/<order_id>/cancel": "/api/v1/orders/1/cancel",
+    "/api/v1/webhooks/endpoints": "/api/v1/webhooks/endpoints",
     "/dispatch/plans/<int:plan_id>/corrections": "/dispatch/plans/999/corrections",
     "/dispatch/plans/<int:plan_id>/publish": "/dispatch/plans/999/publish",
     "/login": "/login",

@@ -23,6 +23,7 @@ COMMANDS = {
     "routes",
     "run",
     "scheduler",
+    "webhooks",
     "shell",
     "worker",
 }
