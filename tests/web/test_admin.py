@@ -182,6 +182,32 @@ def test_the_landing_page_links_every_admin_page_and_the_other_desks(app, portal
     assert f'href="/dispatch/waves/{portal.wave.id}"' in landing
 
 
+def test_a_list_is_paged_and_searched_in_sql(app, portal, admin):
+    """Lists show 50 records a page with a link to the next; ?q= keeps the records whose code
+    holds the text (a % or _ in it is a plain character)."""
+    with sessions(app) as s:
+        station = s.scalars(select(GridStation)).first()
+        for n in range(60):
+            s.add(
+                Leader(
+                    region_id=station.region_id,
+                    station_id=station.id,
+                    code=f"Z{n:03d}",
+                    name="x",
+                    phone="13800000000",
+                    pickup_name="p",
+                    lat=31.2,
+                    lon=121.4,
+                )
+            )
+    first = admin.get("/admin/leaders")
+    assert first.text.count("/admin/leaders/") - first.text.count("/admin/leaders/new") == 50
+    assert "page=2" in first.text
+    found = admin.get("/admin/leaders?q=Z05")
+    assert found.text.count("<td>Z05") == 10 and "page=2" not in found.text
+    assert admin.get("/admin/leaders?q=%25").text.count("<td>Z0") == 0
+
+
 # --- saving each kind of record -----------------------------------------------------------------
 
 

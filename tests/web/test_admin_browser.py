@@ -51,7 +51,7 @@ def _fits(page) -> None:
 @pytest.mark.postgres
 def test_the_admin_creates_a_product_and_previews_a_file_on_a_phone_in_chinese(served, tmp_path):
     """At 360 px in Chinese the admin goes from the start page to the products, creates one
-    (saved, audited), then checks a products file: the preview names each bad line and field
+    (first refused with the field named in Chinese, then saved), then checks a products file: the preview names each bad line and field
     and writes nothing; on a new leader's form a tap on the map fills the coordinates.
     Screenshots in tmp_path."""
     base, sessions = served
@@ -69,10 +69,16 @@ def test_the_admin_creates_a_product_and_previews_a_file_on_a_phone_in_chinese(s
         page.click("text=新建：商品")
         page.fill("input[name=sku]", "PEAR")
         page.fill("input[name=name]", "梨 1kg")
-        page.fill("input[name=weight_g]", "1000")
+        page.fill("input[name=weight_g]", "")  # required
         page.fill("input[name=volume_ml]", "1400")
         page.select_option("select[name=zone]", "chilled")
         page.fill("input[name=bin_code]", "B-03-2")
+        page.click("button:has-text('保存')")
+        assert "重量（克）：克数，整数。" in page.inner_text("[role=alert]")
+        assert page.get_attribute("input[name=weight_g]", "aria-invalid") == "true"
+        _fits(page)
+        page.screenshot(path=str(tmp_path / "admin-product-refused.png"), full_page=True)
+        page.fill("input[name=weight_g]", "1000")
         _fits(page)
         page.screenshot(path=str(tmp_path / "admin-product-form.png"), full_page=True)
         page.click("button:has-text('保存')")

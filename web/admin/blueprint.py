@@ -12,6 +12,7 @@ from flask import (
     g,
     request,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import Form
@@ -58,7 +59,22 @@ class FieldError:
     detail: str
 
 
+def _layer_detail(detail: str) -> str:
+    """The field layer's fixed messages in the user's language; others (a service's, with the
+    value in them) as they are."""
+    fixed = {
+        "is required": _("is required"),
+        "must be a whole number": _("must be a whole number"),
+        "must be a time HH:MM": _("must be a time HH:MM"),
+        "Not a valid date value.": _("not a date"),
+        "Not a valid choice.": _("not one of the choices"),
+    }
+    return str(fixed.get(detail, detail))
+
+
 def field_error(form: Form, field: str, detail: str) -> FieldError:
+    """The refused field as a page shows it: its label and hint in the user's language."""
+    detail = _layer_detail(detail)
     base = field.split("[", 1)[0]
     if base not in form._fields and base.endswith("_cents"):
         base = base.removesuffix("_cents")

@@ -61,6 +61,7 @@ from fulfilment.core.models import (
 from fulfilment.core.privacy import mask_phone
 from fulfilment.waves.deadlines import change_cutoff_time
 from fulfilment.waves.offers import save_deal
+from web.forms import Text, form_of, parse
 
 from .blueprint import (
     PAGE,
@@ -108,6 +109,7 @@ class Kind:
     choices: Callable[[Form], None] = lambda form: None
     on_map: bool = False
     key_fixed: str | None = None  # a field that cannot change once saved (a vehicle's code)
+    search: Any = None  # the column the list's search box looks in (?q=)
 
 
 def _get(model: type, raw: str | None, field: str) -> Any:
@@ -465,6 +467,7 @@ KINDS: dict[str, Kind] = {
             _save_region,
             on_map=True,
             key_fixed="code",  # the scope of its CSV imports' idempotency keys
+            search=Region.code,
         ),
         Kind(
             "warehouses",
@@ -485,6 +488,7 @@ KINDS: dict[str, Kind] = {
             _save_warehouse,
             lambda form: setattr(form.region, "choices", region_choices()),
             on_map=True,
+            search=Warehouse.code,
         ),
         Kind(
             "stations",
@@ -510,6 +514,7 @@ KINDS: dict[str, Kind] = {
             _save_station,
             _warehouse_choices,
             on_map=True,
+            search=GridStation.code,
         ),
         Kind(
             "leaders",
@@ -540,6 +545,7 @@ KINDS: dict[str, Kind] = {
             _save_leader,
             _station_choices,
             on_map=True,
+            search=Leader.code,
         ),
         Kind(
             "products",
@@ -566,6 +572,7 @@ KINDS: dict[str, Kind] = {
                 "bin_code": p.bin_code,
             },
             _save_product,
+            search=Product.sku,
         ),
         Kind(
             "deals",
@@ -609,6 +616,7 @@ KINDS: dict[str, Kind] = {
             _save_vehicle,
             _vehicle_choices,
             key_fixed="code",
+            search=Vehicle.code,
         ),
         Kind(
             "users",
@@ -628,6 +636,7 @@ KINDS: dict[str, Kind] = {
             _save_user,
             _user_choices,
             key_fixed="username",
+            search=User.username,
         ),
     ]
 }
@@ -652,20 +661,22 @@ def _map_points(kind: Kind) -> list[list[Any]]:
 
 
 def list_records(name: str):
+    """A page of the kind's records in SQL (50 a page), those whose code holds ?q= if given."""
     kind = _kind(name)
     page = page_number()
+    wanted = parse(form_of({"q": Text(max_length=64)}), request.args)["q"].data
     order = kind.order if isinstance(kind.order, tuple) else (kind.order,)
-    rows = list(
-        g.session.scalars(
-            select(kind.model).order_by(*order).offset((page - 1) * PAGE).limit(PAGE + 1)
-        )
-    )
+    query: Any = select(kind.model).order_by(*order)
+    if wanted and kind.search is not None:
+        query = query.where(kind.search.contains(wanted, autoescape=True))
+    rows = list(g.session.scalars(query.offset((page - 1) * PAGE).limit(PAGE + 1)))
     return render_template(
         "admin/list.html",
         kind=kind,
         rows=[(r.id, kind.cells(r)) for r in rows[:PAGE]],
         page=page,
         more=len(rows) > PAGE,
+        q=wanted,
     )
 
 
