@@ -1,13 +1,14 @@
 """Delivering the outbox: signed POSTs (Standard Webhooks), at least once, in order per order,
 retried with exponential backoff and jitter for the retry window, then failed for the admin.
 
-A pass claims due messages (one UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) on
-PostgreSQL: two workers never hold one message), commits the claim (a lease), sends outside any
+A pass claims due messages (SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL: two workers never
+hold one message; then one UPDATE sets their lease), commits the claim, sends outside any
 transaction, and records the answers set-based. A worker that dies mid-send leaves its lease to
 expire: the message is sent again (at least once; receivers deduplicate by `webhook-id`).
 
-Order per order: a message is due only when no earlier message of the same order for the same
-endpoint is still pending, so an order's events arrive in the order they were written.
+Order per order: a message is sent only when no earlier message of the same order for the same
+endpoint is still pending (one grouped read of the candidates' orders per pass), so an order's
+events arrive in the order they were written; the others wait half a second.
 
 An endpoint that fails is paused with its own backoff (one probe at a time, not the backlog),
 and when it answers again every message held back by backoff is released at once: a receiver
