@@ -20,6 +20,7 @@ COMMANDS = {
     "run",
     "scheduler",
     "shell",
+    "webhooks",
     "worker",
 }
 
