@@ -544,6 +544,7 @@ async def _run(
                     )
                     steps.append(step)
                     _print_table([step])
+                    await asyncio.sleep(args.settle_s)  # what timed out is still being served
         if args.page_rates:
             rng = random.Random(2)
             chosen = rng.sample(leaders, min(args.page_leaders, len(leaders)))
@@ -568,6 +569,7 @@ async def _run(
                     )
                     steps.append(step)
                     _print_table([step])
+                    await asyncio.sleep(args.settle_s)  # what timed out is still being served
     finally:
         await pool.close()
     return steps
@@ -621,6 +623,13 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=30.0, help="per rate step")
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=3.0,
+        help="pause after each step (an overloaded step "
+        "leaves requests the server still works on: they would be billed to the next)",
+    )
     parser.add_argument("--post-rates", type=_rates, default=_rates("50,100,200,300"))
     parser.add_argument("--page-rates", type=_rates, default=_rates("25,50,100,150"))
     parser.add_argument("--leaders", type=int, default=2000)

@@ -529,3 +529,37 @@ def test_a_lower_count_after_the_arrival_tells_the_platform_of_the_new_refund(se
         "reason": "shortage",
         "amount_cents": 1000,
     }
+
+
+@pytest.mark.postgres
+def test_a_burst_refreshes_the_outboxs_statistics_once(pg_url):
+    """After a burst larger than the table was, the outbox is analysed (the claim's plan then
+    reads 200 rows by index, not the whole backlog); right after, it is not analysed again."""
+    from fulfilment.events.delivery import refresh_statistics_if_stale
+    from fulfilment.events.models import EventType
+    from fulfilment.events.outbox import Event, emit
+
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    try:
+        with session_scope(sessions) as s:
+            make_world(s)
+            shop, _ = make_client(s)
+            add_endpoint(s, client=shop, url="https://a.example/hook")
+            data = {"order_id": 1}
+            emit(
+                s,
+                [Event(EventType.ORDER_CUT_OFF, shop.scope, n, data) for n in range(3000)],
+                now=utcnow(),
+            )
+        deadline = time.monotonic() + 10  # the statistics collector reports within a moment
+        analysed = False
+        while not analysed and time.monotonic() < deadline:
+            with session_scope(sessions) as s:
+                analysed = refresh_statistics_if_stale(s)
+            time.sleep(0.2)
+        assert analysed
+        with session_scope(sessions) as s:
+            assert not refresh_statistics_if_stale(s)
+    finally:
+        engine.dispose()

@@ -25,6 +25,7 @@ COMMANDS = {
     "scheduler",
     "webhooks",
     "shell",
+    "webhooks",
     "worker",
 }
 
