@@ -25,7 +25,6 @@ COMMANDS = {
     "scheduler",
     "webhooks",
     "shell",
-    "webhooks",
     "worker",
 }
 
