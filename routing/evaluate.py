@@ -27,23 +27,24 @@ def evaluate(
 ) -> tuple[Plan, list[str]]:
     """The plan of `sequences` (vehicle id -> stop ids in order) and the rules it breaks.
 
-    Each listed stop is served whole by the vehicle it is listed on (every zone of it); a stop no
-    vehicle lists is unassigned. A vehicle leaves at `start_s[vehicle]` when given (e.g. the
+    A stop listed on one vehicle is served whole by it (every zone of it); a stop listed on
+    several (its zones split, as the planner splits them) gives each the drops of the zones that
+    vehicle carries; a stop no vehicle lists is unassigned. A vehicle leaves at `start_s[vehicle]` when given (e.g. the
     time it left in the plan this one was made from), else at the start of its shift, and waits
     where it is early. An empty result list means the plan passes the independent re-check."""
     t0 = time.perf_counter()
     vehicles = {v.id: i for i, v in enumerate(problem.vehicles)}
     stops = {s.id for s in problem.stops}
-    seen: set[str] = set()
+    listings: dict[str, int] = {}
     for vid, sids in sequences.items():
         if vid not in vehicles:
             raise RoutingInputError("unknown vehicle", record=vid, field="vehicle")
+        if len(set(sids)) != len(sids):
+            raise RoutingInputError("stop listed twice on one vehicle", record=vid, field="stop")
         for sid in sids:
             if sid not in stops:
                 raise RoutingInputError("stop is not in the problem", record=sid, field="stop")
-            if sid in seen:
-                raise RoutingInputError("stop listed twice", record=sid, field="stop")
-            seen.add(sid)
+            listings[sid] = listings.get(sid, 0) + 1
     dist_rows, time_rows = build_matrices(problem, cache)
     prep = prepare(problem, dist_rows, time_rows)
     node_of = prep.node_of()
@@ -54,13 +55,20 @@ def evaluate(
     served: set[int] = set()
     for vid in sorted(sequences, key=lambda v: vehicles[v]):
         v = vehicles[vid]
-        drops = [k for sid in sequences[vid] for k in drops_of_stop.get(sid, [])]
+        zones = problem.vehicles[v].zones
+        # a stop listed on one vehicle is served whole by it (a zone it lacks is a broken rule);
+        # a stop split over several (one per zone) gives each the drops of the zones it carries
+        drops: list[int] = []
+        for sid in sequences[vid]:
+            for k in drops_of_stop.get(sid, []):
+                if k not in served and (listings[sid] == 1 or prep.drops[k].zone in zones):
+                    drops.append(k)
+                    served.add(k)
         if not drops:
             continue
         nodes = [node_of[k] for k in drops]
         begin = (start_s or {}).get(vid, problem.vehicles[v].shift_start_s)
         times, end = schedule(prep, v, nodes, begin)
-        served.update(drops)
         routes.append(build_route(prep, v, list(zip(nodes, times, strict=True)), begin, end))
     plan = build_plan(
         prep,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from routing_fixtures import planar_problem, van
 
@@ -49,4 +51,29 @@ def test_unknown_vehicles_and_stops_are_refused_by_name():
     with pytest.raises(RoutingInputError, match="not in the problem"):
         evaluate(problem, {"v1": ["zz"]})
     with pytest.raises(RoutingInputError, match="twice"):
-        evaluate(problem, {"v1": ["a"], "v2": ["a"]})
+        evaluate(problem, {"v1": ["a", "b", "a"]})
+
+
+def test_a_stop_split_over_two_vans_gives_each_the_zones_it_carries():
+    """As the planner splits a stop's zones over an ambient van and a cold van, a plan arranged
+    by hand lists it on both: each serves the drops of its own zones, and nothing breaks."""
+    from routing import TempZone
+
+    stops = [("a", (10, 0), Load(3, 0, 0)), ("b", (0, 10), Load(3, 0, 0))]
+    cold = van("cold", Load(10, 100, 100), zones=frozenset({TempZone.CHILLED}))
+    warm = van("warm", Load(10, 100, 100))
+    problem = planar_problem((0, 0), stops, [warm, cold])
+    split = problem.stops[0]
+    problem = replace(
+        problem,
+        stops=(
+            replace(
+                split, drops={TempZone.AMBIENT: Load(2, 0, 0), TempZone.CHILLED: Load(1, 0, 0)}
+            ),
+            problem.stops[1],
+        ),
+    )
+    plan, broken = evaluate(problem, {"warm": ["a", "b"], "cold": ["a"]})
+    assert broken == [] and not plan.unassigned
+    assert plan.route_of("cold").visits[0].zones == (TempZone.CHILLED,)
+    assert plan.route_of("warm").load_at_start == Load(5, 0, 0)
