@@ -29,6 +29,7 @@ from fulfilment.core.models import (
 from fulfilment.core.models import Order as OrderRow
 from fulfilment.waves.crates import crate_counts
 
+from .loading import CrateLoad
 from .plans import Echelon, PlanRoute, PlanStatus, PlanStop, PlanUnassigned, RoutePlan
 
 # Route colours: distinct on a plain background and for the common colour blindnesses
@@ -99,6 +100,7 @@ class RouteRow:
     start_at: datetime
     first_eta: datetime | None
     last_eta: datetime | None
+    crates: int | None = None  # the crates it carries (a published version's; None: not given)
 
 
 def _pct(part: int, whole: int) -> int:
@@ -150,6 +152,14 @@ def list_route_rows(session: Session, *, plan: RoutePlan) -> list[RouteRow]:
             .group_by(PlanStop.route_id)
         )
     }
+    carried: dict[int, int] = {}
+    for column in (CrateLoad.route_id, CrateLoad.trunk_route_id):  # vans, then trucks
+        for route_id, n in session.execute(
+            select(column, func.count())
+            .where(CrateLoad.plan_id == plan.id, column.is_not(None))
+            .group_by(column)
+        ):
+            carried[int(route_id or 0)] = int(n)
     rows = []
     for i, route in enumerate(routes):
         vehicle = vehicles.get(route.vehicle_code)
@@ -175,6 +185,7 @@ def list_route_rows(session: Session, *, plan: RoutePlan) -> list[RouteRow]:
                 start_at=route.start_at,
                 first_eta=first,
                 last_eta=last,
+                crates=carried.get(route.id) if carried else None,
             )
         )
     return rows

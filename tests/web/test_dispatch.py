@@ -107,6 +107,16 @@ def test_the_dispatcher_sees_the_published_plan_with_its_figures_and_routes(app,
     assert f"/dispatch/plans/{plan_id}.geojson" in html
     assert f">{used} / " in html
     assert "leaflet/leaflet.js" in html and "unpkg" not in html and "cdn" not in html.lower()
+    # each route's crates: the vans' add up to the wave's crates, and so do the trucks'
+    import re
+
+    from fulfilment.waves.crates import Crate
+
+    with session_scope(_sessions(app)) as s:
+        crates = s.scalar(select(func.count()).select_from(Crate).where(Crate.wave_id == wave_id))
+    carried = [int(n) for n in re.findall(r"<td class=\"n\" data-crates>(\d+)</td>", html)]
+    assert len(carried) == routes and crates > 0
+    assert sum(carried) == 2 * crates
 
 
 def test_the_page_speaks_chinese(app, client, planned):
