@@ -286,15 +286,21 @@ def save_product(
     zone: TempZone | str,
     bin_code: str,
     actor: str,
+    supplier: str | None = None,
 ) -> Product:
-    """A SKU: its weight and volume per unit, temperature zone and warehouse bin (A-03-2)."""
+    """A SKU: its weight and volume per unit, temperature zone, warehouse bin (A-03-2) and, where
+    given, its supplier (the purchase list groups by it; empty clears it, None keeps it)."""
     record = f"product {sku}"
     values: dict[str, Any] = {
         "sku": sku.strip(),
         "name": name.strip(),
         "bin_code": bin_code.strip(),
     }
+    if supplier is not None:
+        values["supplier"] = supplier.strip()
     _texts(record, Product, values, "sku", "name", "bin_code")
+    if supplier is not None:
+        values["supplier"] = values["supplier"] or None
     try:
         values["zone"] = TempZone(zone)
     except ValueError:

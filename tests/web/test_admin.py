@@ -318,6 +318,17 @@ def test_a_product_is_created_and_changed(app, portal, admin):
     assert answer.status_code == 302
     [change] = audits(app, "product.changed")
     assert change.after == {"bin_code": "A-09-9"}
+    # the supplier the purchase list groups by: set, shown in the form, cleared
+    supplied = {**PRODUCT, "bin_code": "A-09-9", "supplier": "赣南果业"}
+    assert post(admin, f"/admin/products/{pear_id}", supplied).status_code == 302
+    assert "赣南果业" in admin.get(f"/admin/products/{pear_id}").text
+    assert (
+        post(admin, f"/admin/products/{pear_id}", {**supplied, "supplier": ""}).status_code == 302
+    )
+    with sessions(app) as s:
+        assert s.get_one(Product, pear_id).supplier is None
+    changes = [a.after for a in audits(app, "product.changed")]
+    assert {"supplier": "赣南果业"} in changes
 
 
 def test_a_deal_is_offered_with_tiers_cap_and_minimum_group(app, portal, admin):

@@ -165,6 +165,7 @@ class ProductForm(Form):
     volume_ml = WholeNumber(_l("Volume (ml)"), maximum=10_000_000, validators=[required])
     zone = SelectField(_l("Temperature zone"), choices=_zones, validators=[required])
     bin_code = Text(_l("Bin"), max_length=32, validators=[required])
+    supplier = Text(_l("Supplier (empty: none)"), max_length=100)
 
 
 TIERS = 4

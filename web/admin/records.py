@@ -259,6 +259,7 @@ def _save_product(form: Form, product: Product | None) -> Product:
         volume_ml=form.volume_ml.data,
         zone=form.zone.data,
         bin_code=form.bin_code.data,
+        supplier=form.supplier.data or "",
         actor=current_actor(),
     )
 
@@ -570,6 +571,7 @@ KINDS: dict[str, Kind] = {
                 "volume_ml": p.volume_ml,
                 "zone": p.zone.value,
                 "bin_code": p.bin_code,
+                "supplier": p.supplier or "",
             },
             _save_product,
             search=Product.sku,
