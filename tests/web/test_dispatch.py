@@ -198,7 +198,12 @@ def test_outside_the_dispatchers_of_its_region_the_desk_is_not_found(app, planne
     for username in ("warehouse1", "dispatcher_bj"):
         client = app.test_client()
         login(client, username)
-        for path in (f"/dispatch/waves/{wave_id}", f"/dispatch/plans/{plan_id}.geojson"):
+        for path in (
+            f"/dispatch/waves/{wave_id}",
+            f"/dispatch/plans/{plan_id}.geojson",
+            f"/dispatch/plans/{plan_id}/diff",
+            f"/dispatch/waves/{wave_id}/day",
+        ):
             assert client.get(path).status_code == 404, (username, path)
         landing = client.get("/dispatch/")
         assert landing.status_code == (404 if username == "warehouse1" else 200)
