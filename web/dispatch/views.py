@@ -11,7 +11,6 @@ The map is Leaflet from the desk's own static files; tiles only when `GROUPBUY_T
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -61,7 +60,7 @@ from fulfilment.night.plans import (
 )
 from fulfilment.points.delivery import delivery_day, point_figures
 from web.forms import InvalidForm, Text, WholeNumber, form_of, parse
-from web.security import CONTENT_SECURITY_POLICY, region_or_404, roles_required
+from web.security import csp_allowing_tiles, region_or_404, roles_required
 
 bp = Blueprint(
     "dispatch",
@@ -88,13 +87,7 @@ def _tiles_allowed(response):
     """With a tile server configured, the map's images may come from its origin too."""
     tile_url = current_app.config["GROUPBUY_SETTINGS"].tile_url
     if tile_url and request.endpoint in ("dispatch.wave",):
-        parts = urlsplit(tile_url.replace("{s}", "a"))
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if "{s}" in tile_url:
-            origin = f"{parts.scheme}://*.{parts.netloc.split('.', 1)[-1]}"
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
-            "img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}"
-        )
+        response.headers["Content-Security-Policy"] = csp_allowing_tiles(tile_url)
     return response
 
 
