@@ -21,8 +21,9 @@ from babel.dates import (
     parse_pattern,
 )
 from babel.numbers import format_decimal
+from babel.support import NullTranslations
 from flask import Flask, g, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -81,10 +82,28 @@ def day(value: date | None, fmt: str = "medium") -> str:
     return "" if value is None else format_date(value, fmt, locale=str(get_locale()))
 
 
+def _request_translations() -> NullTranslations:
+    """The request's catalogue, looked up through Flask-Babel once per request: a page of 50
+    orders says 150 words, and Flask-Babel's own lookup walks its contexts on every one."""
+    translations = g.get("_translations")
+    if translations is None:
+        translations = g._translations = get_translations()
+    return translations
+
+
 def init_i18n(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", CHINESE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     Babel(app, locale_selector=select_locale)
+    # Templates translate through the request's catalogue (newstyle, as Flask-Babel installs:
+    # Jinja escapes and fills the %(name)s variables).
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _request_translations().ugettext(s),
+        ngettext=lambda s, p, n: _request_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _request_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
     app.jinja_env.filters.update(money=money, day=day)
     app.jinja_env.globals.update(
         local_datetime=local_datetime, local_clock=local_clock, current_locale=get_locale

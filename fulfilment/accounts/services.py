@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session, joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from fulfilment.core.audit import record_change
@@ -239,11 +239,20 @@ def start_session(session: Session, *, user: User, now: datetime | None = None) 
     return login
 
 
+# Every signed-in request reads its session: with its user and the user's point (a leader's
+# pages all start from it) in one query, built once.
+_SESSION_BY_TOKEN = (
+    select(LoginSession)
+    .options(joinedload(LoginSession.user).joinedload(User.leader))
+    .where(LoginSession.token == bindparam("token"))
+)
+
+
 def find_session(
     session: Session, token: str, *, now: datetime | None = None
 ) -> LoginSession | None:
     """The live session for a cookie's id: not ended, not expired, its user still active."""
-    login = session.scalar(select(LoginSession).where(LoginSession.token == token))
+    login = session.scalar(_SESSION_BY_TOKEN, {"token": token})
     now = now or utcnow()
     if login is None or login.ended_at is not None or not login.user.active:
         return None

@@ -9,14 +9,26 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, column, exists, insert, or_, select, table, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    column,
+    exists,
+    insert,
+    or_,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from fulfilment.core.audit import record_change
-from fulfilment.core.db import insert_ignore, is_postgres
+from fulfilment.core.audit import insert_change, record_change
+from fulfilment.core.db import is_postgres
 from fulfilment.core.errors import (
     AlreadyCancelled,
     CutoffPassed,
@@ -60,9 +72,21 @@ RESERVED_MEMBER_ID = re.compile(r"^(p[0-9]+|csv):", re.IGNORECASE)
 # key on every call costs more than executing it on a warm connection.
 _DEALS = cast(Table, Deal.__table__)
 _ORDERS = cast(Table, Order.__table__)
-_LEADER_BY_CODE = select(Leader.id, Leader.region_id, Leader.active).where(
-    Leader.code == bindparam("code")
-)
+_LINES = cast(Table, OrderLine.__table__)
+_MEMBERS = cast(Table, Member.__table__)
+# The leader with what the order's answer shows of its pickup point.
+_LEADER_BY_CODE = select(
+    Leader.id,
+    Leader.region_id,
+    Leader.active,
+    Leader.code,
+    Leader.pickup_name,
+    Leader.address,
+    Leader.window_open,
+    Leader.window_close,
+).where(Leader.code == bindparam("code"))
+_MEMBER_BY_ID = select(_MEMBERS.c.id).where(_MEMBERS.c.external_id == bindparam("external_id"))
+_INSERT_LINES = insert(_LINES)
 _ORDER_BY_KEY = select(Order).where(
     Order.idempotency_scope == bindparam("scope"), Order.idempotency_key == bindparam("key")
 )
@@ -70,6 +94,7 @@ _OFFERS = (
     select(
         Product.sku,
         Product.id,
+        Product.name,
         Deal.id,
         Deal.status,
         Deal.base_price_cents,
@@ -112,7 +137,7 @@ _CODE_TAKEN = (
     select(_ORDERS.c.id)
     .where(
         _ORDERS.c.leader_id == bindparam("leader_id"),
-        _ORDERS.c.pickup_code == bindparam("code"),
+        _ORDERS.c.pickup_code == bindparam("pickup_code"),
         or_(_ORDERS.c.wave_id == bindparam("wave_id"), _LIVE),
     )
     .limit(1)
@@ -198,24 +223,18 @@ def _check_member_ref(ref: MemberRef, record: str) -> None:
 
 
 def _ensure_member_id(session: Session, *, region_id: int, leader_id: int, ref: MemberRef) -> int:
-    """The member's id, the member created on its first order (a known member keeps its row)."""
-    member_id = insert_ignore(
-        session,
-        Member.__table__,
-        {
-            "region_id": region_id,
-            "leader_id": leader_id,
-            "external_id": ref.external_id,
-            "name": ref.name or ref.external_id,
-            "phone": ref.phone,
-        },
-        ["external_id"],
-        returning=Member.__table__.c.id,
-    )
+    """The member's id, the member created on its first order (a known member keeps its row):
+    INSERT … ON CONFLICT DO NOTHING RETURNING, and a SELECT when the member was known."""
+    values = {
+        "region_id": region_id,
+        "leader_id": leader_id,
+        "external_id": ref.external_id,
+        "name": ref.name or ref.external_id,
+        "phone": ref.phone,
+    }
+    member_id = session.execute(_dialect_statements(session).new_member, values).scalar()
     if member_id is None:
-        member_id = session.execute(
-            select(Member.id).where(Member.external_id == ref.external_id)
-        ).scalar_one()
+        member_id = session.execute(_MEMBER_BY_ID, {"external_id": ref.external_id}).scalar_one()
     return member_id
 
 
@@ -290,7 +309,7 @@ def place_order(
     for the last units succeed for exactly the units that exist; a shortfall raises SoldOut and
     the caller's rollback leaves nothing behind.
     """
-    order, _created = place_order_or_replay(
+    order, _placed = place_order_or_replay(
         session,
         region=region,
         leader_code=leader_code,
@@ -308,10 +327,33 @@ def place_order(
 
 
 @dataclass(frozen=True, slots=True)
+class PlacedLine:
+    """A line as it was written: what the order's answer shows of it."""
+
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What placing an order wrote and read, as its answer needs it: the caller answers without
+    reading the order back. (A new order's wave is open, so no published plan has its ETA.)"""
+
+    order: Order
+    leader: Row  # code, pickup_name, address, window_open, window_close
+    wave: Wave
+    member_external_id: str
+    lines: list[PlacedLine]  # in the order they were written
+
+
+@dataclass(frozen=True, slots=True)
 class _Offer:
     """A wanted SKU as the order's wave offers it (deal_id None: not offered that day)."""
 
     product_id: int
+    name: str
     deal_id: int | None
     deal_status: DealStatus | None
     base_price_cents: int
@@ -327,10 +369,10 @@ def _read_offers(
         _OFFERS, {"region_id": region_id, "delivery_date": delivery_date, "skus": list(skus)}
     ).all()
     offers: dict[str, _Offer] = {}
-    for sku, product_id, deal_id, status, base, min_qty, tier_cents in rows:
+    for sku, product_id, name, deal_id, status, base, min_qty, tier_cents in rows:
         offer = offers.get(sku)
         if offer is None:
-            offer = offers[sku] = _Offer(product_id, deal_id, status, base or 0, [])
+            offer = offers[sku] = _Offer(product_id, name, deal_id, status, base or 0, [])
         if min_qty is not None:
             offer.tiers.append((min_qty, tier_cents))
     return offers
@@ -365,12 +407,16 @@ def place_order_or_replay(
     source: str = "api",
     actor: str = "system",
     received_at: datetime | None = None,
-) -> tuple[Order, bool]:
-    """`place_order`, and whether this call placed the order (False: the key's order stands).
+) -> tuple[Order, Placement | None]:
+    """`place_order`, and what this call placed (None: the key's order stands, a replay).
 
-    A few set-based statements: the leader, the wave, the SKUs with their deals and tiers in one
-    query, the member, the order row, one conditional UPDATE per deal, the lines in one INSERT,
-    the total, the audit entry.
+    A few statements, each built once: the replay check, the leader, the wave, the SKUs with
+    their deals and tiers in one query, the member, the order row, one conditional UPDATE per
+    deal, the lines, the total, the audit entry, the event.
+
+    Two requests with one key at once: the second waits at the order's INSERT for the first's
+    transaction (the key's unique index), then finds its order there and answers with it. No
+    stock is taken before the order row is in, so the loser takes none.
     """
     record = f"order {idempotency_key}" if idempotency_key else "order"
     if placed_at.tzinfo is None:
@@ -382,7 +428,7 @@ def place_order_or_replay(
             session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
         )
         if existing is not None:
-            return existing, False
+            return existing, None
     wanted = _merge_lines(record, lines)
 
     leader = session.execute(_LEADER_BY_CODE, {"code": leader_code}).first()
@@ -435,12 +481,12 @@ def place_order_or_replay(
     }
     inserted = _insert_order(session, row)
     if isinstance(inserted, Order):  # lost an idempotency race: the other request's order stands
-        return inserted, False
+        return inserted, None
     row["id"], row["pickup_code"] = inserted
 
     total = 0
     order_lines = []
-    told: list[dict] = []  # the lines as the order's platform hears of them
+    placed: list[PlacedLine] = []
     for sku, offer in sorted(offers.items(), key=lambda item: cast(int, item[1].deal_id)):
         deal_id = cast(int, offer.deal_id)
         qty = wanted[sku]
@@ -458,12 +504,12 @@ def place_order_or_replay(
                 "status": LineStatus.ACTIVE,
             }
         )
-        told.append({"sku": sku, "quantity": qty, "unit_price_cents": price})
+        placed.append(PlacedLine(sku, offer.name, qty, price))
         total += price * qty
-    session.execute(insert(OrderLine).values(order_lines))
+    session.execute(_INSERT_LINES, order_lines)
     session.execute(_SET_TOTAL, {"order_id": row["id"], "total_cents": total})
     row["total_cents"] = total
-    record_change(
+    insert_change(
         session,
         actor=actor,
         action="order.placed",
@@ -477,16 +523,22 @@ def place_order_or_replay(
             "source": source,
         },
     )
-    _emit_accepted(session, row, wave, leader_code, told, late=late)
+    _emit_accepted(session, row, wave, leader_code, placed, late=late)
     # The row as written, in the session as if loaded: its lines, member and wave load on use.
     order = Order(**row)
     make_transient_to_detached(order)
     session.add(order)
-    return order, True
+    return order, Placement(order, leader, wave, member.external_id, placed)
 
 
 def _emit_accepted(
-    session: Session, row: dict, wave: Wave, leader_code: str, lines: list[dict], *, late: bool
+    session: Session,
+    row: dict,
+    wave: Wave,
+    leader_code: str,
+    lines: list[PlacedLine],
+    *,
+    late: bool,
 ) -> None:
     """order.accepted (and order.late when its own wave was cut off) for the order's platform,
     in the order's transaction. No pickup code: the platform has it from the answer."""
@@ -497,7 +549,10 @@ def _emit_accepted(
         "delivery_date": wave.delivery_date.isoformat(),
         "late": late,
         "placed_at": iso(row["placed_at"]),
-        "lines": sorted(lines, key=lambda line: line["sku"]),
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price_cents": line.unit_price_cents}
+            for line in sorted(lines, key=lambda line: line.sku)
+        ],
         "total_cents": row["total_cents"],
     }
     scope, now = row["idempotency_scope"], row["received_at"]
@@ -520,27 +575,13 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
     INSERT … ON CONFLICT DO NOTHING RETURNING per attempt (no savepoint needed) draws again.
     Returns the new row's id and pickup code, or the order another request placed under the
     same key."""
-    table = cast(Table, Order.__table__)
     key, scope = row["idempotency_key"], row["idempotency_scope"]
+    # INSERT … SELECT … WHERE the code is free … ON CONFLICT DO NOTHING RETURNING id: the check
+    # and the insert in one round trip.
+    new_order = _dialect_statements(session).new_order
     for _attempt in range(5):
         code = new_pickup_code()
-        values = {**row, "pickup_code": code}
-        # INSERT … SELECT … WHERE the code is free … ON CONFLICT DO NOTHING RETURNING id: the
-        # check and the insert in one round trip.
-        chosen = select(
-            *(bindparam(name, value, type_=table.c[name].type) for name, value in values.items())
-        ).where(
-            ~exists(
-                _CODE_TAKEN.params(leader_id=row["leader_id"], wave_id=row["wave_id"], code=code)
-            )
-        )
-        stmt = (
-            _dialect_insert(session, table)
-            .from_select(list(values), chosen)
-            .on_conflict_do_nothing()
-            .returning(table.c.id)
-        )
-        order_id = session.execute(stmt).scalar()
+        order_id = session.execute(new_order, {**row, "pickup_code": code}).scalar()
         if order_id is not None:
             return order_id, code
         winner = (
@@ -553,11 +594,63 @@ def _insert_order(session: Session, row: dict) -> tuple[int, str] | Order:
     raise RuntimeError("could not draw a free pickup code in 5 attempts")  # pragma: no cover
 
 
-def _dialect_insert(session: Session, table: Table):
-    """The INSERT of the session's dialect, which has ON CONFLICT DO NOTHING."""
+# The order row's columns as `place_order_or_replay` fills them, and the pickup code.
+_ORDER_COLUMNS = (
+    "region_id",
+    "leader_id",
+    "member_id",
+    "wave_id",
+    "placed_at",
+    "received_at",
+    "status",
+    "late",
+    "idempotency_key",
+    "idempotency_scope",
+    "request_fingerprint",
+    "source",
+    "total_cents",
+    "pickup_code",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The intake's INSERTs with ON CONFLICT DO NOTHING, in one database's dialect."""
+
+    new_member: Any
+    new_order: Any
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _dialect_statements(session: Session) -> _Statements:
+    name = session.get_bind().dialect.name
+    built = _STATEMENTS.get(name)
+    if built is None:
+        built = _STATEMENTS[name] = _build_statements(name)
+    return built
+
+
+def _build_statements(dialect_name: str) -> _Statements:
     from sqlalchemy.dialects import postgresql, sqlite
 
-    return (postgresql if is_postgres(session) else sqlite).insert(table)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    new_member = (
+        dialect.insert(_MEMBERS)
+        .on_conflict_do_nothing(index_elements=["external_id"])
+        .returning(_MEMBERS.c.id)
+    )
+    chosen = select(
+        *(bindparam(name, type_=_ORDERS.c[name].type) for name in _ORDER_COLUMNS)
+    ).where(~exists(_CODE_TAKEN))
+    new_order = (
+        dialect.insert(_ORDERS)
+        .from_select(list(_ORDER_COLUMNS), chosen)
+        .on_conflict_do_nothing()
+        .returning(_ORDERS.c.id)
+    )
+    return _Statements(new_member, new_order)
 
 
 def _take_stock(session: Session, deal_id: int, qty: int) -> int | None:

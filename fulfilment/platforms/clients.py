@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, func, select, text
+from sqlalchemy import ForeignKey, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
 
 from fulfilment.catalogue.sites import get_region
 from fulfilment.core.audit import record_change
-from fulfilment.core.db import is_postgres
 from fulfilment.core.errors import InvalidInput, NotFound
 from fulfilment.core.models import (
     Base,
@@ -35,7 +34,13 @@ from fulfilment.core.models import (
     utcnow,
 )
 from fulfilment.night.plans import published_eta_select
-from fulfilment.orders.intake import LineRequest, MemberRef, cancel_order, place_order_or_replay
+from fulfilment.orders.intake import (
+    LineRequest,
+    MemberRef,
+    Placement,
+    cancel_order,
+    place_order_or_replay,
+)
 from fulfilment.orders.intake import request_fingerprint as fingerprint_of
 from fulfilment.waves.cycle import region_zone
 
@@ -121,13 +126,17 @@ def list_api_clients(session: Session) -> list[ApiClient]:
     return list(session.scalars(select(ApiClient).order_by(ApiClient.name)))
 
 
+_CLIENT_BY_TOKEN_HASH = (
+    select(ApiClient)
+    .options(joinedload(ApiClient.region))
+    .where(ApiClient.token_hash == bindparam("token_hash"), ApiClient.active)
+)
+
+
 def find_client_by_token(session: Session, token: str) -> ApiClient | None:
-    """The active client holding this token, or None."""
-    return session.scalars(
-        select(ApiClient)
-        .options(joinedload(ApiClient.region))
-        .where(ApiClient.token_hash == hash_token(token), ApiClient.active)
-    ).first()
+    """The active client holding this token, or None (one query, built once: every API
+    request makes it)."""
+    return session.scalars(_CLIENT_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,28 +174,23 @@ def submit_order(
     request: OrderRequest,
     idempotency_key: str,
     now: datetime | None = None,
-) -> tuple[Order, bool]:
+) -> tuple[Order, Placement | None]:
     """Place the platform's order once per idempotency key; the order's time is `now`.
 
-    Returns the order and whether this call created it. The same key with the same request
-    returns the first order (False); with another request, IdempotencyConflict. Requests with
-    one key are serialised (a transaction-scoped advisory lock on PostgreSQL, SQLite's single
-    writer), so twenty retries at once place one order and take stock once.
+    Returns the order and what this call placed (None: it was placed before, a replay). The
+    same key with the same request returns the first order; with another request,
+    IdempotencyConflict. Requests with one key at once meet at the order's unique key (on
+    PostgreSQL the later INSERT waits for the first transaction; SQLite has a single writer),
+    so twenty retries at once place one order and take stock once.
     """
     now = now or utcnow()
     scope = client.scope
     fingerprint = request.fingerprint(client)
-    if is_postgres(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-            {"k": f"idempotency:{scope}:{idempotency_key}"},
-        )
     member = MemberRef(
         member_external_id(client, request.member.external_id),
         request.member.name,
         request.member.phone,
     )
-    # The replay check is place_order's own, under the lock taken above.
     return place_order_or_replay(
         session,
         region=client.region,
@@ -318,6 +322,39 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
         lines=[
             OrderLineView(r.sku, r.name, r.quantity, r.unit_price_cents, r.line_status)
             for r in rows
+        ],
+    )
+
+
+def placed_order_view(client: ApiClient, placed: Placement) -> OrderView:
+    """The view of an order this request placed, from what placing it wrote: the same answer
+    `get_order_view` reads back, without the query. Its wave is open: no plan has its ETA."""
+    order, leader, wave = placed.order, placed.leader, placed.wave
+    zone = region_zone(client.region)
+    day = wave.delivery_date
+    return OrderView(
+        id=order.id,
+        status=order.status,
+        late=order.late,
+        placed_at=order.placed_at,
+        total_cents=order.total_cents,
+        pickup_code=order.pickup_code,
+        member_id=placed.member_external_id.split(":", 1)[-1],
+        leader_code=leader.code,
+        pickup_point=leader.pickup_name,
+        address=leader.address,
+        region_code=client.region.code,
+        delivery_date=day,
+        wave_status=wave.status,
+        cutoff_due_at=wave.cutoff_due_at,
+        window_opens=datetime.combine(day, leader.window_open, tzinfo=zone),
+        window_closes=datetime.combine(day, leader.window_close, tzinfo=zone),
+        eta=None,
+        lines=[
+            OrderLineView(
+                line.sku, line.name, line.quantity, line.unit_price_cents, LineStatus.ACTIVE
+            )
+            for line in placed.lines
         ],
     )
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from fulfilment.core.models import (
@@ -22,6 +22,7 @@ from fulfilment.core.models import (
     OrderLine,
     OrderStatus,
     Product,
+    Region,
     Wave,
     utcnow,
 )
@@ -29,12 +30,11 @@ from fulfilment.core.privacy import mask_name, mask_phone
 from fulfilment.night.plans import find_published_eta
 from fulfilment.waves.cycle import local_time
 
-from .arrivals import Arrival, find_arrival, short_units
+from .arrivals import Arrival, Shortage, find_arrival
 from .pickups import Pickup, normalise_code
 from .point import (
     ExpectedRow,
     ZoneTotal,
-    bag_numbers,
     current_wave,
     leader_region,
     list_expected,
@@ -85,66 +85,84 @@ def list_point_orders(
     session: Session, *, wave: Wave, leader: Leader, arrived: bool = True
 ) -> list[OrderRow]:
     """Every order of the point in the wave with its state and each line's units short; names
-    and phones masked. Until the goods `arrived`, a placed order is `awaiting_arrival`."""
-    bags = bag_numbers(session, wave_id=wave.id, leader_id=leader.id)
-    collected = set(
-        session.scalars(
-            select(Pickup.order_id)
-            .join(Order, Order.id == Pickup.order_id)
-            .where(Order.wave_id == wave.id, Order.leader_id == leader.id)
-        )
-    )
-    orders = session.execute(
-        select(Order, Member)
-        .join(Member, Member.id == Order.member_id)
-        .where(Order.wave_id == wave.id, Order.leader_id == leader.id)
-        .order_by(Order.id)
-    ).all()
-    rows = session.execute(
-        select(OrderLine.id, OrderLine.order_id, Product.sku, Product.name, OrderLine.quantity)
-        .join(Product, Product.id == OrderLine.product_id)
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(
-            Order.wave_id == wave.id,
-            Order.leader_id == leader.id,
-            OrderLine.status == LineStatus.ACTIVE,
-        )
-        .order_by(OrderLine.id)
-    ).all()
-    short = short_units(session, [r[0] for r in rows])
+    and phones masked. Until the goods `arrived`, a placed order is `awaiting_arrival`.
+
+    Two queries: the orders (with whether each was collected) and their active lines (with
+    their units short). A bag's number is its order's rank among the point's orders in the
+    wave, as the sorting lists print it (`picklists.bag_numbers`): the orders come in that order.
+    """
+    params = {"wave_id": wave.id, "leader_id": leader.id}
+    orders = session.execute(_POINT_ORDERS, params).all()
     lines: dict[int, list[tuple[str, str, int, int]]] = defaultdict(list)
-    for line_id, order_id, sku, name, qty in rows:
-        lines[order_id].append((sku, name, qty, short.get(line_id, 0)))
+    for order_id, sku, name, qty, short in session.execute(_POINT_LINES, params):
+        lines[order_id].append((sku, name, qty, short))
     out = []
-    for order, member in orders:
-        state = order_state(order.status, collected=order.id in collected, arrived=arrived)
+    for bag_no, row in enumerate(orders, 1):
+        order_id, status, total_cents, placed_at, member_id, name, phone, collected = row
         out.append(
             OrderRow(
-                order.id,
-                bags[order.id],
-                member.id,
-                mask_name(member.name),
-                mask_phone(member.phone),
-                tuple(lines[order.id]),
-                order.total_cents,
-                state,
-                order.placed_at,
+                order_id,
+                bag_no,
+                member_id,
+                mask_name(name),
+                mask_phone(phone),
+                tuple(lines[order_id]),
+                total_cents,
+                order_state(status, collected=collected, arrived=arrived),
+                placed_at,
             )
         )
     return out
+
+
+_OF_POINT = (Order.wave_id == bindparam("wave_id"), Order.leader_id == bindparam("leader_id"))
+_POINT_ORDERS = (
+    select(
+        Order.id,
+        Order.status,
+        Order.total_cents,
+        Order.placed_at,
+        Member.id,
+        Member.name,
+        Member.phone,
+        exists().where(Pickup.order_id == Order.id).label("collected"),
+    )
+    .join(Member, Member.id == Order.member_id)
+    .where(*_OF_POINT)
+    .order_by(Order.id)
+)
+_POINT_LINES = (
+    select(
+        OrderLine.order_id,
+        Product.sku,
+        Product.name,
+        OrderLine.quantity,
+        func.coalesce(
+            select(func.sum(Shortage.quantity))
+            .where(Shortage.order_line_id == OrderLine.id)
+            .scalar_subquery(),
+            0,
+        ),
+    )
+    .join(Product, Product.id == OrderLine.product_id)
+    .join(Order, Order.id == OrderLine.order_id)
+    .where(*_OF_POINT, OrderLine.status == LineStatus.ACTIVE)
+    .order_by(OrderLine.id)
+)
 
 
 def point_day(
     session: Session, *, leader: Leader, wave: Wave | None = None, now: datetime | None = None
 ) -> PointDay:
     """The Today page's content for one point."""
-    wave = wave or current_wave(session, leader, now=now)
+    region = leader_region(session, leader)  # read once, for the clock of every step below
+    wave = wave or current_wave(session, leader, now=now, region=region)
     day = PointDay(leader=leader, wave=wave)
     if wave is None:
         return day
     day.arrival = find_arrival(session, wave=wave, leader=leader)
     day.window_passed = day.arrival is None and receiving_window_passed(
-        session, leader=leader, wave=wave, now=now or utcnow()
+        session, leader=leader, wave=wave, now=now or utcnow(), region=region
     )
     day.eta = find_published_eta(session, leader_id=leader.id, wave_id=wave.id)
     day.expected = list_expected(session, wave=wave, leader=leader)
@@ -155,10 +173,12 @@ def point_day(
     return day
 
 
-def receiving_window_passed(session: Session, *, leader: Leader, wave: Wave, now: datetime) -> bool:
+def receiving_window_passed(
+    session: Session, *, leader: Leader, wave: Wave, now: datetime, region: Region | None = None
+) -> bool:
     """Whether the point's receiving window on the wave's delivery day is over, on the region's
-    wall clock."""
-    local = local_time(leader_region(session, leader), now)
+    wall clock (`region`: the leader's, when the caller has it)."""
+    local = local_time(region or leader_region(session, leader), now)
     return (local.date(), local.time()) > (wave.delivery_date, leader.window_close)
 
 

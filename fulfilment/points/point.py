@@ -80,9 +80,12 @@ class ZoneTotal:
     weight_g: int
 
 
-def current_wave(session: Session, leader: Leader, *, now: datetime | None = None) -> Wave | None:
-    """The cut-off wave a point is working on: the first delivering today or later, else the last."""
-    today = local_time(leader_region(session, leader), now or utcnow()).date()
+def current_wave(
+    session: Session, leader: Leader, *, now: datetime | None = None, region: Region | None = None
+) -> Wave | None:
+    """The cut-off wave a point is working on: the first delivering today or later, else the
+    last (`region`: the leader's, when the caller has it)."""
+    today = local_time(region or leader_region(session, leader), now or utcnow()).date()
     base = select(Wave).where(Wave.region_id == leader.region_id, Wave.status == WaveStatus.CUT_OFF)
     upcoming = session.scalar(
         base.where(Wave.delivery_date >= today).order_by(Wave.delivery_date).limit(1)

@@ -454,3 +454,29 @@ def test_a_failed_commit_is_a_503_problem_and_no_order(api, monkeypatch):
         assert answer.headers["Retry-After"] == "1"
     assert api.counts()[0] == 0
     assert api.post(BODY).status_code == 201  # the retry places it
+
+
+def test_a_new_orders_answer_is_what_reading_it_back_gives(api):
+    """The 201's body is built from what placing the order wrote, not read back: it must be the
+    same as GET on the order, lines in their stored order, for a late order too."""
+    body = {**BODY, "lines": [{"sku": "MILK", "quantity": 3}, {"sku": "APPLE", "quantity": 1}]}
+    first = api.post(body, key="fresh")
+    assert first.status_code == 201, first.text
+    read = api.client.get(
+        first.headers["Location"], headers={"Authorization": f"Bearer {api.tokens['shop-a']}"}
+    )
+    assert read.get_json() == first.get_json()
+    with session_scope(api.app.extensions["groupbuy"]["sessions"]) as s:
+        region = s.scalars(select(Region).where(Region.code == "SH")).one()
+        due = s.scalar(select(Wave.cutoff_due_at).where(Wave.delivery_date == api.delivery))
+        cut_off_wave(s, region=region, delivery_date=api.delivery, now=due)
+    late = api.post({**body, "member": {"id": "M2", "name": "李四"}}, key="late")
+    assert late.status_code == 201, late.text
+    assert (
+        late.get_json()["late"]
+        and late.get_json()["wave"]["delivery_date"] > api.delivery.isoformat()
+    )
+    read = api.client.get(
+        late.headers["Location"], headers={"Authorization": f"Bearer {api.tokens['shop-a']}"}
+    )
+    assert read.get_json() == late.get_json()

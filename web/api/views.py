@@ -36,6 +36,7 @@ from fulfilment.platforms.clients import (
     find_client_by_token,
     get_order_view,
     get_wave_summary,
+    placed_order_view,
     submit_order,
 )
 from web.limits import limiter, set_retry_after
@@ -553,17 +554,19 @@ def create_order():
     body = parse_order_body(_json_body())
     g.order_body = body
     try:
-        order, created = submit_order(
-            g.session, client=_client(), request=body, idempotency_key=key
-        )
+        order, placed = submit_order(g.session, client=_client(), request=body, idempotency_key=key)
     except DataError as err:
         if getattr(err.orig, "sqlstate", None) != "22003":  # numeric_value_out_of_range
             raise
         raise _total_too_large() from None  # PostgreSQL: the total overflowed its column
-    # The answer's rows are read in the order's own transaction (one query, no second
-    # transaction and connection checkout after the commit); the commit still comes before
-    # the answer is built, so a failed commit is a problem answer, never a 201.
-    view = get_order_view(g.session, client=_client(), order_id=order.id)
+    # A new order's answer is what placing it wrote; a replay's is read in the transaction
+    # (one query). The commit still comes before the answer is sent, so a failed commit is a
+    # problem answer, never a 201.
+    created = placed is not None
+    if placed is not None:
+        view = placed_order_view(_client(), placed)
+    else:
+        view = get_order_view(g.session, client=_client(), order_id=order.id)
     if view.total_cents > MAX_TOTAL_CENTS:  # SQLite stores it: refuse it there too, uncommitted
         raise _total_too_large()
     _commit()
