@@ -97,7 +97,7 @@ def init_i18n(app: Flask) -> None:
     Babel(app, locale_selector=select_locale)
     # Templates translate through the request's catalogue (newstyle, as Flask-Babel installs:
     # Jinja escapes and fills the %(name)s variables).
-    app.jinja_env.install_gettext_callables(
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # jinja2.ext.i18n's
         gettext=lambda s: _request_translations().ugettext(s),
         ngettext=lambda s, p, n: _request_translations().ungettext(s, p, n),
         pgettext=lambda c, s: _request_translations().upgettext(c, s),

@@ -57,7 +57,7 @@ from fulfilment.core.models import (
 )
 from fulfilment.events.models import EventType
 from fulfilment.events.outbox import Event, emit, iso
-from fulfilment.waves.cycle import delivery_date_for, ensure_wave
+from fulfilment.waves.cycle import delivery_date_for, ensure_wave, shared_wave_lock, wave_lock_key
 from fulfilment.waves.deadlines import accepts_orders_at
 
 MAX_QUANTITY_PER_LINE = 10_000
@@ -85,6 +85,24 @@ _LEADER_BY_CODE = select(
     Leader.window_open,
     Leader.window_close,
 ).where(Leader.code == bindparam("code"))
+# An order of the key already placed, read with the leader: a new order costs no query of its
+# own for it (a replay reads the order after, to check its fingerprint).
+_KEYS_ORDER = (
+    select(_ORDERS.c.id)
+    .where(
+        _ORDERS.c.idempotency_scope == bindparam("scope"),
+        _ORDERS.c.idempotency_key == bindparam("key"),
+    )
+    .scalar_subquery()
+    .label("replay_id")
+)
+_LEADER_AND_REPLAY = {
+    # PostgreSQL takes the wave's shared lock with the leader's row: one round trip less. The
+    # row is read from the snapshot before the lock (a leader row, unchanged by a cutoff); the
+    # wave is read after it, in the next statement.
+    True: _LEADER_BY_CODE.add_columns(_KEYS_ORDER, shared_wave_lock(bindparam("wave_lock_key"))),
+    False: _LEADER_BY_CODE.add_columns(_KEYS_ORDER),
+}
 _MEMBER_BY_ID = select(_MEMBERS.c.id).where(_MEMBERS.c.external_id == bindparam("external_id"))
 _INSERT_LINES = insert(_LINES)
 _ORDER_BY_KEY = select(Order).where(
@@ -205,12 +223,21 @@ def csv_member_id(region: Region, raw: str) -> str:
     return f"csv:{region.code}:{raw}"
 
 
-def _open_wave_for(session: Session, region: Region, placed_at: datetime) -> tuple[Wave, bool]:
-    """The wave an order lands in, and whether it is late (its own wave was already cut off)."""
+def _open_wave_for(
+    session: Session, region: Region, placed_at: datetime, *, first_locked: bool = False
+) -> tuple[Wave, bool]:
+    """The wave an order lands in, and whether it is late (its own wave was already cut off).
+    `first_locked`: the caller holds the shared lock of the first wave tried."""
     delivery = delivery_date_for(region, placed_at)
     late = False
     for days_later in range(0, 60):
-        wave = ensure_wave(session, region, delivery + timedelta(days=days_later), lock="share")
+        wave = ensure_wave(
+            session,
+            region,
+            delivery + timedelta(days=days_later),
+            lock="share",
+            locked=first_locked and days_later == 0,
+        )
         if accepts_orders_at(wave, placed_at):  # the wave's own deadline decides (deadlines.py)
             return wave, late
         late = late or wave.status == WaveStatus.CUT_OFF
@@ -421,23 +448,27 @@ def place_order_or_replay(
     record = f"order {idempotency_key}" if idempotency_key else "order"
     if placed_at.tzinfo is None:
         raise InvalidInput(record, "placed_at", "a time without a time zone")
-    if idempotency_key is not None:
-        if not 0 < len(idempotency_key) <= 128:
-            raise InvalidInput(record, "idempotency_key", "must be 1 to 128 characters")
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
+        raise InvalidInput(record, "idempotency_key", "must be 1 to 128 characters")
+    postgres = is_postgres(session)
+    params = {"code": leader_code, "scope": idempotency_scope, "key": idempotency_key}
+    if postgres:
+        params["wave_lock_key"] = wave_lock_key(region, delivery_date_for(region, placed_at))
+    leader = session.execute(_LEADER_AND_REPLAY[postgres], params).first()
+    if idempotency_key is not None and (leader is None or leader.replay_id is not None):
         existing = find_replay(
             session, key=idempotency_key, scope=idempotency_scope, fingerprint=fingerprint
         )
         if existing is not None:
             return existing, None
     wanted = _merge_lines(record, lines)
-
-    leader = session.execute(_LEADER_BY_CODE, {"code": leader_code}).first()
     if leader is None or leader.region_id != region.id or not leader.active:
         raise InvalidInput(
             record, "leader", f"no active leader {leader_code!r} in region {region.code}"
         )
     try:
-        wave, late = _open_wave_for(session, region, placed_at)
+        # The shared lock of the order's own wave came with the leader's row (PostgreSQL).
+        wave, late = _open_wave_for(session, region, placed_at, first_locked=postgres)
     except WaveClosed:  # the input's own faults are named first, as they always were
         _check_skus(
             record,
@@ -506,8 +537,7 @@ def place_order_or_replay(
         )
         placed.append(PlacedLine(sku, offer.name, qty, price))
         total += price * qty
-    session.execute(_INSERT_LINES, order_lines)
-    session.execute(_SET_TOTAL, {"order_id": row["id"], "total_cents": total})
+    _write_lines_and_total(session, row["id"], order_lines, total)
     row["total_cents"] = total
     insert_change(
         session,
@@ -529,6 +559,35 @@ def place_order_or_replay(
     make_transient_to_detached(order)
     session.add(order)
     return order, Placement(order, leader, wave, member.external_id, placed)
+
+
+_LINE_COLUMNS = ("deal_id", "product_id", "quantity", "unit_price_cents", "status")
+_LINES_WITH_TOTAL: dict[int, Any] = {}
+
+
+def _write_lines_and_total(session: Session, order_id: int, lines: list[dict], total: int) -> None:
+    """The order's lines and its total. On PostgreSQL one statement (the total's UPDATE as a
+    CTE of the lines' INSERT, built once per number of lines); on SQLite two."""
+    if not is_postgres(session):
+        session.execute(_INSERT_LINES, lines)
+        session.execute(_SET_TOTAL, {"order_id": order_id, "total_cents": total})
+        return
+    statement = _LINES_WITH_TOTAL.get(len(lines))
+    if statement is None:
+        rows = [
+            {
+                "order_id": bindparam("order_id"),
+                **{c: bindparam(f"{c}_{n}", type_=_LINES.c[c].type) for c in _LINE_COLUMNS},
+            }
+            for n in range(len(lines))
+        ]
+        statement = _LINES_WITH_TOTAL[len(lines)] = (
+            insert(_LINES).values(rows).add_cte(_SET_TOTAL.cte("order_total"))
+        )
+    params = {"order_id": order_id, "total_cents": total}
+    for n, line in enumerate(lines):
+        params.update({f"{c}_{n}": line[c] for c in _LINE_COLUMNS})
+    session.execute(statement, params)
 
 
 def _emit_accepted(

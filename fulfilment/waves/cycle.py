@@ -8,9 +8,10 @@ cutoff instant of its local day belongs to that day's cycle; at or after it, to 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from fulfilment.core.db import insert_ignore, is_postgres
@@ -58,20 +59,54 @@ def local_time(region: Region, instant: datetime) -> datetime:
     return instant.astimezone(region_zone(region))
 
 
-def _wave_advisory_lock(
-    session: Session, region: Region, delivery_date: date, *, exclusive: bool
-) -> None:
-    """The lock is named within the schema (`current_schema()`): advisory locks are the whole
-    database's, and two schemas of one database (the tests' workers) must not share a wave's."""
-    key = f"cutoff:{region.id}:{delivery_date.isoformat()}"
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    session.execute(
-        text(f"SELECT {function}(hashtextextended(current_schema() || ':' || :k, 0))"), {"k": key}
+def wave_lock_key(region: Region, delivery_date: date) -> str:
+    """The name of a wave's advisory lock (PostgreSQL), within the schema: advisory locks are
+    the whole database's, and two schemas of one database (the tests' workers) must not share a
+    wave's."""
+    return f"cutoff:{region.id}:{delivery_date.isoformat()}"
+
+
+def shared_wave_lock(key: ColumnElement[str]) -> ColumnElement[Any]:
+    """The wave's shared lock as an expression, to take it within another query (order intake
+    takes it with its leader's row); `key` is `wave_lock_key`'s, bound."""
+    return func.pg_advisory_xact_lock_shared(
+        func.hashtextextended(func.current_schema().op("||")(":").op("||")(key), 0)
     )
 
 
+_WAVE_LOCKS = {
+    exclusive: text(f"SELECT {name}(hashtextextended(current_schema() || ':' || :k, 0))")
+    for exclusive, name in (
+        (True, "pg_advisory_xact_lock"),
+        (False, "pg_advisory_xact_lock_shared"),
+    )
+}
+
+
+def _wave_advisory_lock(
+    session: Session, region: Region, delivery_date: date, *, exclusive: bool
+) -> None:
+    session.execute(_WAVE_LOCKS[exclusive], {"k": wave_lock_key(region, delivery_date)})
+
+
+_WAVE_OF_DAY = select(Wave).where(
+    Wave.region_id == bindparam("region_id"), Wave.delivery_date == bindparam("delivery_date")
+)
+_WAVE_QUERIES = {
+    lock: (
+        _WAVE_OF_DAY.with_for_update(read=(lock == "share")) if lock else _WAVE_OF_DAY
+    ).execution_options(populate_existing=True)
+    for lock in (None, "share", "update")
+}
+
+
 def ensure_wave(
-    session: Session, region: Region, delivery_date: date, *, lock: str | None = None
+    session: Session,
+    region: Region,
+    delivery_date: date,
+    *,
+    lock: str | None = None,
+    locked: bool = False,
 ) -> Wave:
     """The region's wave for a delivery date, created open if it does not exist yet.
 
@@ -82,14 +117,15 @@ def ensure_wave(
     fair: FOR SHARE lockers whose transactions overlap keep a FOR UPDATE waiting for as long as
     orders keep coming (a cutoff at a busy deadline starved until the ordering stopped).
     The wave is read first (it exists for all but the day's first order); only a missing one is
-    inserted, with ON CONFLICT DO NOTHING, so that a race still resolves to one row.
+    inserted, with ON CONFLICT DO NOTHING, so that a race still resolves to one row. `locked`:
+    the caller has taken the advisory lock already (`shared_wave_lock`).
     """
-    query = select(Wave).where(Wave.region_id == region.id, Wave.delivery_date == delivery_date)
-    if lock and is_postgres(session):
+    postgres = is_postgres(session)
+    if lock and postgres and not locked:
         _wave_advisory_lock(session, region, delivery_date, exclusive=(lock == "update"))
-        query = query.with_for_update(read=(lock == "share"))
-    query = query.execution_options(populate_existing=True)
-    wave = session.scalars(query).first()
+    query = _WAVE_QUERIES[lock if postgres else None]
+    params = {"region_id": region.id, "delivery_date": delivery_date}
+    wave = session.scalars(query, params).first()
     if wave is not None:
         return wave
     insert_ignore(
@@ -103,7 +139,7 @@ def ensure_wave(
         },
         ["region_id", "delivery_date"],
     )
-    return session.scalars(query).one()
+    return session.scalars(query, params).one()
 
 
 def get_wave(session: Session, *, region_code: str, delivery_date: date) -> Wave:
