@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -573,16 +574,19 @@ def _write_lines_and_total(session: Session, order_id: int, lines: list[dict], t
         session.execute(_SET_TOTAL, {"order_id": order_id, "total_cents": total})
         return
     statement = _LINES_WITH_TOTAL.get(len(lines))
-    if statement is None:
+    if statement is None:  # INSERT … SELECT … UNION ALL SELECT …: a multi-row VALUES is not cached
         rows = [
-            {
-                "order_id": bindparam("order_id"),
-                **{c: bindparam(f"{c}_{n}", type_=_LINES.c[c].type) for c in _LINE_COLUMNS},
-            }
+            select(
+                bindparam("order_id", type_=_LINES.c.order_id.type),
+                *(bindparam(f"{c}_{n}", type_=_LINES.c[c].type) for c in _LINE_COLUMNS),
+            )
             for n in range(len(lines))
         ]
+        chosen = rows[0] if len(rows) == 1 else union_all(*rows)
         statement = _LINES_WITH_TOTAL[len(lines)] = (
-            insert(_LINES).values(rows).add_cte(_SET_TOTAL.cte("order_total"))
+            insert(_LINES)
+            .from_select(["order_id", *_LINE_COLUMNS], chosen)
+            .add_cte(_SET_TOTAL.cte("order_total"))
         )
     params = {"order_id": order_id, "total_cents": total}
     for n, line in enumerate(lines):
