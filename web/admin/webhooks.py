@@ -79,12 +79,8 @@ def _failed_page(
 ) -> tuple[str, int]:
     """The page; `error` a refused filter (a FieldError), `refusal` a refused re-send (what the
     admin reads, and the service's detail)."""
+    # every endpoint has its client (a foreign key): a few rows, each with its region's zone
     clients: dict[int, ApiClient] = {c.id: c for c in list_api_clients(g.session)}
-
-    def client_name(client_id: int) -> str:
-        client = clients.get(client_id)
-        return client.name if client else str(client_id)
-
     messages = list_failed(
         g.session, limit=PAGE + 1, offset=(page - 1) * PAGE, endpoint_id=endpoint_id
     )
@@ -93,12 +89,10 @@ def _failed_page(
             m.id,
             m.endpoint_id,
             shown_url(m.url),
-            client_name(m.api_client_id),
+            clients[m.api_client_id].name,
             m.event_type,
             m.order_id,
-            local_datetime(m.created_at, clients[m.api_client_id].region.tz, "short")
-            if m.api_client_id in clients
-            else m.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            local_datetime(m.created_at, clients[m.api_client_id].region.tz, "short"),
             m.attempts,
             m.last_status,
             shortened(m.last_error),
@@ -110,7 +104,7 @@ def _failed_page(
         {
             "id": e.id,
             "url": shown_url(e.url),
-            "client": client_name(e.api_client_id),
+            "client": clients[e.api_client_id].name,
             "active": e.active,
             "failed": e.failed,
         }
