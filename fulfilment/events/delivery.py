@@ -38,7 +38,9 @@ import httpcore
 from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from fulfilment.core.audit import record_change
 from fulfilment.core.db import is_postgres, session_scope
+from fulfilment.core.errors import InvalidInput, NotFound
 from fulfilment.core.models import UTCDateTime, utcnow
 
 from .models import MessageState, WebhookEndpoint, WebhookMessage
@@ -643,6 +645,8 @@ def run_with_rq(
 
 @dataclass(frozen=True, slots=True)
 class FailedMessage:
+    """A failed message as the admin sees it: never its payload, never the endpoint's secret."""
+
     id: int
     endpoint_id: int
     url: str
@@ -652,10 +656,15 @@ class FailedMessage:
     attempts: int
     last_status: int | None
     last_error: str | None
+    api_client_id: int
+    endpoint_active: bool  # False: the endpoint was removed, its messages cannot be sent again
 
 
-def list_failed(session: Session, *, limit: int = 100) -> list[FailedMessage]:
-    rows = session.execute(
+def list_failed(
+    session: Session, *, limit: int = 100, offset: int = 0, endpoint_id: int | None = None
+) -> list[FailedMessage]:
+    """Failed messages, the newest first; of one endpoint when `endpoint_id` is given."""
+    query = (
         select(
             messages_t.c.id,
             messages_t.c.endpoint_id,
@@ -666,20 +675,152 @@ def list_failed(session: Session, *, limit: int = 100) -> list[FailedMessage]:
             messages_t.c.attempts,
             messages_t.c.last_status,
             messages_t.c.last_error,
+            endpoints_t.c.api_client_id,
+            endpoints_t.c.active,
         )
         .join(endpoints_t, endpoints_t.c.id == messages_t.c.endpoint_id)
         .where(messages_t.c.state == MessageState.FAILED.value)
         .order_by(messages_t.c.id.desc())
+        .offset(offset)
         .limit(limit)
-    ).all()
-    return [FailedMessage(*row) for row in rows]
+    )
+    if endpoint_id is not None:
+        query = query.where(messages_t.c.endpoint_id == endpoint_id)
+    return [FailedMessage(*row) for row in session.execute(query).all()]
 
 
-def count_by_state(session: Session) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class FailedEndpoint:
+    id: int
+    url: str
+    api_client_id: int
+    active: bool
+    failed: int  # how many of its messages are failed
+
+
+def list_failed_endpoints(session: Session) -> list[FailedEndpoint]:
+    """Each endpoint with failed messages and how many, by id: the admin's filter and its
+    "send all again" (one grouped read)."""
+    failed = (
+        select(messages_t.c.endpoint_id, func.count().label("n"))
+        .where(messages_t.c.state == MessageState.FAILED.value)
+        .group_by(messages_t.c.endpoint_id)
+        .subquery()
+    )
     rows = session.execute(
-        select(messages_t.c.state, func.count()).group_by(messages_t.c.state)
+        select(
+            endpoints_t.c.id,
+            endpoints_t.c.url,
+            endpoints_t.c.api_client_id,
+            endpoints_t.c.active,
+            failed.c.n,
+        )
+        .join(failed, failed.c.endpoint_id == endpoints_t.c.id)
+        .order_by(endpoints_t.c.id)
     ).all()
-    return {state: n for state, n in rows}
+    return [FailedEndpoint(*row) for row in rows]
+
+
+def count_by_state(session: Session, *, endpoint_id: int | None = None) -> dict[str, int]:
+    """How many messages are in each state (pending, delivered, failed, dropped)."""
+    query = select(messages_t.c.state, func.count()).group_by(messages_t.c.state)
+    if endpoint_id is not None:
+        query = query.where(messages_t.c.endpoint_id == endpoint_id)
+    return {str(state): n for state, n in session.execute(query).all()}
+
+
+def _queue_again(now: datetime) -> dict[str, Any]:
+    """A message sent again: due now, a fresh try with a new retry window, the same id."""
+    return {
+        "state": MessageState.PENDING.value,
+        "next_attempt_at": now,
+        "claimed_until": None,
+        "retry_since": None,
+        "attempts": 0,
+    }
+
+
+def retry_failed(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    message_ids: Sequence[int] | None = None,
+    endpoint_id: int | None = None,
+) -> int:
+    """Send failed messages again with the same `webhook-id`, as a fresh try with a new retry
+    window: the messages named, or every failed message of one endpoint. Only an active
+    endpoint's: a removed endpoint's messages are refused (InvalidInput naming the message or
+    the endpoint) and nothing changes. Returns how many became pending (0: none was failed any
+    more, another admin was first). Audited (`webhook.retried`)."""
+    if (message_ids is None) == (endpoint_id is None):
+        raise InvalidInput("webhook retry", "scope", "name the messages or one endpoint")
+    active = select(endpoints_t.c.id).where(endpoints_t.c.active)
+    change = update(messages_t).where(
+        messages_t.c.state == MessageState.FAILED.value,
+        # an endpoint removed meanwhile: its messages stay as they are
+        messages_t.c.endpoint_id.in_(active.scalar_subquery()),
+    )
+    if endpoint_id is not None:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"webhook endpoint {endpoint_id} not found")
+        if not endpoint.active:
+            raise InvalidInput(
+                f"webhook endpoint {endpoint_id}",
+                "endpoint",
+                "was removed: its messages cannot be sent again",
+            )
+        result = session.execute(
+            change.where(messages_t.c.endpoint_id == endpoint_id).values(**_queue_again(now))
+        )
+        n = int(getattr(result, "rowcount", 0) or 0)
+        record_change(
+            session,
+            actor=actor,
+            action="webhook.retried",
+            entity="webhook_endpoint",
+            entity_id=endpoint_id,
+            after={"messages": n},
+            at=now,
+        )
+        return n
+    wanted = sorted(set(message_ids or []))
+    found = {
+        row.id: row
+        for row in session.execute(
+            select(messages_t.c.id, messages_t.c.endpoint_id, endpoints_t.c.active)
+            .join(endpoints_t, endpoints_t.c.id == messages_t.c.endpoint_id)
+            .where(messages_t.c.id.in_(wanted))
+        )
+    }
+    for message_id in wanted:
+        row = found.get(message_id)
+        if row is None:
+            raise NotFound(f"webhook message evt_{message_id} not found")
+        if not row.active:
+            raise InvalidInput(
+                f"webhook message evt_{message_id}",
+                "endpoint",
+                f"endpoint {row.endpoint_id} was removed: its messages cannot be sent again",
+            )
+    queued = sorted(
+        session.scalars(
+            change.where(messages_t.c.id.in_(wanted))
+            .values(**_queue_again(now))
+            .returning(messages_t.c.id)
+        )
+    )
+    record_change(
+        session,
+        actor=actor,
+        action="webhook.retried",
+        entity="webhook_message",
+        entity_id=wanted[0] if len(wanted) == 1 else None,
+        after={"messages": len(queued), "ids": queued},
+        at=now,
+    )
+    return len(queued)
 
 
 def replay(
@@ -697,13 +838,7 @@ def replay(
             messages_t.c.state.in_([MessageState.DELIVERED.value, MessageState.FAILED.value]),
             messages_t.c.endpoint_id.in_(active.scalar_subquery()),
         )
-        .values(
-            state=MessageState.PENDING.value,
-            next_attempt_at=now,
-            claimed_until=None,
-            retry_since=None,
-            attempts=0,
-        )
+        .values(**_queue_again(now))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -25,13 +25,15 @@ from fulfilment.accounts.models import Role
 from fulfilment.accounts.services import create_user
 from fulfilment.catalogue.sites import get_region
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
-from fulfilment.core.errors import SoldOut
-from fulfilment.core.models import Leader, Order, utcnow
+from fulfilment.core.errors import InvalidInput, NotFound, SoldOut
+from fulfilment.core.models import AuditEntry, Leader, Order, utcnow
 from fulfilment.events.delivery import (
     Courier,
     RetryPolicy,
+    count_by_state,
     list_failed,
     replay,
+    retry_failed,
     sign,
 )
 from fulfilment.events.models import MessageState, WebhookMessage
@@ -43,7 +45,7 @@ from fulfilment.platforms.clients import (
     cancel_client_order,
     submit_order,
 )
-from fulfilment.platforms.webhooks import add_endpoint
+from fulfilment.platforms.webhooks import add_endpoint, remove_endpoint
 from fulfilment.points.arrivals import confirm_arrival
 from fulfilment.points.pickups import verify_pickup
 from fulfilment.waves.cutoff import cut_off_wave
@@ -332,6 +334,81 @@ def test_a_message_past_its_retry_window_is_failed_shown_and_can_be_replayed(ses
         courier.close()
 
 
+def test_failed_messages_are_sent_again_by_the_admin_but_never_a_removed_endpoints(
+    sessions, receiver
+):
+    """`retry_failed`: a named failed message, or every failed one of an endpoint, becomes
+    pending with a new retry window (another endpoint's stay failed, one no longer failed is
+    left alone); a removed endpoint's are refused naming the endpoint and nothing changes; an
+    unknown one is not found; each change is audited. The receiver then gets each under its
+    first webhook-id. `list_failed` and `count_by_state` read one endpoint when asked."""
+    world, shop_a, hook_a = _world_with_hook(sessions, receiver, path="/a", name="shop-a")
+    with session_scope(sessions) as s:
+        shop_b, _ = make_client(s, name="shop-b")
+        hook_b, secret = add_endpoint(s, client=shop_b, url=receiver.url("/b"))
+        receiver.secrets["/b"] = secret
+        for n in range(2):
+            _order(s, shop_a, world, key=f"a{n}", member=f"A{n}")
+        _order(s, shop_b, world, key="b0", member="B0")
+    receiver.down = True
+    policy = RetryPolicy(base_s=0.01, max_backoff_s=0.02, endpoint_pause_max_s=0.02, window_s=0.0)
+    courier = Courier(sessions, policy=policy)
+    try:
+        _drain(courier, until=lambda: _states(sessions) == {MessageState.FAILED})
+    finally:
+        courier.close()
+    receiver.down = False
+    with session_scope(sessions) as s:
+        a1, a2 = [m.id for m in reversed(list_failed(s, endpoint_id=hook_a.id))]
+        [b1] = [m.id for m in list_failed(s, endpoint_id=hook_b.id)]
+        assert [m.id for m in list_failed(s, limit=1, offset=1)] == [a2]
+        assert count_by_state(s, endpoint_id=hook_a.id) == {"failed": 2}
+        assert retry_failed(s, now=utcnow(), actor="user:root", message_ids=[a1]) == 1
+        again = s.get_one(WebhookMessage, a1)
+        assert (again.state, again.attempts, again.retry_since) == (MessageState.PENDING, 0, None)
+        assert retry_failed(s, now=utcnow(), actor="user:root", message_ids=[a1]) == 0
+        assert retry_failed(s, now=utcnow(), actor="user:root", endpoint_id=hook_a.id) == 1
+        assert s.get_one(WebhookMessage, b1).state == MessageState.FAILED
+        assert count_by_state(s) == {"pending": 2, "failed": 1}
+    with session_scope(sessions) as s:
+        remove_endpoint(s, client=s.merge(shop_b), endpoint_id=hook_b.id)
+    with session_scope(sessions) as s:
+        with pytest.raises(InvalidInput) as refused:
+            retry_failed(s, now=utcnow(), actor="user:root", endpoint_id=hook_b.id)
+        assert (refused.value.record, refused.value.field) == (
+            f"webhook endpoint {hook_b.id}",
+            "endpoint",
+        )
+        with pytest.raises(InvalidInput) as refused:
+            retry_failed(s, now=utcnow(), actor="user:root", message_ids=[a2, b1])
+        assert refused.value.record == f"webhook message evt_{b1}"
+        with pytest.raises(NotFound):
+            retry_failed(s, now=utcnow(), actor="user:root", message_ids=[10**9])
+        with pytest.raises(NotFound):
+            retry_failed(s, now=utcnow(), actor="user:root", endpoint_id=10**6)
+        with pytest.raises(InvalidInput):
+            retry_failed(s, now=utcnow(), actor="user:root")
+        assert s.get_one(WebhookMessage, b1).state == MessageState.FAILED
+        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "webhook.retried")))
+        assert [(e.entity, e.entity_id, e.after) for e in entries] == [
+            ("webhook_message", a1, {"messages": 1, "ids": [a1]}),
+            ("webhook_message", a1, {"messages": 0, "ids": []}),
+            ("webhook_endpoint", hook_a.id, {"messages": 1}),
+        ]
+    courier = Courier(sessions, policy=FAST)
+    try:
+        _drain(courier, until=lambda: len(receiver.accepted) == 2)
+    finally:
+        courier.close()
+    assert sorted(g.id for g in receiver.log_by_path["/a"]) == sorted([f"evt_{a1}", f"evt_{a2}"])
+    assert "/b" not in receiver.log_by_path
+
+
+def _states(sessions) -> set[MessageState]:
+    with session_scope(sessions) as s:
+        return set(s.scalars(select(WebhookMessage.state)))
+
+
 def test_a_client_never_receives_another_clients_events(sessions, receiver):
     """Two platforms, each with its own endpoint and secret: each gets its own orders' events."""
     world, shop_a, _ = _world_with_hook(sessions, receiver, path="/a", name="shop-a")
@@ -453,10 +530,24 @@ def test_a_process_killed_after_its_commit_still_sends_and_before_it_sends_nothi
     assert got.type == "order.accepted" and got.data["idempotency_key"] == "committed"
 
 
+def _work_burst(queue) -> None:
+    """Run the queue's jobs in this process with an RQ SimpleWorker in burst mode, without its
+    pub/sub listener (the channel a `rq` command would send a stop to: none here). With rq 3.0
+    on redis-py 8.2 a worker's teardown joins that listener until its 60 s poll ends, which
+    made a one-second test take a minute now and then."""
+    from rq import SimpleWorker
+
+    class BurstWorker(SimpleWorker):
+        def subscribe(self) -> None:
+            return None
+
+    BurstWorker([queue], connection=queue.connection).work(burst=True)
+
+
 def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
     """With Redis, a delivery pass is an RQ job; a worker running it delivers the outbox."""
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from fulfilment.events import delivery
 
@@ -467,13 +558,90 @@ def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
     queue = Queue(f"webhooks-test-{os.getpid()}-{threading.get_ident()}", connection=connection)
     try:
         queue.enqueue(delivery.deliver_job, db_url, 5.0)
-        SimpleWorker([queue], connection=connection).work(burst=True)
+        _work_burst(queue)
     finally:
         queue.delete(delete_jobs=True)
         if delivery._JOB_COURIER is not None:
             delivery._JOB_COURIER.close()
             delivery._JOB_COURIER = None
     assert [g.type for g in receiver.accepted] == ["order.accepted"]
+
+
+def test_the_rq_loop_keeps_at_most_in_flight_jobs_queued_and_none_when_nothing_is_due(
+    sessions, db_url, receiver, redis_url, monkeypatch
+):
+    """`groupbuy webhooks run` with Redis (`run_with_rq`): with nothing due it queues nothing;
+    with messages due it keeps `in_flight` delivery jobs queued, never more however many passes
+    it makes; an RQ worker running them delivers every message; once nothing is due again it
+    queues nothing more. The loop stops on its `stop` event."""
+    from redis import Redis
+    from rq import Queue
+
+    from fulfilment.events import delivery
+
+    passes = {"n": 0}
+    count_due = delivery.count_due
+
+    def counted(session, *, now):  # the loop's passes, to wait for them instead of the clock
+        due = count_due(session, now=now)
+        passes["n"] += 1
+        return due
+
+    monkeypatch.setattr(delivery, "count_due", counted)
+
+    def after_passes(k: int) -> None:
+        wanted, deadline = passes["n"] + k, time.monotonic() + 10
+        while passes["n"] < wanted:
+            assert time.monotonic() < deadline and thread.is_alive(), "the loop stopped passing"
+            time.sleep(0.005)
+
+    world, shop, _ = _world_with_hook(sessions, receiver)
+    connection = Redis.from_url(redis_url)
+    queue = Queue(f"webhooks-loop-{os.getpid()}-{time.monotonic_ns()}", connection=connection)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=delivery.run_with_rq,
+        args=(sessions,),
+        kwargs={
+            "database_url": db_url,
+            "redis_url": redis_url,
+            "queue_name": queue.name,
+            "in_flight": 2,
+            "stop": stop,
+            "idle_s": 0.01,
+        },
+        daemon=True,
+    )
+    thread.start()
+    try:
+        after_passes(5)
+        assert queue.count == 0  # nothing due: nothing queued
+
+        with session_scope(sessions) as s:
+            ids = [_order(s, shop, world, key=f"k{n}", member=f"M{n}").id for n in range(5)]
+        after_passes(10)
+        assert queue.count == 2  # five due, ten passes: two jobs in flight, not one a pass
+        assert queue.started_job_registry.count == 0
+
+        _work_burst(queue)
+        assert sorted(g.order_id for g in receiver.accepted) == sorted(ids)
+        assert receiver.bad_signatures == 0 and receiver.duplicates == 0
+        with session_scope(sessions) as s:
+            states = set(s.scalars(select(WebhookMessage.state)))
+        assert states == {MessageState.DELIVERED}
+
+        after_passes(2)  # a pass that read "due" before the last delivery had its say
+        _work_burst(queue)  # runs any such job
+        after_passes(10)
+        assert queue.count == 0  # nothing due: nothing queued
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        queue.delete(delete_jobs=True)
+        if delivery._JOB_COURIER is not None:
+            delivery._JOB_COURIER.close()
+            delivery._JOB_COURIER = None
+    assert not thread.is_alive()
 
 
 def test_a_message_the_receiver_always_refuses_does_not_hold_back_other_orders(sessions, receiver):

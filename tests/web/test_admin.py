@@ -79,6 +79,7 @@ def ids(app) -> dict[str, int]:
 def admin_pages(app, portal) -> list[str]:
     n = ids(app)
     pages = ["/admin/", "/admin/api-clients", "/admin/audit", "/admin/refunds"]
+    pages += ["/admin/commission-rates", "/admin/webhooks/failed"]
     for kind in ("leaders", "products", "fleet", "orders"):
         pages.append(f"/admin/import/{kind}")
     for kind, key in [
@@ -153,8 +154,9 @@ def test_every_admin_page_opens_in_both_languages(app, portal, admin, lang):
 
 def test_the_landing_page_links_every_admin_page_and_the_other_desks(app, portal, admin):
     """A new admin finds everything from /admin/ and from the start page: every list, every
-    import, the audit log, the refund export, the API clients, the dispatcher's desk and the
-    warehouse's pick lists of the latest cut-off wave."""
+    import, the audit log, the refund export, the API clients, the commission rates, the failed
+    webhook messages, the dispatcher's desk and the warehouse's pick lists of the latest cut-off
+    wave."""
     wanted = [
         "/admin/regions",
         "/admin/warehouses",
@@ -171,6 +173,8 @@ def test_the_landing_page_links_every_admin_page_and_the_other_desks(app, portal
         "/admin/audit",
         "/admin/refunds",
         "/admin/api-clients",
+        "/admin/commission-rates",
+        "/admin/webhooks/failed",
         "/dispatch/",
     ]
     landing = admin.get("/admin/").text

@@ -88,6 +88,7 @@ def admin_routes(portal) -> list[str]:
     """Every page of the admin's desk: admin only, 404 for every other role."""
     records = portal.admin_records
     pages = ["/admin/", "/admin/api-clients", "/admin/audit", "/admin/refunds"]
+    pages += ["/admin/commission-rates", "/admin/webhooks/failed"]
     pages += [f"/admin/import/{k}" for k in ("leaders", "products", "fleet", "orders")]
     for kind in (*records, "vehicles"):
         pages += [f"/admin/{kind}", f"/admin/{kind}/new"]
@@ -238,6 +239,9 @@ POST_ROUTES = {  # walked in this order: signing out last
     "/admin/refunds/<int:wave_id>/export": "/admin/refunds/1/export",
     "/admin/import/<kind>": "/admin/import/leaders",
     "/admin/import/<kind>/confirm": "/admin/import/leaders/confirm",
+    "/admin/commission-rates": "/admin/commission-rates",
+    "/admin/webhooks/failed/<int:message_id>/retry": "/admin/webhooks/failed/1/retry",
+    "/admin/webhooks/endpoints/<int:endpoint_id>/retry": "/admin/webhooks/endpoints/1/retry",
     "/api/v1/orders": "/api/v1/orders",
     "/api/v1/orders/<order_id>/cancel": "/api/v1/orders/1/cancel",
     "/api/v1/webhooks/endpoints": "/api/v1/webhooks/endpoints",

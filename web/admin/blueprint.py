@@ -5,6 +5,7 @@ pages share: the page size, a refused field as the page shows it, the actor of e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -72,15 +73,18 @@ def _layer_detail(detail: str) -> str:
     return str(fixed.get(detail, detail))
 
 
-def field_error(form: Form, field: str, detail: str) -> FieldError:
-    """The refused field as a page shows it: its label and hint in the user's language."""
+def field_error(
+    form: Form, field: str, detail: str, *, hints: dict[str, Any] | None = None
+) -> FieldError:
+    """The refused field as a page shows it: its label and hint in the user's language (from
+    `hints` when the form has its own, else the shared `HINTS`)."""
     detail = _layer_detail(detail)
     base = field.split("[", 1)[0]
     if base not in form._fields and base.endswith("_cents"):
         base = base.removesuffix("_cents")
     shown = form._fields.get(base)
     label = str(shown.label.text) if shown is not None else base
-    return FieldError(base, label, str(HINTS.get(base, "")), detail)
+    return FieldError(base, label, str((HINTS if hints is None else hints).get(base, "")), detail)
 
 
 def page_number() -> int:

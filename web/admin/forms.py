@@ -16,6 +16,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, DateField, Form, PasswordField, SelectField
 
+from fulfilment.commission.models import BPS_MAX
 from web.forms import Text, WholeNumber, required
 
 
@@ -255,6 +256,35 @@ class AuditFilterForm(Form):
     page = WholeNumber(_l("Page"), minimum=1, maximum=100_000)
 
 
+class FailedWebhooksFilterForm(Form):
+    endpoint_id = WholeNumber(_l("Endpoint"), minimum=1)
+    page = WholeNumber(_l("Page"), minimum=1, maximum=100_000)
+
+
+class CommissionRateForm(Form):
+    """A rate as `groupbuy commission rate set` takes it: the region, then a product's SKU or a
+    deal's number (neither: the region's default), and basis points."""
+
+    region = SelectField(_l("Region"), validators=[required])
+    product = Text(_l("Product SKU (empty: not a product's rate)"), max_length=64)
+    deal = WholeNumber(_l("Deal number (empty: not a deal's rate)"), minimum=1)
+    rate_bps = WholeNumber(
+        _l("Rate in basis points (100 = 1 %)"), maximum=BPS_MAX, validators=[required]
+    )
+
+
+# The rate form's fields share names with others (region, product): its own hints.
+RATE_HINTS: dict[str, Any] = {
+    "region": _l("One of the regions."),
+    "product": _l("The SKU of an existing product, or empty; a product or a deal, not both."),
+    "deal": _l(
+        "The number of a deal of this region, as its page's heading shows it "
+        "(Deal: 42), or empty; a product or a deal, not both."
+    ),
+    "rate_bps": _l("A whole number of basis points from 0 to 10000 (100 = 1 %)."),
+}
+
+
 # What each field takes, in the user's language: shown with the field's label on an error.
 HINTS: dict[str, Any] = {
     "code": _l("Required, at most 32 characters, and not used by another record."),
@@ -311,6 +341,7 @@ HINTS: dict[str, Any] = {
     "until": _l("A date YYYY-MM-DD."),
     "page": _l("A page number from 1."),
     "tiers": _l("At most 10 tiers."),
+    "endpoint_id": _l("The number of a webhook endpoint, from 1."),
 }
 for _n in range(1, TIERS + 1):
     HINTS[f"tier{_n}_qty"] = _l("A whole number of units, each tier its own.")

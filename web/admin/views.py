@@ -1,7 +1,8 @@
 """The admin's desk (`admin` only; every other role gets 404): the landing page that links every
 admin page and the other desks, the read-only lists (API clients, the audit log) and the refund
-export. The records and the imports are their own modules on the same blueprint
-(`web.admin.records`, `web.admin.imports`); importing this module registers them all.
+export. The records, the imports, the commission rates and the failed webhook messages are their
+own modules on the same blueprint (`web.admin.records`, `imports`, `commission`, `webhooks`);
+importing this module registers them all.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from fulfilment.orders.refunds import export_refunds, list_refunds, summarise_re
 from fulfilment.orders.refunds import write_refunds_csv as refunds_csv
 from fulfilment.platforms.clients import list_api_clients
 
-from . import imports, records  # noqa: F401 - their routes join the blueprint
+from . import commission, imports, records, webhooks  # noqa: F401 - their routes join the blueprint
 from .blueprint import PAGE, admin_required, bp, current_actor, field_error
 from .forms import AuditFilterForm, first_error
 

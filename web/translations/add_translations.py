@@ -24,6 +24,9 @@ def main(path: str) -> None:
     with PO.open("rb") as f:
         catalogue = read_po(f, locale="zh_Hans_CN")
     for key, text in new.items():
+        singular = key.split("|", 1)[0]
+        if singular in catalogue:  # Catalog.add keeps an existing entry's string: replace it
+            del catalogue[singular]
         if "|" in key:
             singular, plural = key.split("|", 1)
             catalogue.add((singular, plural), (text,))
