@@ -210,6 +210,9 @@ def test_a_list_is_paged_and_searched_in_sql(app, portal, admin):
     found = admin.get("/admin/leaders?q=Z05")
     assert found.text.count("<td>Z05") == 10 and "page=2" not in found.text
     assert admin.get("/admin/leaders?q=%25").text.count("<td>Z0") == 0
+    for bad in ("0", "-1", "x", "100001"):  # a page that is no page: a 400 naming the field
+        answer = admin.get(f"/admin/leaders?page={bad}")
+        assert answer.status_code == 400 and "page" in answer.text, bad
 
 
 # --- saving each kind of record -----------------------------------------------------------------

@@ -9,8 +9,10 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     g,
+    make_response,
     request,
 )
 from flask_babel import gettext as _
@@ -20,7 +22,8 @@ from wtforms import Form
 
 from fulfilment.accounts.models import Role
 from fulfilment.core.models import Region
-from web.forms import WholeNumber, form_of, parse
+from web.error_pages import error_response
+from web.forms import InvalidForm, WholeNumber, form_of, parse
 from web.security import csp_allowing_tiles, roles_required
 
 from .forms import HINTS
@@ -88,7 +91,13 @@ def field_error(
 
 
 def page_number() -> int:
-    form = parse(form_of({"page": WholeNumber(minimum=1, maximum=100_000)}), request.args)
+    """The list's page from `?page=`: 1 when absent, a 400 page naming the field when not a
+    whole number from 1 to 100,000."""
+    try:
+        form = parse(form_of({"page": WholeNumber(minimum=1, maximum=100_000)}), request.args)
+    except InvalidForm as err:
+        g.rollback = True
+        abort(make_response(error_response(400, _("Bad request"), f"page: {err}")))
     return form["page"].data or 1
 
 
