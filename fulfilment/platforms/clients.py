@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, bindparam, func, select
 from sqlalchemy.orm import Mapped, Session, joinedload, mapped_column, relationship
@@ -299,39 +300,60 @@ def get_order_view(session: Session, *, client: ApiClient, order_id: int) -> Ord
     if not rows:
         raise NotFound(f"order {order_id} not found")
     row = rows[0]
-    zone = region_zone(client.region)
-    day = row.delivery_date
-    return OrderView(
-        id=row.id,
-        status=row.status,
-        late=row.late,
-        placed_at=row.placed_at,
-        total_cents=row.total_cents,
-        pickup_code=row.pickup_code,
-        member_id=row.external_id.split(":", 1)[-1],
-        leader_code=row.code,
-        pickup_point=row.pickup_name,
-        address=row.address,
-        region_code=client.region.code,
-        delivery_date=day,
+    lines = [
+        OrderLineView(r.sku, r.name, r.quantity, r.unit_price_cents, r.line_status) for r in rows
+    ]
+    return _view(
+        client,
+        row,
+        row,
+        external_id=row.external_id,
+        delivery_date=row.delivery_date,
         wave_status=row.wave_status,
         cutoff_due_at=row.cutoff_due_at,
-        window_opens=datetime.combine(day, row.window_open, tzinfo=zone),
-        window_closes=datetime.combine(day, row.window_close, tzinfo=zone),
         eta=row.eta,
-        lines=[
-            OrderLineView(r.sku, r.name, r.quantity, r.unit_price_cents, r.line_status)
-            for r in rows
-        ],
+        lines=lines,
     )
 
 
 def placed_order_view(client: ApiClient, placed: Placement) -> OrderView:
     """The view of an order this request placed, from what placing it wrote: the same answer
     `get_order_view` reads back, without the query. Its wave is open: no plan has its ETA."""
-    order, leader, wave = placed.order, placed.leader, placed.wave
+    wave = placed.wave
+    lines = [
+        OrderLineView(line.sku, line.name, line.quantity, line.unit_price_cents, LineStatus.ACTIVE)
+        for line in placed.lines
+    ]
+    return _view(
+        client,
+        placed.order,
+        placed.leader,
+        external_id=placed.member_external_id,
+        delivery_date=wave.delivery_date,
+        wave_status=wave.status,
+        cutoff_due_at=wave.cutoff_due_at,
+        eta=None,
+        lines=lines,
+    )
+
+
+def _view(
+    client: ApiClient,
+    order: Any,
+    leader: Any,
+    *,
+    external_id: str,
+    delivery_date: date,
+    wave_status: WaveStatus,
+    cutoff_due_at: datetime,
+    eta: datetime | None,
+    lines: list[OrderLineView],
+) -> OrderView:
+    """An OrderView from the order's columns (`order`: id, status, late, placed_at, total_cents,
+    pickup_code) and its point's (`leader`: code, pickup_name, address, window_open and
+    window_close), whether read back or as written; the window on the delivery date, in the
+    region's zone."""
     zone = region_zone(client.region)
-    day = wave.delivery_date
     return OrderView(
         id=order.id,
         status=order.status,
@@ -339,23 +361,18 @@ def placed_order_view(client: ApiClient, placed: Placement) -> OrderView:
         placed_at=order.placed_at,
         total_cents=order.total_cents,
         pickup_code=order.pickup_code,
-        member_id=placed.member_external_id.split(":", 1)[-1],
+        member_id=external_id.split(":", 1)[-1],  # the platform's own id, without "p<client>:"
         leader_code=leader.code,
         pickup_point=leader.pickup_name,
         address=leader.address,
         region_code=client.region.code,
-        delivery_date=day,
-        wave_status=wave.status,
-        cutoff_due_at=wave.cutoff_due_at,
-        window_opens=datetime.combine(day, leader.window_open, tzinfo=zone),
-        window_closes=datetime.combine(day, leader.window_close, tzinfo=zone),
-        eta=None,
-        lines=[
-            OrderLineView(
-                line.sku, line.name, line.quantity, line.unit_price_cents, LineStatus.ACTIVE
-            )
-            for line in placed.lines
-        ],
+        delivery_date=delivery_date,
+        wave_status=wave_status,
+        cutoff_due_at=cutoff_due_at,
+        window_opens=datetime.combine(delivery_date, leader.window_open, tzinfo=zone),
+        window_closes=datetime.combine(delivery_date, leader.window_close, tzinfo=zone),
+        eta=eta,
+        lines=lines,
     )
 
 
