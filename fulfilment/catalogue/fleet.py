@@ -20,7 +20,14 @@ from sqlalchemy import CheckConstraint, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from fulfilment.core.audit import record_change
-from fulfilment.core.csvimport import ImportFailed, ImportPreview, PreviewRow, RowError, decode
+from fulfilment.core.csvimport import (
+    ImportFailed,
+    ImportPreview,
+    PreviewRow,
+    RowError,
+    decode,
+    text_fault,
+)
 from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import (
     Base,
@@ -182,18 +189,6 @@ def _clock(value: str, field: str, line: int, errors: list[RowError]) -> time | 
     return moment
 
 
-def _text_fault(value: str) -> str | None:
-    """Why a cell cannot be stored as text: a NUL or other control character (PostgreSQL
-    refuses NUL, SQLite would keep it), or a lone surrogate."""
-    for char in value:
-        code = ord(char)
-        if code < 0x20 and char != "\t" or code == 0x7F:
-            return f"contains the control character U+{code:04X}"
-        if 0xD800 <= code <= 0xDFFF:
-            return f"contains the lone surrogate U+{code:04X}"
-    return None
-
-
 def parse_fleet(session: Session, text: str) -> tuple[list[dict], list[RowError]]:
     """The rows of a fleet file as column values, and every error found (line and field)."""
     reader = csv.reader(io.StringIO(text))
@@ -226,7 +221,7 @@ def parse_fleet(session: Session, text: str) -> tuple[list[dict], list[RowError]
         cells = dict(zip(header, (c.strip() for c in raw), strict=False))
         before = len(errors)
         for col, value in cells.items():
-            if fault := _text_fault(value):
+            if fault := text_fault(value):
                 errors.append(RowError(line, col, fault))
         for col, width in WIDEST.items():
             if len(cells.get(col) or "") > width:

@@ -41,8 +41,8 @@ LEADER_COLUMNS = (
     "active",
 )
 LEADER_REQUIRED = ("code", "station", "name", "phone", "pickup_name", "lat", "lon")
-PRODUCT_COLUMNS = ("sku", "name", "weight_g", "volume_ml", "zone", "bin_code")
-PRODUCT_REQUIRED = PRODUCT_COLUMNS
+PRODUCT_REQUIRED = ("sku", "name", "weight_g", "volume_ml", "zone", "bin_code")
+PRODUCT_COLUMNS = (*PRODUCT_REQUIRED, "supplier")
 MAX_ROWS = 20_000
 
 
@@ -194,7 +194,9 @@ def import_products(
     session: Session, *, text: str, actor: str, dry_run: bool = False
 ) -> ImportPreview:
     """Add or change (by SKU) every product of the file, or none (ImportFailed lists why).
-    With dry_run, the preview of what would be written and every error; nothing is written."""
+    With dry_run, the preview of what would be written and every error; nothing is written.
+    The optional supplier column sets each row's supplier (an empty cell clears it); without
+    that column, suppliers stay as they are. `groupbuy import-products` reads files here too."""
 
     def write(record: str, cells: dict[str, str], product: Product | None) -> None:
         save_product(
@@ -206,6 +208,7 @@ def import_products(
             volume_ml=_whole(record, "volume_ml", cells["volume_ml"]),
             zone=cells["zone"],
             bin_code=cells["bin_code"],
+            supplier=cells.get("supplier"),
             actor=actor,
         )
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fulfilment.core.audit import record_change
+from fulfilment.core.csvimport import text_fault
 from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import (
     Base,
@@ -30,7 +31,6 @@ from fulfilment.core.models import (
     check_coordinates,
 )
 
-from .fleet import _text_fault
 from .sites import add_leader, check_location
 
 R = TypeVar("R", bound=Base)
@@ -68,7 +68,7 @@ def _texts(record: str, model: type[Base], values: dict[str, str], *required: st
         if not values.get(field):
             raise InvalidInput(record, field, "is required")
     for field, value in values.items():
-        if fault := _text_fault(value):
+        if fault := text_fault(value):
             raise InvalidInput(record, field, fault)
         width = getattr(model.__table__.c[field].type, "length", None)
         if width is not None and len(value) > width:

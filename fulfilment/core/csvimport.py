@@ -1,12 +1,25 @@
 """Reading an uploaded CSV file, for every import (orders, fleet, leaders, products): the
-encodings these files come in, the error of one row's field, the refusal of a whole file, and
-the preview of what a file would write."""
+encodings these files come in, the text a cell cannot hold, the error of one row's field, the
+refusal of a whole file, and the preview of what a file would write."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from fulfilment.core.errors import FulfilmentError, InvalidInput
+
+
+def text_fault(value: str) -> str | None:
+    """Why a cell cannot be stored as text (a NUL or another control character but tab, a lone
+    surrogate), or None. PostgreSQL refuses NUL outright; SQLite would keep it silently. The
+    imports and the admin's services check every text with it."""
+    for char in value:
+        code = ord(char)
+        if code < 0x20 and char != "\t" or code == 0x7F:
+            return f"contains the control character U+{code:04X}"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"contains the lone surrogate U+{code:04X}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,9 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    String,
     Table,
+    and_,
     bindparam,
     func,
     insert,
@@ -28,15 +30,17 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from fulfilment.core.db import is_postgres
-from fulfilment.core.models import UTCDateTime
+from fulfilment.core.models import Order, UTCDateTime
 
 from .models import ALL_EVENTS, EventType, MessageState, WebhookEndpoint, WebhookMessage
 
 endpoints_t = cast(Table, WebhookEndpoint.__table__)
 messages_t = cast(Table, WebhookMessage.__table__)
+orders_t = cast(Table, Order.__table__)
 API_SCOPE_PREFIX = "api:"
 _COLUMNS = [
     "endpoint_id",
@@ -135,6 +139,29 @@ def has_listeners(session: Session) -> bool:
     return session.scalar(select(endpoints_t.c.id).where(endpoints_t.c.active).limit(1)) is not None
 
 
+def platform_orders_of_wave(wave_id: int) -> ColumnElement[bool]:
+    """The orders of the wave that a shop platform placed: the only ones with listeners."""
+    return and_(
+        orders_t.c.wave_id == wave_id, orders_t.c.idempotency_scope.like(f"{API_SCOPE_PREFIX}%")
+    )
+
+
+def order_event_rows(session: Session, **fields: Any) -> Select:
+    """The rows `emit_select` takes, one per order (`orders_t`, joined and filtered by the
+    caller): the order's scope and id, and a payload that opens with the order's id and
+    idempotency key, then `fields`."""
+    return select(
+        orders_t.c.idempotency_scope.label("scope"),
+        orders_t.c.id.label("order_id"),
+        json_object(
+            session,
+            order_id=orders_t.c.id,
+            idempotency_key=orders_t.c.idempotency_key,
+            **fields,
+        ).label("payload"),
+    )
+
+
 # --- JSON built in SQL, alike on PostgreSQL and SQLite -----------------------------------------
 
 
@@ -146,6 +173,11 @@ def json_object(session: Session, **fields: Any) -> ColumnElement[Any]:
     if is_postgres(session):
         return func.json_build_object(*args)
     return func.json_object(*args)
+
+
+def json_text(value: str) -> ColumnElement[str]:
+    """A bound string typed for PostgreSQL's json_build_object (an untyped one is refused)."""
+    return sql_cast(literal(value), String())
 
 
 def json_array_agg(session: Session, value: ColumnElement[Any]) -> ColumnElement[Any]:

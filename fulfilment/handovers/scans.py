@@ -387,28 +387,47 @@ def find_route_loaded(session: Session, *, route_id: int) -> RouteLoaded | None:
 # Receiving at a grid station, delivering at a pickup point
 
 
+# Where a crate is scanned after loading: the crate's column naming its place at that step, the
+# place's table and the name a refusal shows, and the refusal for another place's crate.
+_PLACES: dict[Step, tuple[str, type[GridStation] | type[Leader], str, Refusal]] = {
+    Step.RECEIVED: ("station_id", GridStation, "name", Refusal.OTHER_STATION),
+    Step.DELIVERED: ("leader_id", Leader, "pickup_name", Refusal.OTHER_POINT),
+}
+
+
+def _scan_at(
+    session: Session,
+    step: Step,
+    *,
+    place_id: int,
+    wave: Wave,
+    scanned: str,
+    user: User,
+    now: datetime,
+) -> Scanned:
+    """A crate scanned at its own place (station or point): one handover of the step, or
+    ScanRefused naming the place the crate belongs to."""
+    column, table, name, refusal = _PLACES[step]
+    crate, method = _find(session, scanned, wave_id=wave.id)
+    belongs_to = getattr(crate, column)
+    if belongs_to != place_id:
+        other = session.get(table, belongs_to)
+        raise ScanRefused(refusal, code=crate.code, belongs=getattr(other, name) if other else "")
+    handover = _record(
+        session, crate=crate, step=step, user=user, now=now, method=method, **{column: place_id}
+    )
+    return Scanned(crate, handover)
+
+
 def scan_received(
     session: Session, *, wave: Wave, station: GridStation, scanned: str, user: User, now: datetime
 ) -> Scanned:
     """A crate off the truck at its grid station: one `received` handover, or ScanRefused."""
     if not user.sees_region(station.region_id) or wave.region_id != station.region_id:
         raise NotFound(f"station {station.code}")
-    crate, method = _find(session, scanned, wave_id=wave.id)
-    if crate.station_id != station.id:
-        other = session.get(GridStation, crate.station_id)
-        raise ScanRefused(
-            Refusal.OTHER_STATION, code=crate.code, belongs=other.name if other else ""
-        )
-    handover = _record(
-        session,
-        crate=crate,
-        step=Step.RECEIVED,
-        user=user,
-        now=now,
-        method=method,
-        station_id=station.id,
+    return _scan_at(
+        session, Step.RECEIVED, place_id=station.id, wave=wave, scanned=scanned, user=user, now=now
     )
-    return Scanned(crate, handover)
 
 
 def scan_delivered(
@@ -417,22 +436,9 @@ def scan_delivered(
     """A crate arrived at its pickup point, scanned by the leader: one `delivered` handover."""
     if not user.sees_leader(leader):
         raise NotFound(f"leader {leader.code}")
-    crate, method = _find(session, scanned, wave_id=wave.id)
-    if crate.leader_id != leader.id:
-        other = session.get(Leader, crate.leader_id)
-        raise ScanRefused(
-            Refusal.OTHER_POINT, code=crate.code, belongs=other.pickup_name if other else ""
-        )
-    handover = _record(
-        session,
-        crate=crate,
-        step=Step.DELIVERED,
-        user=user,
-        now=now,
-        method=method,
-        leader_id=leader.id,
+    return _scan_at(
+        session, Step.DELIVERED, place_id=leader.id, wave=wave, scanned=scanned, user=user, now=now
     )
-    return Scanned(crate, handover)
 
 
 def step_states(session: Session, *, crates: list[CrateView], step: Step) -> dict[int, Handover]:

@@ -25,20 +25,21 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from fulfilment.core.audit import record_change
 from fulfilment.core.db import insert_ignore
 from fulfilment.core.errors import CutoffNotReached, NotFound
-from fulfilment.core.models import Base, Leader, Order, OrderStatus, Wave, WaveStatus, _enum
+from fulfilment.core.models import Base, Leader, OrderStatus, Wave, WaveStatus, _enum
 from fulfilment.events.models import EventType
 from fulfilment.events.outbox import (
-    API_SCOPE_PREFIX,
     emit_select,
     has_listeners,
     json_iso_utc,
-    json_object,
+    json_text,
+    order_event_rows,
+    orders_t,
+    platform_orders_of_wave,
 )
 
 from .loading import StopRow, write_crate_loads
@@ -514,7 +515,6 @@ def _give_crates_their_routes(session: Session, plan: RoutePlan) -> None:
 # of the wave with its pickup point's ETA (null: the plan leaves the point unserved), in one
 # INSERT … SELECT in the publish's transaction.
 
-_orders_t = cast(Table, Order.__table__)
 _leaders_t = cast(Table, Leader.__table__)
 
 
@@ -531,28 +531,21 @@ def emit_plan_published(session: Session, *, plan: RoutePlan, wave: Wave, now: d
     emit_select(
         session,
         EventType.PLAN_PUBLISHED,
-        select(
-            _orders_t.c.idempotency_scope.label("scope"),
-            _orders_t.c.id.label("order_id"),
-            json_object(
-                session,
-                order_id=_orders_t.c.id,
-                idempotency_key=_orders_t.c.idempotency_key,
-                leader=_leaders_t.c.code,
-                delivery_date=sql_cast(literal(wave.delivery_date.isoformat()), String()),
-                plan_version=literal(plan.version),
-                eta=json_iso_utc(session, eta.c.eta),
-            ).label("payload"),
+        order_event_rows(
+            session,
+            leader=_leaders_t.c.code,
+            delivery_date=json_text(wave.delivery_date.isoformat()),
+            plan_version=literal(plan.version),
+            eta=json_iso_utc(session, eta.c.eta),
         )
         .select_from(
-            _orders_t.join(_leaders_t, _leaders_t.c.id == _orders_t.c.leader_id).outerjoin(
-                eta, eta.c.leader_id == _orders_t.c.leader_id
+            orders_t.join(_leaders_t, _leaders_t.c.id == orders_t.c.leader_id).outerjoin(
+                eta, eta.c.leader_id == orders_t.c.leader_id
             )
         )
         .where(
-            _orders_t.c.wave_id == wave.id,
-            _orders_t.c.status == OrderStatus.PLACED.value,
-            _orders_t.c.idempotency_scope.like(f"{API_SCOPE_PREFIX}%"),
+            platform_orders_of_wave(wave.id),
+            orders_t.c.status == OrderStatus.PLACED.value,
         ),
         now=now,
     )

@@ -36,7 +36,14 @@ from sqlalchemy import String, Table, insert, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from fulfilment.core.csvimport import ImportFailed, ImportPreview, PreviewRow, RowError, decode
+from fulfilment.core.csvimport import (
+    ImportFailed,
+    ImportPreview,
+    PreviewRow,
+    RowError,
+    decode,
+    text_fault,
+)
 from fulfilment.core.db import is_postgres
 from fulfilment.core.errors import InvalidInput, SoldOut
 from fulfilment.core.models import (
@@ -206,18 +213,6 @@ def _header_map(header: list[str]) -> dict[str, int]:
     return found
 
 
-def unprintable(value: str) -> str | None:
-    """Why a cell cannot be stored as text (a NUL or another control character, a lone
-    surrogate), or None. PostgreSQL refuses NUL outright; SQLite would keep it silently."""
-    for char in value:
-        code = ord(char)
-        if code < 0x20 and char not in "\t" or code == 0x7F:
-            return f"contains the control character U+{code:04X}"
-        if 0xD800 <= code <= 0xDFFF:
-            return f"contains the lone surrogate U+{code:04X}"
-    return None
-
-
 def _whole_number(record: str, field: str, value: str, *, largest: int) -> int:
     """An ASCII whole number from 1 to `largest` (not "²", not "1e3", not "+5")."""
     if not (value.isascii() and value.isdigit()):
@@ -268,7 +263,7 @@ def parse_rows(region: Region, text: str) -> tuple[list[_PendingOrder], list[Row
                     limit=len(header),
                 )
             for key in COLUMNS:
-                if key in columns and (why := unprintable(cell(key))):
+                if key in columns and (why := text_fault(cell(key))):
                     raise InvalidInput("row", key, why)
             for key in REQUIRED:
                 if not cell(key):

@@ -8,14 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import String, Table, and_, case, func, literal, select
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Table, case, func, select
 from sqlalchemy.orm import Session
 
 from fulfilment.core.models import (
     Deal,
     LineStatus,
-    Order,
     OrderLine,
     OrderStatus,
     Product,
@@ -25,32 +23,23 @@ from fulfilment.core.models import (
 )
 from fulfilment.events.models import EventType
 from fulfilment.events.outbox import (
-    API_SCOPE_PREFIX,
     emit_select,
     has_listeners,
     iso,
     json_array_agg,
     json_nested,
     json_object,
+    json_text,
+    order_event_rows,
+    orders_t,
+    platform_orders_of_wave,
 )
 
-orders_t = cast(Table, Order.__table__)
 lines_t = cast(Table, OrderLine.__table__)
 deals_t = cast(Table, Deal.__table__)
 products_t = cast(Table, Product.__table__)
 refunds_t = cast(Table, Refund.__table__)
 CUTOFF_REFUNDS = [RefundReason.TIER_PRICE.value, RefundReason.GROUP_FAILED.value]
-
-
-def _text(value: str):
-    """A bound string typed for PostgreSQL's json_build_object (an untyped one is refused)."""
-    return sql_cast(literal(value), String())
-
-
-def _platform_orders(wave: Wave):
-    return and_(
-        orders_t.c.wave_id == wave.id, orders_t.c.idempotency_scope.like(f"{API_SCOPE_PREFIX}%")
-    )
 
 
 def emit_cutoff_events(session: Session, *, wave: Wave, now: datetime) -> None:
@@ -83,7 +72,7 @@ def emit_cutoff_events(session: Session, *, wave: Wave, now: datetime) -> None:
             .join(deals_t, deals_t.c.id == lines_t.c.deal_id)
             .join(products_t, products_t.c.id == lines_t.c.product_id)
         )
-        .where(_platform_orders(wave))
+        .where(platform_orders_of_wave(wave.id))
         .group_by(lines_t.c.order_id)
         .subquery()
     )
@@ -94,53 +83,41 @@ def emit_cutoff_events(session: Session, *, wave: Wave, now: datetime) -> None:
                 orders_t, orders_t.c.id == lines_t.c.order_id
             )
         )
-        .where(_platform_orders(wave), refunds_t.c.reason.in_(CUTOFF_REFUNDS))
+        .where(platform_orders_of_wave(wave.id), refunds_t.c.reason.in_(CUTOFF_REFUNDS))
         .group_by(lines_t.c.order_id)
         .subquery()
     )
-    day = _text(wave.delivery_date.isoformat())
+    day = json_text(wave.delivery_date.isoformat())
     settled = [OrderStatus.PLACED.value, OrderStatus.CANCELLED_FOR_REFUND.value]
     emit_select(
         session,
         EventType.ORDER_CUT_OFF,
-        select(
-            orders_t.c.idempotency_scope.label("scope"),
-            orders_t.c.id.label("order_id"),
-            json_object(
-                session,
-                order_id=orders_t.c.id,
-                idempotency_key=orders_t.c.idempotency_key,
-                delivery_date=day,
-                status=orders_t.c.status,
-                paid_cents=orders_t.c.total_cents,
-                final_total_cents=func.coalesce(per_order.c.total, 0),
-                refund_owed_cents=func.coalesce(owed.c.cents, 0),
-                lines=json_nested(session, per_order.c.lines),
-            ).label("payload"),
+        order_event_rows(
+            session,
+            delivery_date=day,
+            status=orders_t.c.status,
+            paid_cents=orders_t.c.total_cents,
+            final_total_cents=func.coalesce(per_order.c.total, 0),
+            refund_owed_cents=func.coalesce(owed.c.cents, 0),
+            lines=json_nested(session, per_order.c.lines),
         )
         .select_from(
             orders_t.join(per_order, per_order.c.order_id == orders_t.c.id).outerjoin(
                 owed, owed.c.order_id == orders_t.c.id
             )
         )
-        .where(_platform_orders(wave), orders_t.c.status.in_(settled)),
+        .where(platform_orders_of_wave(wave.id), orders_t.c.status.in_(settled)),
         now=now,
     )
     emit_select(
         session,
         EventType.ORDER_CANCELLED,
-        select(
-            orders_t.c.idempotency_scope.label("scope"),
-            orders_t.c.id.label("order_id"),
-            json_object(
-                session,
-                order_id=orders_t.c.id,
-                idempotency_key=orders_t.c.idempotency_key,
-                reason=_text("group_failed"),
-                cancelled_at=_text(iso(now) or ""),
-            ).label("payload"),
+        order_event_rows(
+            session,
+            reason=json_text("group_failed"),
+            cancelled_at=json_text(iso(now) or ""),
         ).where(
-            _platform_orders(wave),
+            platform_orders_of_wave(wave.id),
             orders_t.c.status == OrderStatus.CANCELLED_FOR_REFUND.value,
         ),
         now=now,
@@ -148,24 +125,18 @@ def emit_cutoff_events(session: Session, *, wave: Wave, now: datetime) -> None:
     emit_select(
         session,
         EventType.REFUND_OWED,
-        select(
-            orders_t.c.idempotency_scope.label("scope"),
-            orders_t.c.id.label("order_id"),
-            json_object(
-                session,
-                order_id=orders_t.c.id,
-                idempotency_key=orders_t.c.idempotency_key,
-                refund_id=refunds_t.c.id,
-                sku=products_t.c.sku,
-                reason=refunds_t.c.reason,
-                amount_cents=refunds_t.c.amount_cents,
-            ).label("payload"),
+        order_event_rows(
+            session,
+            refund_id=refunds_t.c.id,
+            sku=products_t.c.sku,
+            reason=refunds_t.c.reason,
+            amount_cents=refunds_t.c.amount_cents,
         )
         .select_from(
             refunds_t.join(lines_t, lines_t.c.id == refunds_t.c.order_line_id)
             .join(orders_t, orders_t.c.id == lines_t.c.order_id)
             .join(products_t, products_t.c.id == lines_t.c.product_id)
         )
-        .where(_platform_orders(wave), refunds_t.c.reason.in_(CUTOFF_REFUNDS)),
+        .where(platform_orders_of_wave(wave.id), refunds_t.c.reason.in_(CUTOFF_REFUNDS)),
         now=now,
     )

@@ -130,6 +130,40 @@ def test_crates_of_another_route_point_station_or_wave_are_refused(sessions):
         assert s.scalar(select(func.count()).select_from(Handover)) == 0
 
 
+def test_a_crate_received_and_delivered_records_its_station_then_its_point(sessions):
+    """Receiving records the station (and no point), delivering the point (and no station),
+    each once, by whom and how the crate was named."""
+    wave_id = _world(sessions)
+    with session_scope(sessions) as s:
+        wh, leader1 = _user(s, "wh"), _user(s, "leader1")
+        wave = s.get(Wave, wave_id)
+        crate = next(c for c in crates_of_wave(s, wave_id, contents=False) if c.leader_code == "L1")
+        station = s.get(GridStation, crate.station_id)
+        l1 = s.scalars(select(Leader).where(Leader.code == "L1")).one()
+        received = scan_received(
+            s, wave=wave, station=station, scanned=crate.code, user=wh, now=NOW
+        ).handover
+        delivered = scan_delivered(
+            s, wave=wave, leader=l1, scanned=qr_payload(crate.id), user=leader1, now=NOW
+        ).handover
+        assert (received.step, received.station_id, received.leader_id) == (
+            Step.RECEIVED,
+            station.id,
+            None,
+        )
+        assert (delivered.step, delivered.station_id, delivered.leader_id) == (
+            Step.DELIVERED,
+            None,
+            l1.id,
+        )
+        assert (received.method, delivered.method) == ("code", "qr")
+        stored = s.scalars(select(Handover).where(Handover.crate_id == crate.id)).all()
+        assert {(h.step, h.station_id, h.leader_id, h.user_id) for h in stored} == {
+            (Step.RECEIVED, station.id, None, wh.id),
+            (Step.DELIVERED, None, l1.id, leader1.id),
+        }
+
+
 def test_a_crate_of_another_wave_is_refused(sessions):
     """The next day's crate scanned into today's wave is another wave's, said with its date."""
     wave_id = _world(sessions)

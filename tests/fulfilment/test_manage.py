@@ -149,6 +149,30 @@ def test_a_products_file_adds_and_changes_by_sku(session):
     assert actions == ["product.added", "product.changed"]
 
 
+def test_a_products_file_sets_suppliers_and_its_preview_writes_nothing(session):
+    """The optional supplier column: the preview shows it and writes nothing; the import sets
+    it (an empty cell: none)."""
+    make_world(session)
+    text = (
+        "sku,name,weight_g,volume_ml,zone,bin_code,supplier\n"
+        "PEAR,Pears,900,1200,ambient,A-02-1,南汇果园\n"
+        "PLUM,Plums,500,800,ambient,A-02-2,\n"
+    )
+    preview = import_products(session, text=text, actor="user:admin", dry_run=True)
+    assert [(r.code, r.action, r.values["supplier"]) for r in preview.rows] == [
+        ("PEAR", "add", "南汇果园"),
+        ("PLUM", "add", ""),
+    ]
+    assert session.scalar(select(Product).where(Product.sku == "PEAR")) is None
+    import_products(session, text=text, actor="user:admin")
+    suppliers = dict(
+        session.execute(
+            select(Product.sku, Product.supplier).where(Product.sku.in_(["PEAR", "PLUM"]))
+        ).all()
+    )
+    assert suppliers == {"PEAR": "南汇果园", "PLUM": None}
+
+
 def test_a_file_with_a_wrong_header_is_refused_on_line_one(session):
     """A header without a required column: line 1, that column; nothing read."""
     with pytest.raises(ImportFailed) as refused:

@@ -45,3 +45,33 @@ def test_a_bad_row_imports_nothing_and_names_line_and_field(session):
         import_products(session, text=text)
     assert [(e.line, e.field) for e in err.value.errors] == [(3, "zone"), (4, "sku")]
     assert session.scalar(select(Product).where(Product.sku == "OK-1")) is None
+
+
+def test_the_command_checks_a_file_as_the_admins_import_does(session):
+    """The command's file goes through the admin's checks: a control character in a name and a
+    weight beyond a tonne are refused by line and field, and nothing is written."""
+    make_world(session)
+    text = HEADER + "OK-2,好,1,1,ambient,A-01-1,\nBAD-2,坏\x07,1,1,ambient,A-01-2,\n"
+    text += "BAD-3,重,2000000,1,ambient,A-01-3,\n"
+    with pytest.raises(ImportFailed) as err:
+        import_products(session, text=text)
+    assert [(e.line, e.field) for e in err.value.errors] == [(3, "name"), (4, "weight_g")]
+    assert session.scalar(select(Product).where(Product.sku == "OK-2")) is None
+
+
+def test_a_file_without_the_supplier_column_keeps_the_suppliers(session):
+    """A file with no supplier column changes the other values and leaves suppliers as they
+    are; a file with an empty supplier cell clears it."""
+    world = make_world(session)
+    known = next(iter(world.products.values()))
+    known.supplier = "南汇果园"
+    session.flush()
+    row = (
+        f"{known.sku},新名字,{known.weight_g},{known.volume_ml},{known.zone.value},{known.bin_code}"
+    )
+    report = import_products(session, text=HEADER.replace(",supplier", "") + row + "\n")
+    assert (report.added, report.updated) == (0, 1)
+    assert (known.name, known.supplier) == ("新名字", "南汇果园")
+    report = import_products(session, text=HEADER + row + ",\n")
+    assert (report.added, report.updated) == (0, 1)
+    assert known.supplier is None

@@ -1,11 +1,14 @@
 """The forms' validation layer (web/forms.py): nothing a column cannot hold gets through."""
 
+from datetime import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 from wtforms import Form
 
+from web.admin.forms import Clock, Coordinate, Money
 from web.forms import INT32_MAX, InvalidForm, Text, WholeNumber, form_of, parse, required
 
 
@@ -80,3 +83,39 @@ def test_a_form_built_for_the_page_checks_each_of_its_fields():
     with pytest.raises(InvalidForm) as err:
         parse(counts, MultiDict({"count-7": "2", "count-9": "²"}))
     assert err.value.field == "count-9"
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "value"),
+    [
+        (Coordinate(limit=90), "31.25", 31.25),
+        (Clock(), "07:30", time(7, 30)),
+        (Money(), "12.5", 1250),
+    ],
+)
+def test_the_admins_parsed_fields_read_their_value_and_empty_is_none(field, raw, value):
+    """A coordinate, a clock and an amount read their typed value; an empty field is None."""
+    form = parse(form_of({"f": field}), {"f": raw})
+    assert form["f"].data == value
+    assert parse(form_of({"f": field}), {"f": "  "})["f"].data is None
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "message"),
+    [
+        (Coordinate(limit=90), "91", "must be a number from -90 to 90"),
+        (Coordinate(limit=90), "NaN", "must be a number from -90 to 90"),
+        (Clock(), "25:00", "must be a time HH:MM"),
+        (Clock(), "07:00Z", "must be a time HH:MM without an offset"),
+        (Money(), "1.234", "must be an amount in yuan with at most two decimals"),
+        (Money(), "1000000.01", "must be at most 1,000,000 yuan"),
+        (Money(), "1\x002", "contains a control character"),
+    ],
+)
+def test_the_admins_parsed_fields_refuse_with_their_reason(field, raw, message):
+    """What a coordinate, a clock or an amount cannot be is refused with why, the text layer's
+    checks first; the refused field holds no value."""
+    form = form_of({"f": field})(MultiDict({"f": raw}))
+    assert not form.validate()
+    assert form.errors["f"] == [message]
+    assert form["f"].data in (None, "")

@@ -106,8 +106,14 @@ def current_actor() -> str:
     return current_user.actor
 
 
-def region_choices() -> list[tuple[str, str]]:
+def record_choices(model: Any, *, key: str = "code", value: str = "id") -> list[tuple[str, str]]:
+    """A select's choices: every record of `model` in the order of its `key` (code or SKU),
+    shown as "key · name" and valued by its id (or by the attribute `value` names)."""
     return [
-        (str(r.id), f"{r.code} · {r.name}")
-        for r in g.session.scalars(select(Region).order_by(Region.code))
+        (str(getattr(r, value)), f"{getattr(r, key)} · {r.name}")
+        for r in g.session.scalars(select(model).order_by(getattr(model, key)))
     ]
+
+
+def region_choices() -> list[tuple[str, str]]:
+    return record_choices(Region)

@@ -20,84 +20,83 @@ from fulfilment.commission.models import BPS_MAX
 from web.forms import Text, WholeNumber, required
 
 
-class Coordinate(Text):
-    """A latitude or longitude in decimal degrees, within ±`limit`."""
+class Parsed(Text):
+    """Text read into a value by `parse`: empty is None; text that `parse` refuses (ValueError,
+    the field's error) is None too."""
 
     data: Any  # the parsed value (None when empty or refused)
+
+    def parse(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        if self.data == "":
+            self.data = None
+            return
+        try:
+            value = self.parse(self.data)
+        except ValueError:
+            self.data = None
+            raise
+        self.data = value
+
+
+class Coordinate(Parsed):
+    """A latitude or longitude in decimal degrees, within ±`limit`."""
 
     def __init__(self, *args: Any, limit: float, **kwargs: Any):
         super().__init__(*args, max_length=20, **kwargs)
         self.limit = limit
 
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        super().process_formdata(valuelist)
-        if self.data == "":
-            self.data = None
-            return
+    def parse(self, text: str) -> float:
         try:
-            value = float(self.data) if self.data.isascii() else math.nan
+            value = float(text) if text.isascii() else math.nan
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or not -self.limit <= value <= self.limit:
-            self.data = None
             raise ValueError(f"must be a number from -{self.limit:g} to {self.limit:g}")
-        self.data = value
+        return value
 
     def _value(self) -> str:
         return "" if self.data in (None, "") else f"{self.data}"
 
 
-class Clock(Text):
+class Clock(Parsed):
     """A wall-clock time HH:MM (no offset)."""
-
-    data: Any  # the parsed value (None when empty or refused)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, max_length=8, **kwargs)
 
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        super().process_formdata(valuelist)
-        if self.data == "":
-            self.data = None
-            return
+    def parse(self, text: str) -> time:
         try:
-            moment = time.fromisoformat(self.data)
+            moment = time.fromisoformat(text)
         except ValueError:
-            self.data = None
             raise ValueError("must be a time HH:MM") from None
         if moment.tzinfo is not None:
-            self.data = None
             raise ValueError("must be a time HH:MM without an offset")
-        self.data = moment
+        return moment
 
     def _value(self) -> str:
         return self.data.strftime("%H:%M") if isinstance(self.data, time) else (self.data or "")
 
 
-class Money(Text):
+class Money(Parsed):
     """An amount in yuan with at most two decimals (12.50), held as integer cents."""
-
-    data: Any  # the parsed value (None when empty or refused)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, max_length=12, **kwargs)
 
-    def process_formdata(self, valuelist: list[Any]) -> None:
-        super().process_formdata(valuelist)
-        if self.data == "":
-            self.data = None
-            return
+    def parse(self, text: str) -> int:
         try:
-            amount = Decimal(self.data) if self.data.isascii() else Decimal("NaN")
+            amount = Decimal(text) if text.isascii() else Decimal("NaN")
         except InvalidOperation:
             amount = Decimal("NaN")
         if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-            self.data = None
             raise ValueError("must be an amount in yuan with at most two decimals")
         if amount > 1_000_000:
-            self.data = None
             raise ValueError("must be at most 1,000,000 yuan")
-        self.data = int(amount * 100)
+        return int(amount * 100)
 
     def _value(self) -> str:
         if isinstance(self.data, int):

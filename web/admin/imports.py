@@ -41,7 +41,7 @@ IMPORTS: dict[str, tuple[Any, str]] = {
         _l("Leaders"),
         "code,station,name,phone,pickup_name,address,lat,lon,window_open,window_close,active",
     ),
-    "products": (_l("Products"), "sku,name,weight_g,volume_ml,zone,bin_code"),
+    "products": (_l("Products"), "sku,name,weight_g,volume_ml,zone,bin_code,supplier"),
     "fleet": (
         _l("Vehicles"),
         "code,region,home,kind,weight_kg,volume_l,crates,zones,"

@@ -71,6 +71,7 @@ from .blueprint import (
     current_actor,
     field_error,
     page_number,
+    record_choices,
     region_choices,
 )
 from .forms import (
@@ -178,17 +179,11 @@ def _save_warehouse(form: Form, warehouse: Warehouse | None) -> Warehouse:
 
 
 def _warehouse_choices(form: Form) -> None:
-    form.warehouse.choices = [
-        (str(w.id), f"{w.code} · {w.name}")
-        for w in g.session.scalars(select(Warehouse).order_by(Warehouse.code))
-    ]
+    form.warehouse.choices = record_choices(Warehouse)
 
 
 def _station_choices(form: Form) -> None:
-    form.station.choices = [
-        (str(s.id), f"{s.code} · {s.name}")
-        for s in g.session.scalars(select(GridStation).order_by(GridStation.code))
-    ]
+    form.station.choices = record_choices(GridStation)
 
 
 def _save_station(form: Form, station: GridStation | None) -> GridStation:
@@ -273,10 +268,7 @@ def _zone_label(zone: str) -> str:
 
 def _deal_choices(form: Form) -> None:
     form.region.choices = region_choices()
-    form.product.choices = [
-        (str(p.id), f"{p.sku} · {p.name}")
-        for p in g.session.scalars(select(Product).order_by(Product.sku))
-    ]
+    form.product.choices = record_choices(Product, key="sku")
 
 
 def _save_deal(form: Form, deal: Deal | None) -> Deal:
@@ -353,10 +345,7 @@ def _homes() -> list[tuple[str, str]]:
 
 
 def _vehicle_choices(form: Form) -> None:
-    form.region.choices = [
-        (r.code, f"{r.code} · {r.name}")
-        for r in g.session.scalars(select(Region).order_by(Region.code))
-    ]
+    form.region.choices = record_choices(Region, value="code")
     form.home.choices = _homes()
 
 
@@ -385,10 +374,7 @@ def _kind_label(kind: str) -> str:
 
 
 def _user_choices(form: Form) -> None:
-    form.region.choices = [("", "—")] + [
-        (r.code, f"{r.code} · {r.name}")
-        for r in g.session.scalars(select(Region).order_by(Region.code))
-    ]
+    form.region.choices = [("", "—"), *record_choices(Region, value="code")]
 
 
 def _save_user(form: Form, user: User | None) -> User:
