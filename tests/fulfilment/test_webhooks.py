@@ -456,9 +456,10 @@ def test_a_process_killed_after_its_commit_still_sends_and_before_it_sends_nothi
 def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
     """With Redis, a delivery pass is an RQ job; a worker running it delivers the outbox."""
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from fulfilment.events import delivery
+    from fulfilment.night.rq_worker import SimpleWorker
 
     world, shop, _ = _world_with_hook(sessions, receiver)
     with session_scope(sessions) as s:
