@@ -39,7 +39,7 @@ def live_demo(tmp_path, sqlite_template):
             s, username="wh", password="warehouse-pass", role=Role.WAREHOUSE, region_code="SH"
         )
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
