@@ -60,6 +60,7 @@ def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_pat
         page.fill("#username", "wh")
         page.fill("#password", "warehouse-pass")
         page.click("button[type=submit]")
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "上海 Shanghai" in page.content()
         page.get_by_role("link", name="Warehouse", exact=True).first.click()
         page.wait_for_url("**/waves/*")
