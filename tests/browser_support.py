@@ -73,15 +73,24 @@ def served_by_gunicorn(env: dict[str, str], *, workers: int = 2):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        # Refused until gunicorn listens; then answered once a worker has booted: each try
+        # waits for its answer (a 1 s timeout gave up on a booting worker and slept a second).
+        deadline = time.monotonic() + 100
+        while True:
             try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)
+                urllib.request.urlopen(
+                    base + "/healthz", timeout=max(1, deadline - time.monotonic())
+                )
                 break
             except OSError:
                 if server.poll() is not None:
                     raise RuntimeError(server.stdout.read().decode()) from None  # type: ignore[union-attr]
-                time.sleep(0.1)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         yield base
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        # the whole group at once: a graceful stop of its workers took a second, and proves
+        # nothing here (the test is over; PostgreSQL ends their sessions)
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=10)

@@ -243,7 +243,9 @@ def run_worker(
     (SIGINT/SIGTERM) or, with `burst`, when the queue is empty."""
     from redis import Redis
     from redis.exceptions import RedisError
-    from rq import Queue, Worker
+    from rq import Queue
+
+    from .rq_worker import Worker
 
     url = redis_url or os.environ.get("GROUPBUY_REDIS_URL")
     if not url:

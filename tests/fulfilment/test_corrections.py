@@ -372,9 +372,10 @@ def test_with_redis_a_correction_is_an_rq_job_that_a_worker_runs(pg_url, redis_u
     import uuid
 
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from fulfilment.night.corrections import start_correction
+    from fulfilment.night.rq_worker import SimpleWorker
 
     queue_name = f"test-corrections-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("GROUPBUY_REDIS_URL", redis_url)

@@ -550,6 +550,7 @@ def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
     from rq import Queue
 
     from fulfilment.events import delivery
+    from fulfilment.night.rq_worker import SimpleWorker
 
     world, shop, _ = _world_with_hook(sessions, receiver)
     with session_scope(sessions) as s:

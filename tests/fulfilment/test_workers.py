@@ -170,9 +170,9 @@ def rq_queue(redis_url):
 def test_a_restarted_planner_takes_the_finished_attempt_of_the_run_before(redis_url, rq_queue):
     """The job of a planner that died after its worker finished is not run again: the next
     planner finds attempt 1's result by its id and enqueues nothing."""
-    from rq import SimpleWorker
     from rq.job import Job
 
+    from fulfilment.night.rq_worker import SimpleWorker
     from fulfilment.night.workers import _job_id, solve_problem
 
     problem = _tiny_problem()
@@ -475,7 +475,7 @@ def test_pool_processes_die_with_a_parent_killed_with_sigkill(tmp_path):
 def test_a_planner_that_stops_early_takes_its_queued_attempts_off_the_queue(redis_url, rq_queue):
     """Two problems queued, one solved; the caller then stops (a store failed, the claim was
     lost): the other problem's attempt is cancelled, not left for a worker to solve for nobody."""
-    from rq import SimpleWorker
+    from fulfilment.night.rq_worker import SimpleWorker
 
     problem = _tiny_problem()
     runner = RQRunner(redis_url, queue_name=rq_queue.name, poll_s=0.05)
@@ -492,3 +492,22 @@ def test_a_planner_that_stops_early_takes_its_queued_attempts_off_the_queue(redi
     (left,) = {"a", "b"} - {got[0][0]}
     job_id = f"{rq_queue.name}-c-{left}-1"
     assert rq_queue.connection.hget(f"rq:job:{job_id}", "status") == b"canceled"
+
+
+@pytest.mark.parametrize("kind", ["Worker", "SimpleWorker"])
+def test_a_worker_stops_within_seconds_even_when_its_command_thread_lost_the_race(
+    redis_url, rq_queue, kind
+):
+    """A worker's exit (a burst done, SIGTERM, a deploy) unsubscribes its command thread and
+    waits for it; when the thread has read the unsubscribe's reply first (3 exits in 100), RQ's
+    own thread waited out its 60 s read. Ours is gone within a second or two."""
+    from fulfilment.night import rq_worker
+
+    worker = getattr(rq_worker, kind)([rq_queue], connection=rq_queue.connection)
+    worker.subscribe()
+    worker.pubsub.unsubscribe()  # the race lost: the thread reads the reply before the stop
+    wait_until(lambda: not worker.pubsub.subscribed, 10)
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert time.monotonic() - started < 5
+    assert not worker.pubsub_thread.is_alive()

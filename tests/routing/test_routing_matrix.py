@@ -109,7 +109,7 @@ class _FakeOsrm(BaseHTTPRequestHandler):
 @pytest.fixture
 def osrm_url():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOsrm)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     _FakeOsrm.requests = []
     yield f"http://127.0.0.1:{server.server_address[1]}"

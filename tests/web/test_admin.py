@@ -138,8 +138,15 @@ VEHICLE = {
 
 # --- pages and languages ------------------------------------------------------------------------
 
+# Each language on SQLite; PostgreSQL in English (the same queries: a language is not a query).
+LANGUAGES_AND_DATABASES = [
+    ("sqlite", "en"),
+    ("sqlite", "zh"),
+    pytest.param("postgres", "en", marks=pytest.mark.postgres),
+]
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
+
+@pytest.mark.parametrize("db_url, lang", LANGUAGES_AND_DATABASES, indirect=["db_url"])
 def test_every_admin_page_opens_in_both_languages(app, portal, admin, lang):
     """Each admin page (lists, new and edit forms, imports, audit, refunds, API clients) opens
     for the admin, in English and in Chinese (a Chinese page carries the Chinese labels)."""
@@ -450,7 +457,7 @@ FLASHES = {
 }
 
 
-@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("db_url, lang", LANGUAGES_AND_DATABASES, indirect=["db_url"])
 def test_every_action_answers_in_the_admins_language(app, portal, admin, lang):
     """Saving a record, disabling a user, resetting a password, exporting refunds and
     confirming an import each answer in the admin's language."""
@@ -594,6 +601,8 @@ def test_a_deal_keeps_its_product_and_a_region_its_code(app, portal, admin):
         assert s.get_one(Region, n["region"]).code == "SH"
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_bad_input_is_named_in_chinese(app, portal, admin):
     """In Chinese, the refused field's label and what it takes are Chinese."""
     with sessions(app) as s:

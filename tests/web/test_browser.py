@@ -39,7 +39,7 @@ def live_demo(tmp_path, sqlite_template):
             s, username="wh", password="warehouse-pass", role=Role.WAREHOUSE, region_code="SH"
         )
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
@@ -60,6 +60,7 @@ def test_warehouse_staff_walk_from_the_wave_to_a_sorting_list(live_demo, tmp_pat
         page.fill("#username", "wh")
         page.fill("#password", "warehouse-pass")
         page.click("button[type=submit]")
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "上海 Shanghai" in page.content()
         page.get_by_role("link", name="Warehouse", exact=True).first.click()
         page.wait_for_url("**/waves/*")

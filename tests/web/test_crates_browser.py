@@ -67,6 +67,7 @@ def test_a_leader_types_two_crate_codes_and_finds_the_counts_filled_in(served, t
         _sign_in(page, base, "leader1")
         page.wait_for_url("**/leader/today")
         page.get_by_role("link", name="到货", exact=True).click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert f"周转箱：已扫 0 / {len(mine)}" in page.content()
         assert page.input_value(f"#count-{apple}") == "120"
         for n, crate in enumerate(mine[:2]):
@@ -80,6 +81,7 @@ def test_a_leader_types_two_crate_codes_and_finds_the_counts_filled_in(served, t
         page.screenshot(path=str(shots / "01-arrival-prefilled.png"), full_page=True)
         page.fill("#code", other.code)
         page.get_by_role("button", name="记录周转箱").click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert f"周转箱 {other.code} 属于其他自提点" in page.content()
         page.screenshot(path=str(shots / "02-other-point-refused.png"), full_page=True)
         page.fill(f"#count-{apple}", str(in_two + 1))  # still editable before confirming

@@ -119,6 +119,8 @@ def test_the_dispatcher_sees_the_published_plan_with_its_figures_and_routes(app,
     assert sum(carried) == 2 * crates
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_page_speaks_chinese(app, client, planned):
     """A browser asking for Chinese gets the desk in Chinese."""
     wave_id, _ = planned
@@ -407,6 +409,8 @@ def test_a_change_runs_in_a_process_of_its_own_and_the_page_follows_it(app, clie
     assert step.status_code == 303 and "/diff" in step.headers["Location"]
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_desk_speaks_chinese_for_changes(app, client, planned, inline_worker):
     wave_id, _plan_id = planned
     login(client, "dispatcher1")

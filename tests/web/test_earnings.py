@@ -64,6 +64,8 @@ def test_the_leader_sees_today_this_week_and_each_wave(client, earned):
     assert "Bag 1 · Apples 1kg" in detail and "¥18.00 × 3.33%" in detail
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_earnings_page_in_chinese(client, earned):
     """A Chinese browser: the headings in Chinese and money as 元."""
     login(client, "leader1")

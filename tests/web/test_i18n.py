@@ -92,6 +92,8 @@ def test_locale_from_browser_then_account(app, client, portal):
     assert "区域" in client.get("/", headers={"Accept-Language": "en"}).text
 
 
+# Formatting only, no query: on SQLite.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_money_dates_and_times_per_locale(app):
     """Money shows two decimals from cents (元 in Chinese, ¥ in English); dates and times are
     formatted per locale in the region's time zone."""
@@ -109,6 +111,8 @@ def test_money_dates_and_times_per_locale(app):
         assert "11:01" in local_datetime(instant, "Asia/Shanghai", "short")
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_leader_pages_in_chinese(app, client, portal):
     """A leader with a Chinese browser sees the portal in Chinese: tabs, zones, bag names."""
     login(client, "leader1")

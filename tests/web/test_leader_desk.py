@@ -223,6 +223,8 @@ def test_orders_are_not_waiting_for_pickup_before_the_goods_arrive(app, leader1,
     assert "待提货" in after and "待到货" not in after
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_english_plurals_read_as_english(app, leader1, portal):
     """No "(s)" on the leader's pages: days waiting, orders handed over and short units use the
     plural forms of the language."""
@@ -238,6 +240,8 @@ def test_english_plurals_read_as_english(app, leader1, portal):
         assert "(s)" not in page
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_next_day_delivery_reads_as_such_in_chinese(client, portal):
     """The start page says 次日配送 for a region delivering the day after the cutoff."""
     login(client, "dispatcher1")
@@ -245,6 +249,8 @@ def test_a_next_day_delivery_reads_as_such_in_chinese(client, portal):
     assert "次日配送" in page and "1 天后配送" not in page
 
 
+# The language only, on SQLite: its pages on PostgreSQL are in the English tests.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_chinese_pages_use_full_width_punctuation(app, leader1, portal):
     """Chinese text on the leader's pages is not broken by ASCII commas, colons or brackets."""
     _confirm(leader1, app)

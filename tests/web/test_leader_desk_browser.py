@@ -88,6 +88,7 @@ def test_a_members_three_bags_handed_over_by_phone_tail(served, tmp_path):
         _measure(page, shots, "01-today")
         assert "待到货" in page.content() and "收货时段（07:00 – 11:00）已过" in page.content()
         page.get_by_role("link", name="到货", exact=True).click()
+        page.wait_for_url("**/leader/arrival")  # loaded: what follows reads the new page
         _measure(page, shots, "02-arrival-count")
         page.get_by_role("button", name="减一").nth(1).click()  # Milk 1L: 3 → 2
         page.get_by_role("button", name="核对").click()
@@ -96,9 +97,11 @@ def test_a_members_three_bags_handed_over_by_phone_tail(served, tmp_path):
         page.wait_for_url("**/leader/arrival")
         _measure(page, shots, "04-arrival-done")
         page.get_by_role("link", name="未提货").click()
+        page.wait_for_url("**/leader/uncollected")
         _measure(page, shots, "05-uncollected")
 
         page.get_by_role("link", name="核销").click()
+        page.wait_for_url("**/leader/pickups")
         scan = page.locator("button", has_text="扫码")
         assert scan.count() == 1 and not scan.is_visible()  # rendered, never shown dead
         _measure(page, shots, "06-pickups")

@@ -67,12 +67,14 @@ def test_a_leaders_morning_on_a_phone_in_chinese(served, tmp_path):
         page.screenshot(path=str(shots / "04-arrival-done.png"), full_page=True)
 
         page.get_by_role("link", name="未提货").click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "未提货（4）" in page.content()
         page.screenshot(path=str(shots / "05-uncollected-before.png"), full_page=True)
 
         page.get_by_role("link", name="核销").click()
         page.fill("#code", "99999999")
         page.get_by_role("button", name="查找订单").click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "没有与此提货码对应的订单" in page.content()
         page.screenshot(path=str(shots / "06-wrong-code.png"), full_page=True)
         for n, member in enumerate(("M2", "M3")):
@@ -87,6 +89,7 @@ def test_a_leaders_morning_on_a_phone_in_chinese(served, tmp_path):
         page.screenshot(path=str(shots / "08-verified.png"), full_page=True)
 
         page.get_by_role("link", name="未提货").click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "未提货（2）" in page.content()
         page.screenshot(path=str(shots / "09-uncollected-after.png"), full_page=True)
 

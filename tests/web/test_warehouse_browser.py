@@ -21,10 +21,12 @@ from fulfilment.waves.cutoff import cut_off_wave
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def served(pg_url, tmp_path):
+@pytest.fixture(scope="module")
+def served(pg_module_url, tmp_path_factory):
     """A cut-off demo wave (12 leaders) with its plan published, on PostgreSQL served by
-    gunicorn; a warehouse user reading Chinese."""
+    gunicorn; a warehouse user reading Chinese. One for the module: its tests only read."""
+    pg_url = pg_module_url
+    tmp_path = tmp_path_factory.mktemp("served")
     engine = make_engine(pg_url)
     sessions = make_session_factory(engine)
     with session_scope(sessions) as s:
