@@ -594,17 +594,23 @@ def count_due(session: Session, *, now: datetime) -> int:
 
 # --- RQ: passes as jobs when GROUPBUY_REDIS_URL is set ----------------------------------------
 
-_JOB_COURIER: Courier | None = None
+_JOB_COURIER: Courier | None = None  # the worker process's courier, kept between jobs …
+_JOB_COURIER_URL: str | None = None  # … for the database it was made for
 
 
 def deliver_job(database_url: str, max_s: float = 10.0) -> int:
     """An RQ job: delivery passes for up to `max_s`, until nothing is due. The outbox is the
-    truth, the job only a trigger: a job run twice, or lost, loses and doubles nothing."""
-    global _JOB_COURIER
+    truth, the job only a trigger: a job run twice, or lost, loses and doubles nothing. A job
+    for another database than the last one's gets a courier of its own."""
+    global _JOB_COURIER, _JOB_COURIER_URL
+    if _JOB_COURIER is not None and _JOB_COURIER_URL != database_url:
+        _JOB_COURIER.close()
+        _JOB_COURIER = None
     if _JOB_COURIER is None:
         from fulfilment.core.db import make_engine, make_session_factory
 
         _JOB_COURIER = Courier(make_session_factory(make_engine(database_url)))
+        _JOB_COURIER_URL = database_url
     sent, started = 0, time.monotonic()
     while time.monotonic() - started < max_s:
         n = _JOB_COURIER.deliver_once()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -550,7 +551,6 @@ def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
     from rq import Queue
 
     from fulfilment.events import delivery
-    from fulfilment.night.rq_worker import SimpleWorker
 
     world, shop, _ = _world_with_hook(sessions, receiver)
     with session_scope(sessions) as s:
@@ -566,6 +566,42 @@ def test_rq_jobs_deliver_the_outbox(sessions, db_url, receiver, redis_url):
             delivery._JOB_COURIER.close()
             delivery._JOB_COURIER = None
     assert [g.type for g in receiver.accepted] == ["order.accepted"]
+
+
+def test_a_delivery_job_for_another_database_delivers_that_databases_outbox(
+    tmp_path, sqlite_template
+):
+    """A worker process keeps its courier between jobs; a job naming another database (two
+    deployments sharing a Redis) must deliver that database's outbox, not the first one's."""
+    from fulfilment.core.db import make_engine, make_session_factory
+    from fulfilment.events import delivery
+
+    receivers = [Receiver(), Receiver()]  # a platform each: the two outboxes' ids are alike
+    urls, engines = [], []
+    for n, receiver in enumerate(receivers):
+        path = tmp_path / f"db{n}.sqlite"
+        shutil.copy(sqlite_template, path)
+        urls.append(f"sqlite:///{path}")
+        engines.append(make_engine(urls[-1]))
+        sessions = make_session_factory(engines[-1])
+        world, shop, _ = _world_with_hook(sessions, receiver)
+        with session_scope(sessions) as s:
+            _order(s, shop, world, key=f"db-{n}")
+    try:
+        for url in urls:
+            delivery.deliver_job(url, 5.0)
+    finally:
+        if delivery._JOB_COURIER is not None:
+            delivery._JOB_COURIER.close()
+            delivery._JOB_COURIER = None
+        for engine in engines:
+            engine.dispose()
+        for receiver in receivers:
+            receiver.close()
+    assert [[g.data["idempotency_key"] for g in r.accepted] for r in receivers] == [
+        ["db-0"],
+        ["db-1"],
+    ]
 
 
 def test_the_rq_loop_keeps_at_most_in_flight_jobs_queued_and_none_when_nothing_is_due(
