@@ -32,7 +32,9 @@ from fulfilment.night.crate_routes import crates_of_wave
 from fulfilment.night.plans import find_published_plan
 from web.forms import InvalidForm, Text, WholeNumber, parse, required
 from web.scanning import ScanForm, refusal_message
-from web.security import region_or_404, staff_required
+from web.security import staff_required
+
+from .views import wave_or_404 as _wave
 
 bp = Blueprint("loading", __name__, template_folder="templates")
 
@@ -40,14 +42,6 @@ bp = Blueprint("loading", __name__, template_folder="templates")
 class MissingForm(Form):
     crate = WholeNumber(validators=[required], minimum=1)
     reason = Text(max_length=300, validators=[required])
-
-
-def _wave(wave_id: int) -> Wave:
-    wave = g.session.get(Wave, wave_id)
-    if wave is None:
-        abort(404)
-    region_or_404(wave.region_id)
-    return wave
 
 
 @bp.get("/waves/<int:wave_id>/loading")

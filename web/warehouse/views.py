@@ -57,7 +57,8 @@ def text_arg(name: str, *, max_len: int = 32) -> str | None:
     return raw
 
 
-def _wave(wave_id: int) -> Wave:
+def wave_or_404(wave_id: int) -> Wave:
+    """The wave, if it is of a region the signed-in user sees; else 404 (the loading pages too)."""
     wave = g.session.get(Wave, wave_id)
     if wave is None:
         abort(404)
@@ -68,7 +69,7 @@ def _wave(wave_id: int) -> Wave:
 @bp.get("/waves/<int:wave_id>")
 @staff_required
 def wave_warehouse(wave_id: int):
-    wave = _wave(wave_id)
+    wave = wave_or_404(wave_id)
     rows = list_warehouse_picks(g.session, wave)
     return render_template(
         "warehouse/wave_warehouse.html", wave=wave, rows=rows, local_time=local_time
@@ -78,7 +79,7 @@ def wave_warehouse(wave_id: int):
 @bp.get("/waves/<int:wave_id>/stations")
 @staff_required
 def wave_stations(wave_id: int):
-    wave = _wave(wave_id)
+    wave = wave_or_404(wave_id)
     return render_template(
         "warehouse/wave_stations.html", wave=wave, stations=list_station_picks(g.session, wave)
     )
@@ -87,7 +88,7 @@ def wave_stations(wave_id: int):
 @bp.get("/waves/<int:wave_id>/leaders")
 @staff_required
 def wave_leaders(wave_id: int):
-    wave = _wave(wave_id)
+    wave = wave_or_404(wave_id)
     station = text_arg("station")
     leader = text_arg("leader")
     page = int_arg("page", 1, minimum=1)
@@ -121,7 +122,7 @@ def wave_leaders(wave_id: int):
 @bp.get("/api/waves/<int:wave_id>/picks/<level>")
 @staff_required
 def api_picks(wave_id: int, level: str):
-    wave = _wave(wave_id)
+    wave = wave_or_404(wave_id)
     if level == "warehouse":
         return jsonify([asdict(r) for r in list_warehouse_picks(g.session, wave)])
     if level == "stations":
@@ -143,7 +144,7 @@ def api_picks(wave_id: int, level: str):
 def hub(wave_id: int):
     """Every document of the wave and every format, per station where a station's part prints
     on its own; what cannot print yet says what is missing."""
-    wave = _wave(wave_id)
+    wave = wave_or_404(wave_id)
     missing = None
     try:
         get_printable_wave(g.session, wave.id)
@@ -163,7 +164,7 @@ def hub(wave_id: int):
 @staff_required
 def print_document(wave_id: int, kind: str, fmt: str):
     """One document as a download (an HTML page opens in the browser, to print from there)."""
-    wave = _wave(wave_id)
+    wave = wave_or_404(wave_id)
     document = parse_kind(kind)  # a bad kind or format is InvalidInput: a 422 naming it
     rendered = render_document(
         g.session,
