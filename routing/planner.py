@@ -3,7 +3,8 @@
 One call, one wall-clock budget (`time_limit_s`), matrices and re-checks included. When the
 problem fits PyVRP (`pyvrp_engine.misfit`) and PyVRP finds a plan serving every drop (within half
 of the budget), PyVRP runs to the end; if a plan leaves drops a vehicle could take, OR-Tools
-starts from its routes and inserts them. When a driver break is all that does not fit,
+starts from its routes and inserts them (when PyVRP has no plan at all, for at least `FALLBACK_MIN_S`, even
+past the deadline). When a driver break is all that does not fit,
 `breaks.plan_with_breaks` runs: PyVRP on the problem with each break's time reserved instead,
 each break fitted into its route (stops that keep it from fitting taken out and put back where
 they can go), then, below 1,000 drops, OR-Tools from those routes with the breaks for the last
@@ -33,6 +34,10 @@ from .solver import solve_ortools
 __all__ = ["ENGINES", "better", "plan_routes"]
 
 ENGINES = ("auto", "ortools", "pyvrp")
+# When PyVRP comes back with no plan at all, OR-Tools runs for at least this long, even if
+# PyVRP's try ended at or past the deadline (a loaded machine can deschedule the process): a
+# plan a little late beats no plan.
+FALLBACK_MIN_S = 0.25
 
 
 def better(a: Plan, b: Plan) -> bool:
@@ -103,10 +108,12 @@ def plan_routes(
             left = pv is None or any(
                 u.reason == UnassignedReason.FLEET_EXHAUSTED for u in pv.unassigned
             )
-            if left and deadline - time.perf_counter() > 0.05:
+            # without any plan yet, OR-Tools gets its floor even past the deadline
+            until = deadline if pv is not None else time.perf_counter() + FALLBACK_MIN_S
+            if left and max(deadline, until) - time.perf_counter() > 0.05:
                 warm = drops_of(prep, pv) if pv is not None else start
                 ot = solve_ortools(
-                    prep, t0=t0, deadline=deadline, seed=seed, config=config, start=warm
+                    prep, t0=t0, deadline=max(deadline, until), seed=seed, config=config, start=warm
                 )
                 if pv is not None:
                     ot = replace(ot, engine=Engine.PYVRP_ORTOOLS)

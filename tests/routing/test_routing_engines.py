@@ -4,6 +4,7 @@ independent re-check that every plan passes before it is returned."""
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -312,6 +313,27 @@ def test_pyvrp_gives_up_on_an_all_served_plan_that_windows_forbid():
     assert [u.reason for u in plan.unassigned] == [UnassignedReason.FLEET_EXHAUSTED]
     explicit = plan_routes(p, engine="pyvrp", **FAST)
     assert explicit.engine == Engine.PYVRP and len(explicit.unassigned) == 1
+
+
+def test_or_tools_still_plans_when_pyvrp_overran_the_whole_budget(monkeypatch):
+    """On a loaded machine PyVRP's fruitless all-required try can end after the call's deadline
+    (the process was not scheduled in time). The fallback must still run, for its own short
+    floor, rather than return no plan at all."""
+    import routing.planner as planner
+
+    solve = planner.solve_pyvrp
+
+    def overran(prep, *, deadline, **kw):
+        plan = solve(prep, deadline=deadline, **kw)
+        time.sleep(max(0.0, deadline - time.perf_counter()) + 0.02)  # past the deadline
+        return plan
+
+    monkeypatch.setattr(planner, "solve_pyvrp", overran)
+    stops = [("n", (0, 10), Load(1, 0, 0), [(10, 10)]), ("s", (0, -10), Load(1, 0, 0), [(10, 10)])]
+    plan = plan_routes(planar_problem((0, 0), stops, [van("v1")]), time_limit_s=0.5)
+    assert plan.engine == Engine.ORTOOLS and plan.rechecked
+    assert [u.reason for u in plan.unassigned] == [UnassignedReason.FLEET_EXHAUSTED]
+    assert plan.solve_s < 0.5 + 2 * planner.FALLBACK_MIN_S
 
 
 def test_the_all_required_try_gives_up_sooner_on_a_small_problem():

@@ -39,6 +39,7 @@ class Api:
     client: object
     tokens: dict[str, str]
     delivery: object  # the delivery date of the next open wave
+    region_id: int  # the shops' region (Beijing sells the same SKUs)
 
     def post(self, body, *, key="k-1", shop="shop-a", **kw):
         headers = {"Authorization": f"Bearer {self.tokens[shop]}"}
@@ -75,7 +76,11 @@ class Api:
         return self.scalar(
             select(Deal.sold_qty)
             .join(Product)
-            .where(Product.sku == sku, Deal.delivery_date == self.delivery)
+            .where(
+                Product.sku == sku,
+                Deal.delivery_date == self.delivery,
+                Deal.region_id == self.region_id,
+            )
         )
 
 
@@ -85,12 +90,13 @@ def _setup(app, *, stock_cap=None) -> Api:
         beijing = add_city(s, world)
         delivery, _ = offer_next_waves(s, region=world.region, now=utcnow())
         offer_next_waves(s, region=beijing, now=utcnow())
+        region_id = world.region.id
         tokens = {
             "shop-a": make_client(s, name="shop-a")[1],
             "shop-b": make_client(s, name="shop-b")[1],
             "shop-bj": make_client(s, name="shop-bj", region="BJ")[1],
         }
-    return Api(app, app.test_client(), tokens, delivery)
+    return Api(app, app.test_client(), tokens, delivery, region_id)
 
 
 @pytest.fixture
@@ -426,7 +432,7 @@ def test_rate_limit_on_redis_is_shared_by_every_worker(db_url, tmp_path, redis_u
     one = _limited_app(db_url, tmp_path, redis_url, prefix)
     api = _setup(one)
     two = _limited_app(db_url, tmp_path, redis_url, prefix)
-    other = Api(two, two.test_client(), api.tokens, api.delivery)
+    other = Api(two, two.test_client(), api.tokens, api.delivery, api.region_id)
     codes = [api.get("/api/v1/orders/1").status_code, other.get("/api/v1/orders/1").status_code]
     codes += [api.get("/api/v1/orders/1").status_code, other.get("/api/v1/orders/1").status_code]
     assert codes == [404, 404, 404, 429]
