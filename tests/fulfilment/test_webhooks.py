@@ -473,6 +473,57 @@ def test_two_workers_never_send_one_event_twice(pg_url, receiver):
     assert all(order_of[i] == ["order.accepted", "order.cut_off"] for i in ids)
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("scope", ["messages", "endpoint"])
+def test_two_admins_sending_failed_messages_again_at_once_queue_each_once(pg_url, receiver, scope):
+    """Two admins press "send again" on the same failed messages at the same moment: the second
+    waits on the first's rows and, once the first commits, finds them no longer failed. Each
+    message becomes pending once, with one new retry window, and the audit says who changed how
+    many (2 and 0)."""
+    engine = make_engine(pg_url)
+    sessions = make_session_factory(engine)
+    try:
+        world, shop, hook = _world_with_hook(sessions, receiver)
+        with session_scope(sessions) as s:
+            for n in range(2):
+                _order(s, shop, world, key=f"k{n}", member=f"M{n}")
+            s.execute(update(WebhookMessage).values(state=MessageState.FAILED, attempts=9))
+            ids = sorted(s.scalars(select(WebhookMessage.id)))
+        scope_of = {"messages": {"message_ids": ids}, "endpoint": {"endpoint_id": hook.id}}[scope]
+        first_changed = threading.Event()
+        second_started = threading.Event()
+        counts: dict[str, int] = {}
+
+        def admin(name: str) -> None:
+            with session_scope(sessions) as s:
+                if name == "second":
+                    first_changed.wait(10)
+                    second_started.set()
+                counts[name] = retry_failed(s, now=utcnow(), actor=f"user:{name}", **scope_of)
+                if name == "first":
+                    first_changed.set()
+                    second_started.wait(10)
+                    time.sleep(0.3)  # the second's UPDATE is now waiting on these rows
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(admin, ["first", "second"]))
+        assert counts == {"first": 2, "second": 0}
+        with session_scope(sessions) as s:
+            rows = s.execute(select(WebhookMessage.state, WebhookMessage.attempts)).all()
+            assert sorted(rows) == [(MessageState.PENDING, 0)] * 2
+            audited = s.execute(
+                select(AuditEntry.actor, AuditEntry.after)
+                .where(AuditEntry.action == "webhook.retried")
+                .order_by(AuditEntry.id)
+            ).all()
+            assert [(a, e["messages"]) for a, e in audited] == [
+                ("user:first", 2),
+                ("user:second", 0),
+            ]
+    finally:
+        engine.dispose()
+
+
 KILLED = textwrap.dedent(
     """
     import os, signal, sys
