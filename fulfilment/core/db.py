@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -71,6 +71,30 @@ def is_postgres(session_or_engine) -> bool:
         else session_or_engine
     )
     return bind.dialect.name == "postgresql"
+
+
+# Advisory locks are the whole database's: the name is taken within the schema, so that two
+# schemas of one database (a staging copy, the tests' workers) never share one.
+_ADVISORY_LOCKS = {
+    (shared, wait): text(
+        f"SELECT pg{'' if wait else '_try'}_advisory_xact_lock{'_shared' if shared else ''}"
+        "(hashtextextended(current_schema() || ':' || :name, 0))"
+    )
+    for shared in (False, True)
+    for wait in (False, True)
+}
+
+
+def advisory_xact_lock(
+    session: Session, name: str, *, shared: bool = False, wait: bool = True
+) -> bool:
+    """Take the named transaction-scoped advisory lock on PostgreSQL (released at the commit or
+    rollback); a no-op that returns True on SQLite, which serialises its writers already.
+    With `wait=False`, returns at once whether the lock was taken."""
+    if not is_postgres(session):
+        return True
+    taken = session.execute(_ADVISORY_LOCKS[shared, wait], {"name": name}).scalar()
+    return True if wait else bool(taken)
 
 
 def insert_ignore(

@@ -39,7 +39,7 @@ from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from fulfilment.core.audit import record_change
-from fulfilment.core.db import is_postgres, session_scope
+from fulfilment.core.db import advisory_xact_lock, is_postgres, session_scope
 from fulfilment.core.errors import InvalidInput, NotFound
 from fulfilment.core.models import UTCDateTime, utcnow
 
@@ -501,7 +501,7 @@ def refresh_statistics_if_stale(session: Session) -> bool:
     ).first()
     if row is None or row[0] < max(1000, row[1]):
         return False
-    if not session.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('webhook_message'))")):
+    if not advisory_xact_lock(session, "analyze:webhook_message", wait=False):
         return False
     session.execute(text("ANALYZE webhook_message"))
     return True

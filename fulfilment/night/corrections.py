@@ -26,13 +26,13 @@ import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import routing
 from fulfilment.catalogue.fleet import Vehicle, VehicleKind
 from fulfilment.core.audit import record_change
-from fulfilment.core.db import is_postgres, session_scope
+from fulfilment.core.db import advisory_xact_lock, session_scope
 from fulfilment.core.errors import FulfilmentError, InvalidInput, NotFound
 from fulfilment.core.models import GridStation, Wave
 
@@ -518,11 +518,7 @@ def _make_version(session: Session, c: _Inputs, *, now: datetime, time_limit_s: 
         raise InvalidInput(
             f"plan version {base.version}", "plan", "every stop with goods is on the plan already"
         )
-    if is_postgres(session):  # versions are numbered one at a time per wave
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || :k, 0))"),
-            {"k": f":plan-version:{wave.id}"},
-        )
+    advisory_xact_lock(session, f"plan-version:{wave.id}")  # versions numbered one at a time
     version = start_plan(
         session,
         wave=wave,

@@ -20,17 +20,16 @@ import os
 import socket
 import threading
 import uuid
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select, text
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, sessionmaker
 
-from fulfilment.core.db import insert_ignore, is_postgres, session_scope
+from fulfilment.core.db import advisory_xact_lock, insert_ignore, session_scope
 from fulfilment.core.models import Base, Region, _enum
 from fulfilment.waves.cutoff import cut_off_wave
 from fulfilment.waves.deadlines import refresh_cutoff_statistics
@@ -146,9 +145,7 @@ class RunOutcome:
 
 
 def _lock(session: Session, region_id: int, delivery_date: date) -> None:
-    if is_postgres(session):
-        key = zlib.crc32(f"pipeline:{region_id}:{delivery_date.isoformat()}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    advisory_xact_lock(session, f"pipeline:{region_id}:{delivery_date.isoformat()}")
 
 
 def _run_for_update(session: Session, region_id: int, delivery_date: date) -> PipelineRun | None:

@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import String, Table, insert, select, text
+from sqlalchemy import String, Table, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -44,7 +44,7 @@ from fulfilment.core.csvimport import (
     decode,
     text_fault,
 )
-from fulfilment.core.db import is_postgres
+from fulfilment.core.db import advisory_xact_lock, is_postgres
 from fulfilment.core.errors import InvalidInput, SoldOut
 from fulfilment.core.models import (
     AuditEntry,
@@ -646,11 +646,7 @@ def _place(
     report = ImportReport(orders_already_present=plan.replays)
     if not plan.orders:
         return report
-    if is_postgres(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-            {"k": f"import:{scope}"},
-        )
+    advisory_xact_lock(session, f"import:{scope}")
     # Under the lock, an import that ran meanwhile may have placed some of these orders.
     again = _replays_dropped(session, scope, region, plan.orders, errors)
     report.orders_already_present += again.count(None)

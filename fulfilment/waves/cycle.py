@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, func, select, text
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from fulfilment.core.db import insert_ignore, is_postgres
+from fulfilment.core.db import advisory_xact_lock, insert_ignore, is_postgres
 from fulfilment.core.errors import NotFound
 from fulfilment.core.models import Region, Wave, WaveStatus
 
@@ -74,19 +74,10 @@ def shared_wave_lock(key: ColumnElement[str]) -> ColumnElement[Any]:
     )
 
 
-_WAVE_LOCKS = {
-    exclusive: text(f"SELECT {name}(hashtextextended(current_schema() || ':' || :k, 0))")
-    for exclusive, name in (
-        (True, "pg_advisory_xact_lock"),
-        (False, "pg_advisory_xact_lock_shared"),
-    )
-}
-
-
 def _wave_advisory_lock(
     session: Session, region: Region, delivery_date: date, *, exclusive: bool
 ) -> None:
-    session.execute(_WAVE_LOCKS[exclusive], {"k": wave_lock_key(region, delivery_date)})
+    advisory_xact_lock(session, wave_lock_key(region, delivery_date), shared=not exclusive)
 
 
 _WAVE_OF_DAY = select(Wave).where(

@@ -312,16 +312,18 @@ def _cut_off_wave(sessions):
         return wave.id, summary.delivery_date
 
 
-def _wait_for_lock_waiter(engine, timeout_s=30.0):
-    """Until some backend of this database waits on a lock (the racing statement blocked)."""
+def _wait_for_lock_waiter(engine, holder_pid: int, timeout_s=30.0):
+    """Until a backend waits on a lock that `holder_pid` holds (the racing statement blocked on
+    this test's first transaction, not some other test's backend of the shared database)."""
     deadline = time.monotonic() + timeout_s
     with engine.connect() as conn:
         while time.monotonic() < deadline:
             waiting = conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE :holder = ANY(pg_blocking_pids(pid))"
+                ),
+                {"holder": holder_pid},
             ).scalar()
             if waiting:
                 return
@@ -360,9 +362,10 @@ def test_two_stores_of_one_part_at_once_store_it_once(pg_url):
     first = sessions()
     try:
         assert store(first) is True  # stored, not committed yet
+        holder = first.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
         with ThreadPoolExecutor(1) as pool:
             second = pool.submit(lambda: _in_scope(sessions, store))
-            _wait_for_lock_waiter(engine)
+            _wait_for_lock_waiter(engine, holder)
             first.commit()
             assert second.result(60) is False
     finally:

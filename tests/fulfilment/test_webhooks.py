@@ -390,7 +390,13 @@ def test_failed_messages_are_sent_again_by_the_admin_but_never_a_removed_endpoin
         with pytest.raises(InvalidInput):
             retry_failed(s, now=utcnow(), actor="user:root")
         assert s.get_one(WebhookMessage, b1).state == MessageState.FAILED
-        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "webhook.retried")))
+        entries = list(
+            s.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.action == "webhook.retried")
+                .order_by(AuditEntry.id)
+            )
+        )
         assert [(e.entity, e.entity_id, e.after) for e in entries] == [
             ("webhook_message", a1, {"messages": 1, "ids": [a1]}),
             ("webhook_message", a1, {"messages": 0, "ids": []}),

@@ -74,6 +74,7 @@ def test_the_admin_creates_a_product_and_previews_a_file_on_a_phone_in_chinese(s
         page.select_option("select[name=zone]", "chilled")
         page.fill("input[name=bin_code]", "B-03-2")
         page.click("button:has-text('保存')")
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "重量（克）：克数，整数。" in page.inner_text("[role=alert]")
         assert page.get_attribute("input[name=weight_g]", "aria-invalid") == "true"
         _fits(page)
@@ -90,6 +91,7 @@ def test_the_admin_creates_a_product_and_previews_a_file_on_a_phone_in_chinese(s
         source.write_text(BAD_FILE, encoding="utf-8")
         page.set_input_files("input[name=file]", str(source))
         page.click("button:has-text('检查文件')")
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         assert "2 处错误：不会写入任何内容" in page.inner_text("[role=alert]")
         rows = page.locator("table.errors tr").all_inner_texts()
         assert any(r.startswith("3\tweight_g") for r in rows), rows

@@ -1,6 +1,6 @@
 """The dispatcher's map in Debian's Chromium (Playwright), served by gunicorn on PostgreSQL."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_or_skip, served_by_gunicorn
@@ -108,7 +108,9 @@ def tomorrow(pg_url, tmp_path):
     sessions = app.extensions["groupbuy"]["sessions"]
     real = datetime.now(UTC)
     with session_scope(sessions) as s:
-        summary = build_demo(s, leaders=12, orders=100, now=real)
+        # the wave delivering tomorrow or later: at any hour of the day, no van has left yet
+        # (the demo's shifts start at 05:30 local; today's vans may be out already)
+        summary = build_demo(s, leaders=12, orders=100, now=real + timedelta(days=1))
         region = get_region(s, summary.region_code)
         due = cutoff_for_delivery(region, summary.delivery_date)
         wave, _ = cut_off_wave(s, region=region, delivery_date=summary.delivery_date, now=due)

@@ -92,6 +92,7 @@ def test_a_members_three_bags_handed_over_by_phone_tail(served, tmp_path):
         _measure(page, shots, "02-arrival-count")
         page.get_by_role("button", name="减一").nth(1).click()  # Milk 1L: 3 → 2
         page.get_by_role("button", name="核对").click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         _measure(page, shots, "03-arrival-review")
         page.get_by_role("button", name="确认到货").click()
         page.wait_for_url("**/leader/arrival")
@@ -107,6 +108,7 @@ def test_a_members_three_bags_handed_over_by_phone_tail(served, tmp_path):
         _measure(page, shots, "06-pickups")
         page.fill("#tail", "5678")
         page.get_by_role("button", name="按手机尾号查找").click()
+        page.wait_for_load_state()  # the new page whole, not as far as parsed
         card = page.locator(".card", has_text="张**")
         for bag in ("1号袋", "4号袋", "5号袋"):
             assert card.get_by_text(bag).count() == 1

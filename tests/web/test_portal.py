@@ -380,7 +380,9 @@ def test_a_correction_is_a_new_entry_never_an_overwrite(app, leader1, portal):
         ).all()
         # the first short unit on M1's latest MILK line (2 units), the second one too (room left)
         assert lines == [portal.orders["M1b"].line_ids[0]] * 2
-        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "arrival")).all()
+        actions = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.entity == "arrival").order_by(AuditEntry.id)
+        ).all()
         assert actions == ["arrival.confirmed", "arrival.corrected"]
     assert "confirmed 2" in leader1.get("/leader/arrival").text
 
