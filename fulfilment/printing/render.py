@@ -1,7 +1,7 @@
 """One entry point for every printed document: `render_document(session, kind=…, format=…)`
-gathers the data (documents) and lays it out (pdf, html, tables, thermal). The CLI writes the
-bytes to a file, the web sends them; neither sees a half-written file: a missing cutoff or plan
-is an error before anything is produced."""
+gathers the data (documents) and lays it out (pdf, html, tables, thermal, escpos). The CLI
+writes the bytes to a file or sends them to a printer, the web sends them; neither sees a
+half-written document: a missing cutoff or plan is an error before anything is produced."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fulfilment.core.errors import InvalidInput
 from fulfilment.core.sheets import csv_bytes, xlsx_bytes
 
 from . import documents as docs
-from . import html, pdf, tables, thermal
+from . import escpos, html, pdf, tables, thermal
 from .pdf import MissingGlyphs, whole_font
 from .words import Gettext
 
@@ -37,15 +37,18 @@ class Format(StrEnum):
     XLSX = "xlsx"
     THERMAL80 = "thermal80"
     THERMAL58 = "thermal58"
+    ESCPOS80 = "escpos80"
+    ESCPOS58 = "escpos58"
 
 
 TABULAR = (Format.PDF, Format.HTML, Format.CSV, Format.XLSX)
 THERMAL = (Format.THERMAL80, Format.THERMAL58)
+ESCPOS = (Format.ESCPOS80, Format.ESCPOS58)  # what may go to a raw printer (`--printer`)
 FORMATS: dict[Kind, tuple[Format, ...]] = {
     Kind.PICKLIST: TABULAR,
     Kind.STATIONS: TABULAR,
-    Kind.SORTING: TABULAR + THERMAL,
-    Kind.LABELS: TABULAR + THERMAL,
+    Kind.SORTING: TABULAR + THERMAL + ESCPOS,
+    Kind.LABELS: TABULAR + THERMAL + ESCPOS,
     Kind.ROUTE_SHEETS: TABULAR,
     Kind.LOADING: TABULAR,
     Kind.PURCHASE: TABULAR,
@@ -57,6 +60,8 @@ MEDIA_TYPES = {
     Format.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     Format.THERMAL80: "text/plain; charset=utf-8",
     Format.THERMAL58: "text/plain; charset=utf-8",
+    Format.ESCPOS80: "application/octet-stream",
+    Format.ESCPOS58: "application/octet-stream",
 }
 EXTENSIONS = {
     Format.PDF: "pdf",
@@ -65,6 +70,8 @@ EXTENSIONS = {
     Format.XLSX: "xlsx",
     Format.THERMAL80: "80mm.txt",
     Format.THERMAL58: "58mm.txt",
+    Format.ESCPOS80: "80mm.prn",  # a printer file: `nc HOST 9100 < it`, or `copy /b` on Windows
+    Format.ESCPOS58: "58mm.prn",
 }
 
 
@@ -139,6 +146,9 @@ def _render(session, kind, wave, fmt, _, locale, station_code, now) -> bytes:
         if fmt in THERMAL:
             width = thermal.WIDTHS[fmt.value]
             return thermal.sorting_thermal(sheets, width=width, _=_, locale=locale).encode()
+        if fmt in ESCPOS:
+            width = escpos.WIDTHS[fmt.value]
+            return escpos.sorting_escpos(sheets, width=width, _=_, locale=locale)
         return _lay_out(
             fmt,
             pdf=lambda: pdf.sorting_pdf(sheets, _=_, locale=locale),
@@ -164,6 +174,8 @@ def _render(session, kind, wave, fmt, _, locale, station_code, now) -> bytes:
         if fmt in THERMAL:
             width = thermal.WIDTHS[fmt.value]
             return thermal.labels_thermal(labels, width=width, _=_).encode()
+        if fmt in ESCPOS:
+            return escpos.labels_escpos(labels, width=escpos.WIDTHS[fmt.value], _=_)
         return _lay_out(
             fmt,
             pdf=lambda: pdf.labels_pdf(labels, _=_, locale=locale),

@@ -1,6 +1,8 @@
-"""Thermal-roll layouts of the sorting lists and crate labels, as plain text.
+"""Thermal-roll layouts of the sorting lists and crate labels: laid out once as tickets (lines,
+their emphasis, a label's QR payload) for a roll, written here as plain text and in `escpos` as
+the bytes an ESC/POS printer prints.
 
-The format (docs/printing.md): UTF-8 text, one printed line per text line (LF), never wider
+The text format (docs/printing.md): UTF-8 text, one printed line per text line (LF), never wider
 than the roll: 48 columns on 80 mm paper (576 dots at 12 dots a column), 32 on 58 mm (384 dots),
 a CJK character counting two columns (Unicode East Asian Width W or F), every other character
 one. A ticket (a leader's list, a crate's label) ends with a form feed (FF, 0x0C): the printer's
@@ -12,7 +14,8 @@ scanner would read.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from .documents import Labels, SortingSheet
 from .pdf import crate_title, label_lines
@@ -30,12 +33,44 @@ def display_width(text: str) -> int:
     )
 
 
-def wrap(text: str, width: int) -> list[str]:
+Measure = Callable[[str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Roll:
+    """What a ticket is laid out for: the roll's columns, the columns a text takes on it, and
+    whether its lines can print at double size (plain text cannot)."""
+
+    columns: int
+    measure: Measure = display_width
+    double_size: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A printed line. `scale` 2 prints it at double width and height: each of its characters
+    takes twice its columns, so it was laid out in half the roll."""
+
+    text: str
+    bold: bool = False
+    scale: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """What prints between two cuts: a leader's sorting list, or a crate's label with the
+    payload of its QR code (printed after its lines)."""
+
+    lines: tuple[Line, ...]
+    qr: str | None = None
+
+
+def wrap(text: str, width: int, measure: Measure = display_width) -> list[str]:
     """The text in lines of at most `width` columns, broken at any character (CJK has no
     spaces to break at)."""
     lines, line, used = [], "", 0
     for ch in text:
-        w = display_width(ch)
+        w = measure(ch)
         if used + w > width:
             lines.append(line)
             line, used = "", 0
@@ -45,65 +80,119 @@ def wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def two_sides(left: str, right: str, width: int) -> list[str]:
+def two_sides(left: str, right: str, width: int, measure: Measure = display_width) -> list[str]:
     """`left … right` on one line when both fit, else the left wrapped and the right below."""
-    gap = width - display_width(left) - display_width(right)
+    gap = width - measure(left) - measure(right)
     if gap >= 1:
         return [left + " " * gap + right]
-    return wrap(left, width) + [" " * max(width - display_width(right), 0) + right]
+    return wrap(left, width, measure) + [" " * max(width - measure(right), 0) + right]
 
 
 def rule(width: int, ch: str = "-") -> str:
     return ch * width
 
 
-def sorting_thermal(sheets: Sequence[SortingSheet], *, width: int, _: Gettext, locale: str) -> str:
+class _Ticket:
+    """A ticket being laid out on a roll: each call adds the lines of one block of text."""
+
+    def __init__(self, roll: Roll) -> None:
+        self.roll = roll
+        self.lines: list[Line] = []
+
+    def text(self, text: str, *, bold: bool = False) -> None:
+        self.lines += [Line(t, bold) for t in wrap(text, self.roll.columns, self.roll.measure)]
+
+    def sides(self, left: str, right: str, *, bold: bool = False, big: bool = False) -> None:
+        scale = 2 if big and self._fits_doubled(left + " " + right) else 1
+        width = self.roll.columns // scale
+        lines = two_sides(left, right, width, self.roll.measure)
+        self.lines += [Line(t, bold or big, scale) for t in lines]
+
+    def heading(self, text: str) -> None:
+        """Double size where the roll can print it and it fits on one line; else bold."""
+        if self._fits_doubled(text):
+            self.lines.append(Line(text, True, 2))
+        else:
+            self.text(text, bold=True)
+
+    def rule(self, ch: str = "-") -> None:
+        self.lines.append(Line(rule(self.roll.columns, ch)))
+
+    def done(self, qr: str | None = None) -> Ticket:
+        return Ticket(tuple(self.lines), qr)
+
+    def _fits_doubled(self, text: str) -> bool:
+        return self.roll.double_size and 2 * self.roll.measure(text) <= self.roll.columns
+
+
+def sorting_tickets(
+    sheets: Sequence[SortingSheet], roll: Roll, *, _: Gettext, locale: str
+) -> list[Ticket]:
     """One ticket per leader: the point, then crate by crate each bag and its lines."""
-    out: list[str] = []
+    tickets = []
     for s in sheets:
-        lines: list[str] = []
-        lines += wrap(_("Sorting list") + f" {s.leader_code}", width)
-        lines += wrap(s.pickup_name, width)
-        lines += wrap(
+        t = _Ticket(roll)
+        t.heading(_("Sorting list") + f" {s.leader_code}")
+        t.text(s.pickup_name, bold=True)
+        t.text(
             f"{_('leader %(name)s') % {'name': s.leader}} · "
-            f"{_('Station %(code)s') % {'code': s.station_code}}",
-            width,
+            f"{_('Station %(code)s') % {'code': s.station_code}}"
         )
-        lines += wrap(
-            f"{day(s.heading.delivery_date, locale)} · {_('%(n)s bags') % {'n': s.bag_count}}",
-            width,
-        )
+        t.text(f"{day(s.heading.delivery_date, locale)} · {_('%(n)s bags') % {'n': s.bag_count}}")
         for crate in s.crates:
-            lines.append(rule(width, "="))
-            lines += wrap(crate_title(_, crate), width)
+            t.rule("=")
+            t.text(crate_title(_, crate), bold=True)
             for bag in crate.bags:
-                lines.append(rule(width))
-                lines += wrap(f"{_('Bag %(no)s') % {'no': bag.bag_no}} {bag.member}", width)
+                t.rule()
+                t.text(f"{_('Bag %(no)s') % {'no': bag.bag_no}} {bag.member}", bold=True)
                 for line in bag.lines:
-                    lines += two_sides(f" {line.name}", f"×{line.quantity}", width)
-        lines.append(rule(width, "="))
+                    t.sides(f" {line.name}", f"×{line.quantity}")
+        t.rule("=")
+        tickets.append(t.done())
+    return tickets
+
+
+def label_tickets(doc: Labels, roll: Roll, *, _: Gettext) -> list[Ticket]:
+    """One ticket per crate: the words of its label, its LOAD number large, its QR payload."""
+    tickets = []
+    for crate in doc.crates:
+        w = label_lines(_, crate)
+        t = _Ticket(roll)
+        t.text(w["code"], bold=True)
+        t.rule("=")
+        t.sides(f"[{w['mark']}] {w['zone']}", w["count"], bold=True)
+        for key in ("point", "leader", "station", "route"):
+            t.text(w[key])
+        if w["oversize"]:
+            t.text(w["oversize"], bold=True)
+        t.sides("", w["load"], big=True)
+        tickets.append(t.done(crate.qr))
+    return tickets
+
+
+def as_text(tickets: Iterable[Ticket], roll: Roll) -> str:
+    """The tickets as thermal text: their lines, a label's `QR:` line, a form feed after each."""
+    out = []
+    for ticket in tickets:
+        lines = [line.text for line in ticket.lines]
+        if ticket.qr is not None:
+            lines += wrap(f"QR:{ticket.qr}", roll.columns, roll.measure)
         out.append("\n".join(lines) + "\n" + CUT)
     return "".join(out)
+
+
+def sorting_thermal(sheets: Sequence[SortingSheet], *, width: int, _: Gettext, locale: str) -> str:
+    """The sorting lists as thermal text, a ticket per leader."""
+    roll = Roll(width)
+    return as_text(sorting_tickets(sheets, roll, _=_, locale=locale), roll)
+
+
+def labels_thermal(doc: Labels, *, width: int, _: Gettext) -> str:
+    """The crate labels as thermal text, a ticket per crate with its `QR:` line."""
+    roll = Roll(width)
+    return as_text(label_tickets(doc, roll, _=_), roll)
 
 
 def check_width(text: str, width: int) -> Iterable[str]:
     """The lines of a thermal text wider than `width` (none, if it is right)."""
     return [line for line in text.replace(CUT, "").split("\n") if display_width(line) > width]
-
-
-def labels_thermal(doc: Labels, *, width: int, _: Gettext) -> str:
-    """One ticket per crate: the words of its label, and its QR payload on a `QR:` line."""
-    out = []
-    for crate in doc.crates:
-        w = label_lines(_, crate)
-        lines = wrap(w["code"], width)
-        lines.append(rule(width, "="))
-        lines += two_sides(f"[{w['mark']}] {w['zone']}", w["count"], width)
-        for key in ("point", "leader", "station", "route"):
-            lines += wrap(w[key], width)
-        if w["oversize"]:
-            lines += wrap(w["oversize"], width)
-        lines += two_sides("", w["load"], width)
-        lines += wrap(f"QR:{crate.qr}", width)
-        out.append("\n".join(lines) + "\n" + CUT)
-    return "".join(out)

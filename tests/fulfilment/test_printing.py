@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import openpyxl
 import pytest
+from babel.support import Translations
+from escpos_reader import read_escpos
 from printing_support import (
     build_cut_demo,
     ink_share,
@@ -20,11 +22,15 @@ from printing_support import (
 from sqlalchemy import select, update
 
 from fulfilment.core.db import session_scope
+from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import Leader, Member, Order, Product, Wave
 from fulfilment.printing.documents import NotPrintable, bin_walk_key, warehouse_picklist
+from fulfilment.printing.printers import PrinterAddress, parse_printer
 from fulfilment.printing.render import FORMATS, Format, Kind, render_document
 from fulfilment.printing.thermal import WIDTHS, check_width, display_width
+from fulfilment.waves.crates import Crate
 from fulfilment.waves.cycle import ensure_wave
+from web.i18n import CHINESE, TRANSLATIONS
 
 HOSTILE = '=HYPERLINK("http://x","y")'
 
@@ -49,7 +55,7 @@ def render(sessions, wave_id, kind, fmt, **kw):
             kind=kind,
             wave_id=wave_id,
             format=fmt,
-            _=lambda text: text,
+            _=kw.pop("_", lambda text: text),
             locale=kw.pop("locale", "zh_Hans_CN"),
             **kw,
         )
@@ -348,3 +354,138 @@ def test_a_rare_character_is_printed_with_the_whole_font(wave):
     finally:
         with session_scope(sessions) as s:
             s.scalars(select(Leader).where(Leader.code == code)).one().pickup_name = "阳光花园"
+
+
+# ---------------------------------------------------------------------------------------------
+# ESC/POS: the thermal layouts as the bytes a Chinese warehouse printer prints
+
+ZH = Translations.load(str(TRANSLATIONS), [CHINESE]).gettext
+ESCPOS_OF = {Format.ESCPOS80: Format.THERMAL80, Format.ESCPOS58: Format.THERMAL58}
+
+
+def printer_columns(text: str) -> int:
+    """What the printer takes in Chinese mode: an ASCII character one column, any other (a
+    GB18030 character, printed from the 24×24 font) two."""
+    return sum(1 if ord(ch) < 0x80 else 2 for ch in text)
+
+
+def assert_prints_on_the_roll(printout, width):
+    """ESC @ first, Chinese mode on before any text, every line within the roll both by East
+    Asian width and by the printer's own count, a double-size line counting double."""
+    assert printout.commands[0] == "ESC @"
+    assert printout.commands.index("FS &") < printout.commands.index("TEXT")
+    lines = [line for t in printout.tickets for line in t.lines]
+    too_wide = [
+        line
+        for line in lines
+        if max(display_width(line.text), printer_columns(line.text)) * line.scale > width
+    ]
+    assert too_wide == []
+    return lines
+
+
+def words(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.mark.parametrize("fmt", [Format.ESCPOS80, Format.ESCPOS58])
+def test_escpos_sorting_lists_print_the_thermal_layout(wave, fmt):
+    """The sorting lists in ESC/POS: initialised, Chinese mode on, GB18030 text within the roll
+    (the 50-character point name wrapped), the same words in the same order as the thermal
+    text, a double-size heading per leader and one partial cut per leader; members masked, no
+    full phone and no pickup code in the bytes."""
+    sessions, wave_id = wave
+    rendered = render(sessions, wave_id, Kind.SORTING, fmt, _=ZH)
+    assert rendered.media_type == "application/octet-stream"
+    assert rendered.filename.endswith(".prn")
+    raw = rendered.content
+    printout = read_escpos(raw)
+    width = {Format.ESCPOS80: 48, Format.ESCPOS58: 32}[fmt]
+    lines = assert_prints_on_the_roll(printout, width)
+    thermal = render(sessions, wave_id, Kind.SORTING, ESCPOS_OF[fmt], _=ZH).content.decode()
+    leaders = [t.split("\n")[0] for t in thermal.split("\f")[:-1]]
+    assert len(leaders) >= 5 and all(h.startswith("分拣单 L") for h in leaders)
+    assert printout.cuts == len(printout.tickets) == len(leaders)
+    assert printout.commands.count("GS V 66 0") == len(leaders)
+    assert [t.lines[0].text for t in printout.tickets] == leaders
+    assert all(t.lines[0].scale == 2 and t.lines[0].bold for t in printout.tickets)
+    decoded = "\n".join(line.text for line in lines)
+    assert words(decoded) == words(thermal.replace("\f", ""))
+    assert "阳光花园阳光花园" in decoded and "号袋" in decoded and "×" in decoded
+    assert re.search(r"\d+号袋 \w\*", decoded)
+    phones, codes, _points, _products = secrets_of(sessions, wave_id)
+    assert not [p for p in phones if p.encode() in raw]
+    assert not [c for c in codes if c.encode() in raw]
+
+
+@pytest.mark.parametrize("fmt", [Format.ESCPOS80, Format.ESCPOS58])
+def test_escpos_labels_carry_their_crates_qr_code(wave, fmt):
+    """A crate label in ESC/POS: one ticket and one partial cut per crate of the wave, each with
+    one QR code (GS ( k: model 2, module size, error correction M, stored with pL pH = length
+    + 3, printed) carrying `GBC:<id>` of the crate whose code heads the label; the LOAD number
+    double size; the words those of the thermal label."""
+    sessions, wave_id = wave
+    raw = render(sessions, wave_id, Kind.LABELS, fmt, _=ZH).content
+    printout = read_escpos(raw)
+    width = {Format.ESCPOS80: 48, Format.ESCPOS58: 32}[fmt]
+    lines = assert_prints_on_the_roll(printout, width)
+    with session_scope(sessions) as s:
+        codes = dict(s.execute(select(Crate.id, Crate.code).where(Crate.wave_id == wave_id)).all())
+    assert printout.cuts == len(printout.tickets) == len(codes) > 10
+    seen = set()
+    for ticket in printout.tickets:
+        (payload,) = ticket.qrs
+        crate_id = int(payload.removeprefix("GBC:"))
+        assert payload == f"GBC:{crate_id}" and ticket.lines[0].text == codes[crate_id]
+        seen.add(crate_id)
+        length = len(payload) + 3
+        stored = b"\x1d(k" + bytes([length % 256, length // 256]) + b"1P0" + payload.encode()
+        assert stored + b"\x1d(k\x03\x001Q0" in raw
+        (load,) = [line for line in ticket.lines if "装车" in line.text]
+        assert load.scale == 2
+    assert seen == set(codes)
+    qr_commands = [c for c in printout.commands if c.startswith("GS ( k")]
+    assert qr_commands == ["GS ( k 65", "GS ( k 67", "GS ( k 69", "GS ( k 80", "GS ( k 81"] * len(
+        codes
+    )
+    assert b"\x1d(k\x03\x001E1" in raw  # error correction M
+    thermal = render(sessions, wave_id, Kind.LABELS, ESCPOS_OF[fmt], _=ZH).content.decode()
+    without_qr = re.sub(r"^QR:.*$", "", thermal.replace("\f", ""), flags=re.M)
+    assert words("\n".join(line.text for line in lines)) == words(without_qr)
+    with session_scope(sessions) as s:
+        leaders = set(s.scalars(select(Leader.name))) | set(s.scalars(select(Leader.phone)))
+    assert not [x for x in leaders if x.encode("gb18030") in raw]
+
+
+def test_escpos_prints_no_command_from_a_name(wave):
+    """A point name holding control characters (ESC i, a line feed, GS V) prints them as
+    spaces, never as commands: the tickets and cuts stay one per leader; a character outside
+    GBK (𠮷, four bytes in GB18030) prints as itself, two columns wide."""
+    sessions, wave_id = wave
+    with session_scope(sessions) as s:
+        leader = s.scalars(select(Leader).order_by(Leader.code.desc())).first()
+        leader.pickup_name, code = "𠮷野\x1bi家\n\x1dVB园\u200b", leader.code
+    try:
+        raw = render(sessions, wave_id, Kind.SORTING, Format.ESCPOS58, _=ZH).content
+        thermal = render(sessions, wave_id, Kind.SORTING, Format.THERMAL58, _=ZH).content
+    finally:
+        with session_scope(sessions) as s:
+            s.scalars(select(Leader).where(Leader.code == code)).one().pickup_name = "阳光花园"
+    printout = read_escpos(raw)
+    assert printout.cuts == thermal.count(b"\f")
+    assert printout.commands.count("ESC i") == 0
+    (ticket,) = [t for t in printout.tickets if t.lines[0].text.endswith(code)]
+    assert ticket.lines[1].text == "𠮷野 i家  VB园"
+    assert_prints_on_the_roll(printout, 32)
+
+
+def test_printer_addresses():
+    """`tcp://HOST[:PORT]` names a raw printer, port 9100 unless given, an IPv6 host in
+    brackets; anything else is refused naming the printer's address."""
+    assert parse_printer("tcp://10.0.8.21") == PrinterAddress("10.0.8.21", 9100)
+    assert parse_printer("tcp://xp80.lan:9101") == PrinterAddress("xp80.lan", 9101)
+    assert str(parse_printer("tcp://[fd00::7]")) == "tcp://[fd00::7]:9100"
+    for bad in ("10.0.8.21", "http://10.0.8.21", "tcp://", "tcp://h:99999", "tcp://h/queue"):
+        with pytest.raises(InvalidInput) as err:
+            parse_printer(bad)
+        assert (err.value.record, err.value.field) == ("printer", "address")

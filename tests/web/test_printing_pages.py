@@ -1,8 +1,12 @@
 """The print hub and its downloads (web/warehouse) and `groupbuy print` (web/cli/printing)."""
 
+import queue
+import socket
+import threading
 from datetime import timedelta
 
 import pytest
+from escpos_reader import read_escpos
 from portal_factories import PASSWORD, login
 from printing_support import build_cut_demo, pdf_text
 from sqlalchemy import select
@@ -36,6 +40,14 @@ def app(tmp_path, sqlite_template):
             role=Role.WAREHOUSE,
             region_code="SH",
             locale="zh_Hans_CN",
+        )
+        create_user(
+            s,
+            username="wh-en",
+            password=PASSWORD,
+            role=Role.WAREHOUSE,
+            region_code="SH",
+            locale="en",
         )
         cut = s.get(Wave, wave_id)
         open_id = ensure_wave(s, cut.region, cut.delivery_date + timedelta(days=1)).id
@@ -111,3 +123,121 @@ def test_print_command_writes_the_file_or_nothing(app, tmp_path):
     )
     assert result.exit_code == 1 and "not cut off" in result.output
     assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("user", "heading", "hub_label"),
+    [("wh", "分拣单", "热敏打印机 80mm"), ("wh-en", "Sorting list", "ESC/POS printer 80 mm")],
+)
+def test_hub_offers_escpos_downloads(app, client, user, heading, hub_label):
+    """The hub offers sorting lists and labels as ESC/POS, labelled in the user's language; the
+    download is a printer file (application/octet-stream, .prn) that starts with ESC @ and
+    prints the user's language."""
+    wave_id, _open = app.config["WAVES"]
+    login(client, user)
+    hub = client.get(f"/warehouse/waves/{wave_id}")
+    assert hub_label in hub.text
+    for kind in ("sorting", "labels"):
+        href = f"/warehouse/waves/{wave_id}/print/{kind}.escpos80"
+        assert href in hub.text
+        got = client.get(href)
+        assert got.status_code == 200
+        assert got.mimetype == "application/octet-stream"
+        assert got.headers["Content-Disposition"].startswith("attachment;")
+        assert got.headers["Content-Disposition"].endswith('.80mm.prn"')
+        assert got.data.startswith(b"\x1b@\x1c&")
+        printout = read_escpos(got.data)
+        assert printout.cuts == len(printout.tickets) > 1
+    first = read_escpos(client.get(f"/warehouse/waves/{wave_id}/print/sorting.escpos58").data)
+    assert first.tickets[0].lines[0].text.startswith(heading)
+
+
+class RawPrinter:
+    """A network printer for the tests: listens on 127.0.0.1 (port 9100's part), says a status
+    byte when a client connects, as printers with status back do, and keeps each job it is
+    sent, read until the client closes."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = self.listener.getsockname()[1]
+        self.jobs: queue.Queue[bytes] = queue.Queue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _addr = self.listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                conn.sendall(b"\x14")
+                chunks = []
+                while data := conn.recv(65536):
+                    chunks.append(data)
+                self.jobs.put(b"".join(chunks))
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def printer():
+    raw = RawPrinter()
+    yield raw
+    raw.close()
+
+
+def test_print_command_sends_escpos_to_a_network_printer(app, tmp_path, printer):
+    """`groupbuy print labels --format escpos80 --printer tcp://127.0.0.1:PORT` sends the
+    printer exactly the bytes `--output` writes, once, and says how many it sent."""
+    wave_id, _open = app.config["WAVES"]
+    runner = app.test_cli_runner()
+    out = tmp_path / "labels.prn"
+    args = ["print", "labels", "--wave", str(wave_id), "--format", "escpos80"]
+    result = runner.invoke(args=args + ["--output", str(out)])
+    assert result.exit_code == 0, result.output
+    address = f"tcp://127.0.0.1:{printer.port}"
+    result = runner.invoke(args=args + ["--printer", address])
+    assert result.exit_code == 0, result.output
+    job = printer.jobs.get(timeout=10)
+    assert job == out.read_bytes() and job.startswith(b"\x1b@")
+    assert f"sent {len(job)} bytes to {address}" in result.output
+    assert printer.jobs.empty()
+
+
+def test_print_command_refuses_what_a_printer_cannot_take(app, tmp_path, printer):
+    """A closed port is an error naming the printer's address (exit 1), with no file left
+    anywhere; a PDF or thermal text to a printer is refused naming --format, and --output
+    with --printer (or neither) is refused, before anything is sent."""
+    wave_id, _open = app.config["WAVES"]
+    runner = app.test_cli_runner()
+    files = sorted(tmp_path.iterdir())
+    with socket.create_server(("127.0.0.1", 0)) as s:  # a port that was free, and is closed
+        closed = s.getsockname()[1]
+    args = ["print", "sorting", "--wave", str(wave_id)]
+    result = runner.invoke(
+        args=args + ["--format", "escpos58", "--printer", f"tcp://127.0.0.1:{closed}"]
+    )
+    assert result.exit_code == 1
+    assert f"printer tcp://127.0.0.1:{closed}: connection refused" in result.output
+    assert "nothing was sent" in result.output
+    assert sorted(tmp_path.iterdir()) == files
+    good = f"tcp://127.0.0.1:{printer.port}"
+    for fmt in ("pdf", "thermal80"):
+        result = runner.invoke(args=args + ["--format", fmt, "--printer", good])
+        assert result.exit_code == 2
+        assert "'--format'" in result.output and "cannot go to a printer" in result.output
+    both = args + ["--format", "escpos80", "--printer", good, "--output", str(tmp_path / "x")]
+    for wrong in (both, args + ["--format", "escpos80"]):
+        result = runner.invoke(args=wrong)
+        assert result.exit_code == 2 and "either --output FILE or --printer" in result.output
+    result = runner.invoke(args=args + ["--format", "escpos80", "--printer", "lpt1"])
+    assert result.exit_code == 2 and "'--printer'" in result.output
+    assert sorted(tmp_path.iterdir()) == files
+    assert printer.jobs.empty()
