@@ -147,4 +147,19 @@ def test_warehouse_user_prints_every_pdf_from_the_hub(served, tmp_path):
             assert all(embedded for _name, embedded in pdf_fonts(content)), kind
             text = pdf_text(content)
             assert "波次" in text or "网格站" in text, kind
+        # on a phone the hub reads top to bottom: nothing wider than the screen, a station's
+        # links folded until asked for
+        phone = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+        page = phone.new_page()
+        _sign_in(page, base)
+        page.goto(f"{base}/warehouse/waves/{wave_id}")
+        page.wait_for_load_state()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        sorting = page.locator("#doc-sorting")
+        assert "整个波次：" in sorting.inner_text()
+        station_pdfs = sorting.locator("details a", has_text="PDF")
+        assert station_pdfs.count() >= 1 and not station_pdfs.first.is_visible()
+        sorting.locator("summary").click()
+        assert station_pdfs.first.is_visible()
+        page.screenshot(path=str(tmp_path / "hub-360.png"), full_page=True)
         browser.close()
