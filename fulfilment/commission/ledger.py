@@ -254,6 +254,31 @@ def reverse_refunds(
     return _insert_entries(session, query)
 
 
+def _share_due_lines(
+    session: Session, *, region_id: int, now: datetime, due_since: datetime | None
+) -> None:
+    """Lock the order lines about to settle (FOR SHARE, in id order). An after-sales refund
+    locks its line (FOR UPDATE) with its reversal: one still open is waited for, so that the
+    settlement reads its reversal once it commits, and one that comes later waits for the
+    settlement and finds the line settled. Without it, a refund committing while the
+    settlement computed would be reversed and paid both."""
+    accrued = aliased(CommissionEntry)
+    due = select(accrued.order_line_id).where(
+        accrued.kind == EntryKind.ACCRUED,
+        accrued.region_id == region_id,
+        accrued.settle_after <= now,
+        ~_settled_exists(accrued),
+    )
+    if due_since is not None:
+        due = due.where(accrued.settle_after > due_since)
+    session.execute(
+        select(OrderLine.id)
+        .where(OrderLine.id.in_(due))
+        .order_by(OrderLine.id)
+        .with_for_update(read=True)
+    )
+
+
 def settle_due(
     session: Session,
     *,
@@ -267,6 +292,7 @@ def settle_due(
     commission on what the reversals left (a line wholly refunded stays reversed, unsettled).
     `due_since` bounds the lines looked at to those whose window closes after it (the previous
     settlement settled the others). Returns (reversals, settlements) written, as (line, cents)."""
+    _share_due_lines(session, region_id=region_id, now=now, due_since=due_since)
     reversed_ = reverse_refunds(
         session, now=now, actor=actor, region_id=region_id, due_since=due_since
     )

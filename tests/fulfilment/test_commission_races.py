@@ -3,12 +3,13 @@ settlement runs at once settle once, exports at once put each entry on one state
 at once pay once."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
 from commission_factories import COLLECTED, WINDOW_DAYS, make_commission_world
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from fulfilment.accounts.models import User
 from fulfilment.commission.ledger import settle_region
@@ -22,6 +23,7 @@ from fulfilment.commission.models import (
 from fulfilment.commission.statements import AlreadyPaid, export_statements, pay_statement
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.models import Leader, Region
+from fulfilment.orders.refunds import owe_after_sales_refund
 from fulfilment.points.pickups import PickupRefused, verify_pickup
 
 pytestmark = pytest.mark.postgres
@@ -152,3 +154,75 @@ def test_exports_at_once_put_each_entry_on_one_statement_paid_once(pg_sessions):
         pg_sessions, lambda s: pay_statement(s, statement_id=statement_id, actor="t") and "ok"
     )
     assert sorted(paid) == ["AlreadyPaid"] * (THREADS - 1) + ["ok"]
+
+
+def _blocked(sessions, pid, until):
+    """Wait until backend `pid` waits on a lock, or `until()` (it finished: nothing blocked it),
+    at most 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not until():
+        with session_scope(sessions) as s:
+            if s.scalar(text("SELECT cardinality(pg_blocking_pids(:pid)) > 0"), {"pid": pid}):
+                return
+        time.sleep(0.02)
+
+
+def _line_ledger(sessions, line):
+    with session_scope(sessions) as s:
+        rows = s.execute(
+            select(CommissionEntry.kind, func.sum(CommissionEntry.amount_cents))
+            .where(CommissionEntry.order_line_id == line)
+            .group_by(CommissionEntry.kind)
+        ).all()
+    return {kind.value: int(cents) for kind, cents in rows}
+
+
+@pytest.mark.parametrize("first", ["refund", "settlement"])
+def test_a_refund_and_the_settlement_of_its_line_at_once_never_pay_the_refunded_part(
+    pg_sessions, first
+):
+    """An after-sales refund of one APPLE on M1's line (900 of 1800), recorded a minute before
+    its window closes, while the night's settlement of the line runs: whichever goes first,
+    the other waits for it, and the line's settled commission plus what was reversed is what
+    it accrued (59), never more. Refund first: 30 reversed, 29 settled. Settlement first: 59
+    settled; the refund, committed after it, takes nothing back."""
+    with session_scope(pg_sessions) as s:
+        world = make_commission_world(s)
+        rid = _region_id(s)
+    line = world.line("M1 APPLE")
+    in_window = COLLECTED + timedelta(days=WINDOW_DAYS, minutes=-1)
+
+    def refund(s):
+        owe_after_sales_refund(s, order_line_id=line, amount_cents=900, actor="a", now=in_window)
+
+    def settle(s):
+        settle_region(s, region_id=rid, day=date(2026, 3, 17), now=AFTER_WINDOW, actor="night")
+
+    work = {"refund": refund, "settlement": settle}
+    second = "settlement" if first == "refund" else "refund"
+    pids: dict[str, int] = {}
+    done = threading.Event()
+
+    def run_second():
+        with session_scope(pg_sessions) as s:
+            pids[second] = s.scalar(text("SELECT pg_backend_pid()"))
+            work[second](s)
+        done.set()
+
+    with session_scope(pg_sessions) as s:
+        work[first](s)
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(run_second)
+            while second not in pids:
+                time.sleep(0.01)
+            _blocked(pg_sessions, pids[second], until=done.is_set)
+            s.commit()  # the first's transaction ends only now
+            later.result(timeout=30)
+    ledger = _line_ledger(pg_sessions, line)
+    assert ledger["accrued"] == 59
+    assert ledger.get("settled", 0) + ledger.get("reversed", 0) == 59
+    assert ledger == (
+        {"accrued": 59, "reversed": 30, "settled": 29}
+        if first == "refund"
+        else {"accrued": 59, "settled": 59}
+    )
