@@ -4,6 +4,7 @@ or by the platform itself through the API; each has its own signing secret, show
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -24,13 +25,27 @@ ENDPOINTS_PER_CLIENT = 10
 EVENT_NAMES = [t.value for t in EventType]
 
 
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host given as one stands for, or None for a name. IPv4 also in the forms
+    the resolver still reads (inet_aton): one number, octal or hex parts, missing parts, so
+    `2130706433`, `0x7f.1` and `127.1` are all 127.0.0.1, and `0` is 0.0.0.0."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def _private_host(host: str) -> bool:
     """A loopback, private, link-local or unspecified address given as such (or localhost)."""
-    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain"):
+    host = host.lower().rstrip(".")
+    if host in ("localhost", "localhost.localdomain"):
         return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _address(host)
+    if address is None:
         return False  # a name: resolved when sent (see docs/api.md on internal addresses)
     return (
         address.is_private

@@ -22,6 +22,7 @@ from fulfilment.commission.models import (
 )
 from fulfilment.commission.statements import AlreadyPaid, export_statements, pay_statement
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
+from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import Leader, Region
 from fulfilment.orders.refunds import owe_after_sales_refund
 from fulfilment.points.pickups import PickupRefused, verify_pickup
@@ -226,3 +227,35 @@ def test_a_refund_and_the_settlement_of_its_line_at_once_never_pay_the_refunded_
         if first == "refund"
         else {"accrued": 59, "settled": 59}
     )
+
+
+def test_refunds_of_one_line_at_once_never_take_back_more_than_it_accrued(pg_sessions):
+    """Eight after-sales refunds of 900 at once on M1's APPLE (1,800 left to refund): each
+    waits for the line, so two are recorded, six are refused naming `amount_cents`; the two
+    reversals take back 30 and 29, the 59 the line accrued, and nothing settles."""
+    with session_scope(pg_sessions) as s:
+        world = make_commission_world(s)
+        rid = _region_id(s)
+    line = world.line("M1 APPLE")
+    in_window = COLLECTED + timedelta(days=1)
+
+    def refund(s):
+        try:
+            owe_after_sales_refund(
+                s, order_line_id=line, amount_cents=900, actor="a", now=in_window
+            )
+        except InvalidInput as err:
+            return err.field
+        return "ok"
+
+    results = _race(pg_sessions, refund)
+    assert sorted(results) == ["amount_cents"] * (THREADS - 2) + ["ok"] * 2
+    with session_scope(pg_sessions) as s:
+        settle_region(s, region_id=rid, day=date(2026, 3, 18), now=AFTER_WINDOW, actor="t")
+        reversals = s.scalars(
+            select(CommissionEntry.amount_cents)
+            .where(CommissionEntry.order_line_id == line, CommissionEntry.kind == EntryKind.REVERSED)
+            .order_by(CommissionEntry.id)
+        ).all()
+    assert reversals == [30, 29]
+    assert _line_ledger(pg_sessions, line) == {"accrued": 59, "reversed": 59}

@@ -63,8 +63,9 @@ def test_a_platform_registers_lists_and_removes_its_endpoints(app, client):
 
 
 def test_bad_endpoints_are_refused_naming_the_field(app, client):
-    """Not http(s), no host, user info, an unknown event type, a missing URL: 422 with the
-    field's JSON pointer, nothing written."""
+    """Not http(s), no host, user info, an internal address (also written as one number, in
+    octal or hex, or shortened: the resolver reads them all), an unknown event type, a missing
+    URL: 422 with the field's JSON pointer, nothing written."""
     tokens = _tokens(app)
     cases = [
         ({"url": "ftp://shop.example/hook"}, "/url"),
@@ -75,6 +76,14 @@ def test_bad_endpoints_are_refused_naming_the_field(app, client):
         ({"url": "http://169.254.169.254/latest"}, "/url"),
         ({"url": "http://[::1]/"}, "/url"),
         ({"url": "http://localhost/"}, "/url"),
+        # IPv4 written the old ways the resolver still reads: 127.0.0.1, 10.0.0.1, 0.0.0.0
+        ({"url": "http://2130706433:8080/hook"}, "/url"),
+        ({"url": "http://127.1/"}, "/url"),
+        ({"url": "http://0x7f.0.0.1/"}, "/url"),
+        ({"url": "http://0177.0.0.1/"}, "/url"),
+        ({"url": "http://10.1/"}, "/url"),
+        ({"url": "http://0/"}, "/url"),
+        ({"url": "http://127.0.0.1./"}, "/url"),
         ({"url": "https://shop.example/", "events": ["order.shipped"]}, "/events/0"),
         ({"url": "https://shop.example/", "events": "order.cut_off"}, "/events"),
         ({"events": []}, "/url"),
