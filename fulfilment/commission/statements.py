@@ -15,7 +15,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
@@ -82,10 +82,22 @@ def yuan(cents: int) -> str:
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
 
 
-def _period(region: Region, date_from: date, date_to: date) -> tuple[datetime, datetime]:
+def _period(
+    region: Region, date_from: date, date_to: date, record: str
+) -> tuple[datetime, datetime]:
+    """From the start of `date_from` to the end of `date_to` in the region's zone, in UTC; a
+    day whose bound is beyond the calendar (9999-12-31's end, 0001-01-01's midnight east of
+    UTC) is refused naming it."""
     zone = ZoneInfo(region.tz)
-    start = datetime.combine(date_from, time(0), tzinfo=zone)
-    end = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=zone)
+    try:
+        start = datetime.combine(date_from, time(0), tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(record, "from", f"{date_from} is beyond the calendar") from None
+    try:
+        end = datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=zone)
+        end = end.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(record, "to", f"{date_to} is beyond the calendar") from None
     return start, end
 
 
@@ -107,7 +119,7 @@ def export_statements(
     record = f"commission export {region_code}"
     if date_from > date_to:
         raise InvalidInput(record, "from", f"{date_from} is after {date_to}")
-    start, end = _period(region, date_from, date_to)
+    start, end = _period(region, date_from, date_to, record)
     e = CommissionEntry
     unclaimed = (
         e.region_id == region.id,

@@ -6,8 +6,11 @@ import io
 
 from commission_factories import collect, make_commission_world
 from openpyxl import load_workbook
+from sqlalchemy import func, select
 
+from fulfilment.commission.models import CommissionRate, Statement
 from fulfilment.core.db import session_scope
+from fulfilment.core.models import AuditEntry
 
 
 def _world(app, collect_orders=("M3", "M1")):
@@ -77,3 +80,72 @@ def test_an_after_sales_refund_through_the_cli(app, runner):
     assert ok.exit_code == 0 and "300 cents" in ok.output
     too_much = runner.invoke(args=["refunds", "owe", "--line", str(line), "--cents", "701"])
     assert too_much.exit_code == 1 and "amount_cents" in too_much.output
+
+
+TOO_BIG = "99999999999"  # beyond an `integer` column
+REFUSED_OPTIONS = [
+    (["commission", "pay", TOO_BIG], "STATEMENT_ID"),
+    (["commission", "rate", "set", "--region", "SH", "--deal", TOO_BIG, "300"], "--deal"),
+    (["commission", "rate", "set", "--region", "SH", "--product", "MI\x00LK", "300"], "--product"),
+    (["commission", "rate", "set", "--region", "SH", "--product", "M" * 65, "300"], "--product"),
+    (["commission", "rate", "set", "--region", "S\x00H", "300"], "--region"),
+    (["commission", "rate", "set", "--region", "SH", "300", "--actor", "a" * 65], "--actor"),
+    (["commission", "rate", "set", "--region", "SH", "300", "--actor", "a\x00b"], "--actor"),
+    (["commission", "rate", "list", "--region", "S\x00H"], "--region"),
+    (["commission", "statements", "--region", "S\x00H"], "--region"),
+    (
+        ["commission", "settle", "--region", "SH", "--date", "2026-03-18", "--actor", "a" * 65],
+        "--actor",
+    ),
+    (["refunds", "owe", "--line", TOO_BIG, "--cents", "1"], "--line"),
+    (["refunds", "owe", "--line", "1", "--cents", "1", "--actor", "a" * 65], "--actor"),
+    (["refunds", "export", "--wave", TOO_BIG], "--wave"),
+    (["refunds", "export", "--wave", "1", "--batch", "ab\x00cd"], "--batch"),
+]
+
+
+def test_values_the_database_cannot_hold_are_refused_naming_the_option(app, runner, tmp_path):
+    """An id beyond an `integer` column, a NUL in a code, SKU or actor, an actor longer than
+    its column: a usage error (exit 2) naming the option, never a driver's error, and nothing
+    written."""
+    _world(app)
+    export = ["commission", "export", "--region", "SH", "--from", "2026-03-01", "--to"]
+    cases = REFUSED_OPTIONS + [
+        (
+            [*export, "2026-03-31", "--statement", TOO_BIG, "--output", str(tmp_path / "a.csv")],
+            "--statement",
+        ),
+    ]
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        audited = s.scalar(select(func.count()).select_from(AuditEntry))
+    for args, option in cases:
+        result = runner.invoke(args=args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert f"Invalid value for '{option}'" in result.output, (args, result.output)
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == audited
+        assert s.scalar(select(func.count()).select_from(CommissionRate)) == 3
+
+
+def test_an_export_period_beyond_the_calendar_is_refused_naming_the_date(app, runner, tmp_path):
+    """`--to 9999-12-31` (its day's end is past the last date there is) and `--from 0001-01-01`
+    (its local midnight is before it in UTC) are refused naming `to` and `from`: exit 1, no
+    statement, no file."""
+    world = _world(app)
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        collect(s, world.portal, "M1")
+    runner.invoke(args=["commission", "settle", "--region", "SH", "--date", "2026-12-04"])
+    for since, until, field in (
+        ("2026-01-01", "9999-12-31", "to"),
+        ("0001-01-01", "2026-12-31", "from"),
+    ):
+        out = tmp_path / f"{field}.csv"
+        result = runner.invoke(
+            args=["commission", "export", "--region", "SH", "--from", since, "--to", until]
+            + ["--output", str(out)]
+        )
+        assert result.exit_code == 1, (result.output, result.exception)
+        assert f"commission export SH: {field}:" in result.output
+        assert not out.exists()
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(func.count()).select_from(Statement)) == 0

@@ -23,7 +23,7 @@ from fulfilment.orders.refunds import (
     write_refunds_csv,
 )
 
-from .context import app_sessions, fail
+from .context import ACTOR, ID, Text, app_sessions, fail
 
 
 @click.command("create-user")
@@ -75,9 +75,9 @@ refunds = AppGroup(
 
 
 @refunds.command("owe")
-@click.option("--line", "order_line_id", required=True, type=int, help="Order line id.")
+@click.option("--line", "order_line_id", required=True, type=ID, help="Order line id.")
 @click.option("--cents", "amount_cents", required=True, type=int, help="Amount in cents.")
-@click.option("--actor", default="system", show_default=True, help="For the audit log.")
+@click.option("--actor", type=ACTOR, default="system", show_default=True, help="For the audit log.")
 def refunds_owe_command(order_line_id: int, amount_cents: int, actor: str) -> None:
     """Record an after-sales refund (售后) on a collected line; within the after-sales window it
     reverses the leader's commission on that amount."""
@@ -93,7 +93,7 @@ def refunds_owe_command(order_line_id: int, amount_cents: int, actor: str) -> No
 
 
 @refunds.command("export")
-@click.option("--wave", "wave_id", required=True, type=int, help="Wave id (see the home page).")
+@click.option("--wave", "wave_id", required=True, type=ID, help="Wave id (see the home page).")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -102,10 +102,15 @@ def refunds_owe_command(order_line_id: int, amount_cents: int, actor: str) -> No
 @click.option("--all", "include_exported", is_flag=True, help="Include refunds exported before.")
 @click.option(
     "--batch",
+    type=Text(32),
     help="List the refunds one earlier export handed over again (its export_batch); marks nothing.",
 )
 @click.option(
-    "--actor", default="system", show_default=True, help="Who exports, for the audit log."
+    "--actor",
+    type=ACTOR,
+    default="system",
+    show_default=True,
+    help="Who exports, for the audit log.",
 )
 def refunds_export_command(
     wave_id: int, output: Path | None, include_exported: bool, batch: str | None, actor: str

@@ -29,7 +29,7 @@ from fulfilment.commission.statements import (
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
 
-from .context import app_sessions, fail
+from .context import ACTOR, CODE, ID, Text, app_sessions, fail
 from .night import DATE
 
 commission = AppGroup(
@@ -37,14 +37,20 @@ commission = AppGroup(
 )
 rate = AppGroup("rate", help="Commission rates in basis points (100 bps = 1 %).")
 commission.add_command(rate)
-_actor = click.option("--actor", default="system", show_default=True, help="For the audit log.")
-_region = click.option("--region", "region_code", required=True, help="Region code, e.g. SH.")
+_actor = click.option(
+    "--actor", type=ACTOR, default="system", show_default=True, help="For the audit log."
+)
+_region = click.option(
+    "--region", "region_code", type=CODE, required=True, help="Region code, e.g. SH."
+)
 
 
 @rate.command("set")
 @_region
-@click.option("--product", "sku", help="Override for one product (SKU) in the region.")
-@click.option("--deal", "deal_id", type=int, help="Override for one deal (its id).")
+@click.option(
+    "--product", "sku", type=Text(64), help="Override for one product (SKU) in the region."
+)
+@click.option("--deal", "deal_id", type=ID, help="Override for one deal (its id).")
 @click.argument("bps", type=int)
 @_actor
 def rate_set_command(
@@ -68,7 +74,7 @@ def rate_set_command(
 
 
 @rate.command("list")
-@click.option("--region", "region_code", help="Region code (default: all).")
+@click.option("--region", "region_code", type=CODE, help="Region code (default: all).")
 def rate_list_command(region_code: str | None) -> None:
     """The rates: each region's default, then its product and deal overrides."""
     with session_scope(app_sessions()) as session:
@@ -123,7 +129,7 @@ def settle_command(region_code: str, day: date, actor: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The file to write, a new one.",
 )
-@click.option("--statement", "statement_id", type=int, help="Write one earlier statement again.")
+@click.option("--statement", "statement_id", type=ID, help="Write one earlier statement again.")
 @_actor
 def export_command(
     region_code: str,
@@ -172,7 +178,7 @@ def export_command(
 
 
 @commission.command("statements")
-@click.option("--region", "region_code", help="Region code (default: all).")
+@click.option("--region", "region_code", type=CODE, help="Region code (default: all).")
 def statements_command(region_code: str | None) -> None:
     """The statements exported, paid or not."""
     with session_scope(app_sessions()) as session:
@@ -187,7 +193,7 @@ def statements_command(region_code: str | None) -> None:
 
 
 @commission.command("pay")
-@click.argument("statement_id", type=int)
+@click.argument("statement_id", type=ID)
 @_actor
 def pay_command(statement_id: int, actor: str) -> None:
     """Mark a statement paid: once (a second time is refused, naming when and by whom)."""
