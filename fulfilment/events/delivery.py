@@ -830,12 +830,29 @@ def retry_failed(
 
 
 def replay(
-    session: Session, *, since: datetime, now: datetime, endpoint_id: int | None = None
+    session: Session,
+    *,
+    since: datetime,
+    now: datetime,
+    actor: str,
+    endpoint_id: int | None = None,
 ) -> int:
     """Send again every message written since `since` (delivered or failed) to its endpoint if
-    still active, with the same `webhook-id`, as a fresh try with a new retry window."""
+    still active, with the same `webhook-id`, as a fresh try with a new retry window. With
+    `endpoint_id`, that endpoint's only: an unknown one is NotFound, a removed one refused
+    (InvalidInput). Returns how many became pending (a message another admin queued again
+    first is pending already: not counted twice). Audited (`webhook.replayed`)."""
     active = select(endpoints_t.c.id).where(endpoints_t.c.active)
     if endpoint_id is not None:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"webhook endpoint {endpoint_id} not found")
+        if not endpoint.active:
+            raise InvalidInput(
+                f"webhook endpoint {endpoint_id}",
+                "endpoint",
+                "was removed: its messages cannot be sent again",
+            )
         active = active.where(endpoints_t.c.id == endpoint_id)
     result = session.execute(
         update(messages_t)
@@ -846,7 +863,17 @@ def replay(
         )
         .values(**_queue_again(now))
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    n = int(getattr(result, "rowcount", 0) or 0)
+    record_change(
+        session,
+        actor=actor,
+        action="webhook.replayed",
+        entity="webhook_endpoint",
+        entity_id=endpoint_id,
+        after={"since": since.isoformat(), "messages": n},
+        at=now,
+    )
+    return n
 
 
 def drop_pending(session: Session, *, endpoint_id: int) -> int:
@@ -865,6 +892,12 @@ def drop_pending(session: Session, *, endpoint_id: int) -> int:
 
 
 def utc_from_text(text: str) -> datetime:
-    """A time given on the command line (ISO 8601; no zone: UTC)."""
+    """A time given on the command line (ISO 8601; no zone: UTC), in UTC. ValueError when it is
+    not one, or when its UTC time is beyond the calendar (0001-01-01T00:00+05:00)."""
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is beyond the calendar in UTC") from None

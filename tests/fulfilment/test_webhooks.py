@@ -285,7 +285,9 @@ def test_the_receiver_gets_each_event_signed_in_order_per_order_and_once(session
         assert len({got.id for got in receiver.accepted}) == total
 
         with session_scope(sessions) as s:
-            assert replay(s, since=world.before_cutoff(24 * 60), now=utcnow()) == total
+            assert (
+                replay(s, since=world.before_cutoff(24 * 60), now=utcnow(), actor="admin") == total
+            )
         _drain(courier, until=lambda: receiver.duplicates == total)
         assert len(receiver.accepted) == total  # nothing processed twice
     finally:
@@ -329,7 +331,7 @@ def test_a_message_past_its_retry_window_is_failed_shown_and_can_be_replayed(ses
         time.sleep(0.05)
         assert courier.deliver_once() == 0  # failed for good: not retried on its own
         with session_scope(sessions) as s:
-            assert replay(s, since=world.before_cutoff(24 * 60), now=utcnow()) == 1
+            assert replay(s, since=world.before_cutoff(24 * 60), now=utcnow(), actor="admin") == 1
         _drain(courier, until=lambda: len(receiver.accepted) == 1)
     finally:
         courier.close()

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from factories import DELIVERY, make_world
 from platform_factories import make_client
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from fulfilment.core.db import session_scope
-from fulfilment.core.models import Region
+from fulfilment.core.models import AuditEntry, Region
 from fulfilment.events.models import MessageState, WebhookEndpoint, WebhookMessage
 from fulfilment.orders.intake import LineRequest, MemberRef
 from fulfilment.platforms.clients import ApiClient, OrderRequest, submit_order
@@ -140,7 +140,8 @@ def test_the_cli_adds_lists_and_removes_an_endpoint(app, runner):
 
 def test_the_admin_sees_failed_messages_and_replays_them(app, runner):
     """`webhooks failed` lists a message that failed for good, with its last answer;
-    `webhooks replay --since` queues it again; `webhooks status` counts by state."""
+    `webhooks replay --since` queues it again, audited with its actor (`webhook.replayed`);
+    `webhooks status` counts by state."""
     _tokens(app)
     runner.invoke(args=["api-client", "webhook", "add", "shop-a", "https://shop.example/hook"])
     sessions = app.extensions["groupbuy"]["sessions"]
@@ -162,12 +163,64 @@ def test_the_admin_sees_failed_messages_and_replays_them(app, runner):
     failed = runner.invoke(args=["webhooks", "failed"])
     assert "order.accepted" in failed.output and "HTTP 503" in failed.output
     assert "https://shop.example/hook" in failed.output
-    replayed = runner.invoke(args=["webhooks", "replay", "--since", "2026-03-01T00:00:00"])
+    replayed = runner.invoke(
+        args=["webhooks", "replay", "--since", "2026-03-01T00:00:00", "--actor", "ops"]
+    )
     assert "1 messages queued again." in replayed.output
     status = runner.invoke(args=["webhooks", "status"])
     assert "pending\t1" in status.output and "failed\t0" in status.output
     bad = runner.invoke(args=["webhooks", "replay", "--since", "yesterday"])
     assert bad.exit_code == 1
+    with session_scope(sessions) as s:
+        audited = s.execute(
+            select(AuditEntry.actor, AuditEntry.after).where(
+                AuditEntry.action == "webhook.replayed"
+            )
+        ).all()
+    assert audited == [("ops", {"since": "2026-03-01T00:00:00+00:00", "messages": 1})]
+
+
+def test_webhook_commands_refuse_what_the_database_cannot_hold_naming_it(app, runner):
+    """A `--since` whose UTC time is beyond the calendar, an endpoint id beyond an `integer`
+    column, a negative or huge `--limit`, a NUL in a client's name, an over-long actor: each
+    a clear error naming the option or argument (exit 1 or 2), never a driver's error; an
+    unknown or removed endpoint to replay is named too. Nothing is queued or audited."""
+    _tokens(app)
+    runner.invoke(args=["api-client", "webhook", "add", "shop-a", "https://shop.example/a"])
+    runner.invoke(args=["api-client", "webhook", "add", "shop-a", "https://shop.example/b"])
+    runner.invoke(args=["api-client", "webhook", "remove", "shop-a", "2"])
+    sessions = app.extensions["groupbuy"]["sessions"]
+    with session_scope(sessions) as s:
+        audited = s.scalar(select(func.count()).select_from(AuditEntry))
+    big = "99999999999"
+    cases = [
+        (["webhooks", "replay", "--since", "9999-12-31T23:00-05:00"], 1, "--since"),
+        (["webhooks", "replay", "--since", "0001-01-01T00:00+05:00"], 1, "--since"),
+        (["webhooks", "replay", "--since", "2026-03-01", "--endpoint", big], 2, "--endpoint"),
+        (["webhooks", "replay", "--since", "2026-03-01", "--endpoint", "9"], 1, "endpoint 9"),
+        (["webhooks", "replay", "--since", "2026-03-01", "--endpoint", "2"], 1, "removed"),
+        (["webhooks", "replay", "--since", "2026-03-01", "--actor", "a" * 65], 2, "--actor"),
+        (["webhooks", "failed", "--limit", "-1"], 2, "--limit"),
+        (["webhooks", "failed", "--limit", "1" + "0" * 20], 2, "--limit"),
+        (["webhooks", "run", "--once", "--batch", "0"], 2, "--batch"),
+        (["webhooks", "run", "--once", "--concurrency", "0"], 2, "--concurrency"),
+        (["api-client", "webhook", "add", "shop\x00a", "https://shop.example/c"], 2, "NAME"),
+        (["api-client", "webhook", "list", "shop\x00a"], 2, "NAME"),
+        (["api-client", "webhook", "remove", "shop-a", big], 2, "ENDPOINT_ID"),
+        (
+            ["api-client", "webhook", "add", "shop-a", "https://shop.example/c"]
+            + ["--actor", "a\x00"],
+            2,
+            "--actor",
+        ),
+    ]
+    for args, code, named in cases:
+        result = runner.invoke(args=args)
+        assert result.exit_code == code, (args, result.output, result.exception)
+        assert named in result.output, (args, result.output)
+    with session_scope(sessions) as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == audited
+        assert s.scalar(select(func.count()).select_from(WebhookEndpoint)) == 2
 
 
 def test_webhooks_run_once_delivers_signed_events(app, runner):

@@ -18,15 +18,20 @@ from fulfilment.platforms.webhooks import (
     remove_endpoint,
 )
 
-from .context import app_sessions, fail
+from .context import ACTOR, CODE, ID, Text, app_sessions, fail
 
+NAME = Text(64)  # an API client's name
 api_client = AppGroup("api-client", help="API clients (shop platforms) of the order API.")
 
 
 @api_client.command("create")
-@click.argument("name")
-@click.option("--region", "region_code", required=True, help="The region it orders in, e.g. SH.")
-@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+@click.argument("name", type=NAME)
+@click.option(
+    "--region", "region_code", type=CODE, required=True, help="The region it orders in, e.g. SH."
+)
+@click.option(
+    "--actor", type=ACTOR, default="system", show_default=True, help="Who, for the audit log."
+)
 def create_command(name: str, region_code: str, actor: str) -> None:
     """Create an API client and print its Bearer token (shown once; only its hash is kept)."""
     try:
@@ -44,8 +49,10 @@ def create_command(name: str, region_code: str, actor: str) -> None:
 
 
 @api_client.command("revoke")
-@click.argument("name")
-@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+@click.argument("name", type=NAME)
+@click.option(
+    "--actor", type=ACTOR, default="system", show_default=True, help="Who, for the audit log."
+)
 def revoke_command(name: str, actor: str) -> None:
     """Revoke an API client's token: its requests are refused from now on."""
     try:
@@ -63,14 +70,16 @@ def webhook_group() -> None:
 
 
 @webhook_group.command("add")
-@click.argument("name")
+@click.argument("name", type=NAME)
 @click.argument("url")
 @click.option(
     "--events",
     default="",
     help="Comma-separated event types (default: all), e.g. order.cut_off,order.arrived.",
 )
-@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+@click.option(
+    "--actor", type=ACTOR, default="system", show_default=True, help="Who, for the audit log."
+)
 def webhook_add_command(name: str, url: str, events: str, actor: str) -> None:
     """Register URL for client NAME and print its signing secret (shown this once)."""
     wanted = [e.strip() for e in events.split(",") if e.strip()] or None
@@ -90,7 +99,7 @@ def webhook_add_command(name: str, url: str, events: str, actor: str) -> None:
 
 
 @webhook_group.command("list")
-@click.argument("name")
+@click.argument("name", type=NAME)
 def webhook_list_command(name: str) -> None:
     """The client's webhook endpoints: id, URL, events, and whether it is failing."""
     try:
@@ -109,9 +118,11 @@ def webhook_list_command(name: str) -> None:
 
 
 @webhook_group.command("remove")
-@click.argument("name")
-@click.argument("endpoint_id", type=int)
-@click.option("--actor", default="system", show_default=True, help="Who, for the audit log.")
+@click.argument("name", type=NAME)
+@click.argument("endpoint_id", type=ID)
+@click.option(
+    "--actor", type=ACTOR, default="system", show_default=True, help="Who, for the audit log."
+)
 def webhook_remove_command(name: str, endpoint_id: int, actor: str) -> None:
     """Remove an endpoint: it hears nothing more; what it had not received is dropped."""
     try:

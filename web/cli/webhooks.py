@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from fulfilment.core.db import session_scope
+from fulfilment.core.errors import FulfilmentError
 from fulfilment.core.models import utcnow
 from fulfilment.events.delivery import (
     DEFAULT_QUEUE,
@@ -23,7 +24,7 @@ from fulfilment.events.delivery import (
     utc_from_text,
 )
 
-from .context import app_sessions, fail
+from .context import ACTOR, ID, app_sessions, fail
 
 webhooks = AppGroup("webhooks", help="Webhooks to the shop platforms: delivery and failures.")
 
@@ -36,8 +37,20 @@ def _stop_on_signals() -> threading.Event:
 
 
 @webhooks.command("run")
-@click.option("--batch", default=200, show_default=True, help="Messages claimed per pass.")
-@click.option("--concurrency", default=16, show_default=True, help="Requests in flight.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=200,
+    show_default=True,
+    help="Messages claimed per pass.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1_000),
+    default=16,
+    show_default=True,
+    help="Requests in flight.",
+)
 @click.option("--once", is_flag=True, help="One pass, then stop (for cron or a test).")
 def run_command(batch: int, concurrency: int, once: bool) -> None:
     """Deliver the outbox until stopped. With GROUPBUY_REDIS_URL set, the passes are RQ jobs
@@ -67,7 +80,6 @@ def run_command(batch: int, concurrency: int, once: bool) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker_command(burst: bool) -> None:
     """An RQ worker for the delivery jobs (needs GROUPBUY_REDIS_URL)."""
-    from fulfilment.core.errors import FulfilmentError
     from fulfilment.night.workers import run_worker
 
     try:
@@ -86,7 +98,7 @@ def status_command() -> None:
 
 
 @webhooks.command("failed")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 def failed_command(limit: int) -> None:
     """Messages retried for the whole window without a 2xx: the newest first."""
     with session_scope(app_sessions()) as session:
@@ -105,15 +117,19 @@ def failed_command(limit: int) -> None:
 
 @webhooks.command("replay")
 @click.option("--since", "since_text", required=True, help="ISO 8601 time (UTC if no zone).")
-@click.option("--endpoint", "endpoint_id", type=int, default=None, help="Only this endpoint.")
-def replay_command(since_text: str, endpoint_id: int | None) -> None:
+@click.option("--endpoint", "endpoint_id", type=ID, default=None, help="Only this endpoint.")
+@click.option("--actor", type=ACTOR, default="system", show_default=True, help="For the audit log.")
+def replay_command(since_text: str, endpoint_id: int | None, actor: str) -> None:
     """Send again every message written since T (delivered or failed), same webhook-id."""
     try:
         since = utc_from_text(since_text)
     except ValueError:
-        fail(f"--since: {since_text!r} is not an ISO 8601 time")
-    with session_scope(app_sessions()) as session:
-        n = replay(session, since=since, now=utcnow(), endpoint_id=endpoint_id)
+        fail(f"--since: {since_text!r} is not an ISO 8601 time within the calendar in UTC")
+    try:
+        with session_scope(app_sessions()) as session:
+            n = replay(session, since=since, now=utcnow(), actor=actor, endpoint_id=endpoint_id)
+    except FulfilmentError as err:
+        fail(err)
     click.echo(f"{n} messages queued again.")
 
 
