@@ -254,7 +254,9 @@ def test_refunds_of_one_line_at_once_never_take_back_more_than_it_accrued(pg_ses
         settle_region(s, region_id=rid, day=date(2026, 3, 18), now=AFTER_WINDOW, actor="t")
         reversals = s.scalars(
             select(CommissionEntry.amount_cents)
-            .where(CommissionEntry.order_line_id == line, CommissionEntry.kind == EntryKind.REVERSED)
+            .where(
+                CommissionEntry.order_line_id == line, CommissionEntry.kind == EntryKind.REVERSED
+            )
             .order_by(CommissionEntry.id)
         ).all()
     assert reversals == [30, 29]
