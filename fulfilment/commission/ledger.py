@@ -37,7 +37,15 @@ from sqlalchemy.orm import Session, aliased
 
 from fulfilment.core.audit import record_change
 from fulfilment.core.db import insert_ignore
-from fulfilment.core.models import Deal, Order, OrderLine, Refund, UTCDateTime, utcnow
+from fulfilment.core.models import (
+    Deal,
+    Order,
+    OrderLine,
+    Refund,
+    RefundReason,
+    UTCDateTime,
+    utcnow,
+)
 
 from .models import BPS_MAX, CommissionEntry, EntryKind, SettlementRun
 from .rates import rate_expression
@@ -115,8 +123,9 @@ def accrue_collected(
     One INSERT … SELECT for the whole handover. Each line earns on its units handed over at the
     price after the final tier (the lower of the price paid and the deal's final price), at its
     rate (deal, product, region; see rates.rate_expression); lines with no rate or nothing handed
-    over earn nothing and get no entry. Exactly once per line: a second accrual of a line (a
-    racing pickup that lost, a retry) writes nothing. Returns (line, cents) of the new entries.
+    over earn nothing and get no entry; an after-sales refund recorded before the handover is
+    taken out of the base. Exactly once per line: a second accrual of a line (a racing pickup
+    that lost, a retry) writes nothing. Returns (line, cents) of the new entries.
     The statement is built once per dialect and number of lines, then only its values change.
     """
     if not handed:
@@ -148,13 +157,24 @@ def _accrual_statement(dialect: str, n_lines: int) -> Any:
         ],
         else_=0,
     )
+    # an after-sales refund recorded before the handover is out of the base, as the tier price
+    # and the units put short are (one after it is reversed instead: see _in_window)
+    refunded_before = (
+        select(_sum(Refund.amount_cents))
+        .where(
+            Refund.order_line_id == OrderLine.id,
+            Refund.reason == RefundReason.AFTER_SALES,
+            Refund.created_at <= bindparam("collected_at", type_=UTCDateTime()),
+        )
+        .scalar_subquery()
+    )
     lines = (
         select(
             OrderLine.id.label("line"),
             Order.leader_id,
             Order.region_id,
             Order.wave_id,
-            (cast(units, BigInteger) * unit).label("base"),
+            _positive(cast(units, BigInteger) * unit - refunded_before).label("base"),
             rate_expression(Order.region_id, OrderLine.product_id, OrderLine.deal_id).label("rate"),
         )
         .join(Order, Order.id == OrderLine.order_id)

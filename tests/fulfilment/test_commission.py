@@ -333,3 +333,26 @@ def test_a_handover_accrues_in_one_statement_whatever_its_lines(session):
     for touching in counts.values():
         assert len(touching) == 1 and touching[0].lstrip().upper().startswith("INSERT")
     assert len(entries(session, EntryKind.ACCRUED)) == 3
+
+
+def test_an_after_sales_refund_before_the_handover_is_out_of_the_base(session):
+    """An after-sales refund of one APPLE (900) recorded on M1's line before M1 collects:
+    the pickup accrues on what is left (3.33 % of 900 = 29, not 59), the refund is not
+    reversed again, and the line settles 29, the commission on what the member kept."""
+    world = make_commission_world(session, collect_orders=("M3",))
+    apple = world.line("M1 APPLE")
+    owe_after_sales_refund(
+        session,
+        order_line_id=apple,
+        amount_cents=900,
+        actor="admin",
+        now=COLLECTED - timedelta(minutes=30),
+    )
+    collect(session, world.portal, "M1")
+    accrued = by_line(session, EntryKind.ACCRUED)[apple]
+    assert (accrued.base_cents, accrued.amount_cents) == (900, 29)
+    settle_region(
+        session, region_id=region_id(session), day=date(2026, 3, 18), now=AFTER_WINDOW, actor="t"
+    )
+    assert apple not in by_line(session, EntryKind.REVERSED)
+    assert by_line(session, EntryKind.SETTLED)[apple].amount_cents == 29
