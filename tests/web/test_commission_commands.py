@@ -149,3 +149,23 @@ def test_an_export_period_beyond_the_calendar_is_refused_naming_the_date(app, ru
         assert not out.exists()
     with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
         assert s.scalar(select(func.count()).select_from(Statement)) == 0
+
+
+def test_an_export_to_a_folder_that_cannot_take_it_claims_nothing(app, runner, tmp_path):
+    """`--output` in a folder that does not exist: refused before anything is claimed (exit 1,
+    naming the folder), so the same export to a good path afterwards writes the statement;
+    before, the entries were claimed and committed, and the file was never written."""
+    world = _world(app)
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        collect(s, world.portal, "M1")
+    runner.invoke(args=["commission", "settle", "--region", "SH", "--date", "2026-12-04"])
+    period = ["--region", "SH", "--from", "2026-12-01", "--to", "2026-12-31"]
+    missing = tmp_path / "no-such-folder" / "statements.csv"
+    refused = runner.invoke(args=["commission", "export", *period, "--output", str(missing)])
+    assert refused.exit_code == 1 and "no-such-folder" in refused.output, refused.output
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(func.count()).select_from(Statement)) == 0
+    out = tmp_path / "statements.csv"
+    exported = runner.invoke(args=["commission", "export", *period, "--output", str(out)])
+    assert exported.exit_code == 0 and "L1 2 lines ¥1.59" in exported.output, exported.output
+    assert out.exists() and not list(tmp_path.glob(".*.part"))

@@ -72,6 +72,29 @@ def test_refunds_export_command_writes_csv_and_marks_exported(app, runner, tmp_p
     assert missing.exit_code == 1 and "wave 999" in missing.output
 
 
+def test_refunds_export_to_a_folder_that_cannot_take_it_marks_nothing(app, runner, tmp_path):
+    """`--output` in a folder that does not exist: refused before the claim (exit 1, naming
+    the folder), the refund stays owed, and the export to a good path then hands it over;
+    before, the refund was marked exported and the file never written."""
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        world = make_portal_world(s)
+        s.add(
+            Refund(
+                order_line_id=world.orders["M2"].line_ids[0], amount_cents=250, reason="shortage"
+            )
+        )
+    wave = ["refunds", "export", "--wave", str(world.wave.id), "--output"]
+    refused = runner.invoke(args=[*wave, str(tmp_path / "no-such-folder" / "refunds.csv")])
+    assert refused.exit_code == 1 and "no-such-folder" in refused.output, refused.output
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(Refund.state)) == RefundState.OWED
+    out = tmp_path / "refunds.csv"
+    done = runner.invoke(args=[*wave, str(out)])
+    assert done.exit_code == 0, done.output
+    assert [r["amount_yuan"] for r in csv.DictReader(out.open(encoding="utf-8"))] == ["2.50"]
+    assert not list(tmp_path.glob(".*.part"))
+
+
 def test_refunds_export_to_stdout_prints_nothing_it_did_not_commit(app, runner, monkeypatch):
     """Printing to standard output happens after the commit: an export whose transaction fails
     prints no row (the payment side never sees a refund still owed), a run that commits prints

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -23,7 +21,7 @@ from fulfilment.orders.refunds import (
     write_refunds_csv,
 )
 
-from .context import ACTOR, ID, Text, app_sessions, fail
+from .context import ACTOR, ID, Text, app_sessions, aside_file, fail, put_in_place
 
 
 @click.command("create-user")
@@ -125,6 +123,7 @@ def refunds_export_command(
     """
     if output is not None and output.exists():
         fail(FulfilmentError(f"{output} exists: an export never overwrites an earlier one"))
+    aside = aside_file(output) if output is not None else None
     buffer = io.StringIO()
     batch_id = batch or new_batch_id()
     try:
@@ -143,34 +142,22 @@ def refunds_export_command(
                     batch=batch_id,
                 )
     except FulfilmentError as err:
+        if aside is not None:
+            aside.unlink()
         fail(err)
+    except BaseException:
+        if aside is not None:
+            aside.unlink()
+        raise
     # committed: from here on the rows are the payment side's
     text = buffer.getvalue()
-    if output is None:
+    if output is None or aside is None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write_new_file(output, text, batch_id)
+        put_in_place(aside, output, text.encode("utf-8"), kept=f"batch {batch_id} is exported and")
     done = "listed again" if batch is not None else "exported"
     click.echo(f"{done} {n} refunds of wave {wave_id} (batch {batch_id})", err=True)
-
-
-def _write_new_file(output: Path, text: str, batch_id: str) -> None:
-    """Write aside, then link into place only if no file has that name: a claimed export is
-    never lost by overwriting, nor overwrites another."""
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-    tmp = Path(name)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    try:
-        os.link(tmp, output)
-    except FileExistsError:
-        fail(
-            FulfilmentError(
-                f"{output} appeared meanwhile; batch {batch_id} is exported and kept in {tmp}"
-            )
-        )
-    tmp.unlink()
 
 
 COMMANDS = (create_user_command, refunds)

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from fulfilment.commission.statements import (
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
 
-from .context import ACTOR, CODE, ID, Text, app_sessions, fail
+from .context import ACTOR, CODE, ID, Text, app_sessions, aside_file, fail, put_in_place
 from .night import DATE
 
 commission = AppGroup(
@@ -145,6 +143,7 @@ def export_command(
     `--statement ID` writes an earlier one again and marks nothing."""
     if output.exists():
         fail(FulfilmentError(f"{output} exists: an export never overwrites an earlier one"))
+    aside = aside_file(output)
     buffer = io.BytesIO()
     try:
         with session_scope(app_sessions()) as session:
@@ -166,11 +165,16 @@ def export_command(
             else:
                 write_csv(rows, buffer)
     except FulfilmentError as err:
+        aside.unlink()
         fail(err)
+    except BaseException:
+        aside.unlink()
+        raise
     if not ids:
+        aside.unlink()
         click.echo(f"nothing to export: no settled commission of {region_code} left unexported")
         return
-    _write_new_file(output, buffer.getvalue())
+    put_in_place(aside, output, buffer.getvalue(), kept="the statements are exported and")
     for s in statements:
         click.echo(
             f"statement {s.statement_id}: {s.leader_code} {s.lines} lines ¥{yuan(s.amount_cents)}"
@@ -204,19 +208,6 @@ def pay_command(statement_id: int, actor: str) -> None:
     except FulfilmentError as err:
         fail(err)
     click.echo(f"statement {statement_id} paid: ¥{yuan(amount)}")
-
-
-def _write_new_file(output: Path, data: bytes) -> None:
-    """Write aside, then link into place only if no file has that name meanwhile."""
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-    tmp = Path(name)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    try:
-        os.link(tmp, output)
-    except FileExistsError:
-        fail(FulfilmentError(f"{output} appeared meanwhile; the statements are kept in {tmp}"))
-    tmp.unlink()
 
 
 COMMANDS = (commission,)
