@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from fulfilment.catalogue.sites import get_region
 from fulfilment.core.audit import record_change
+from fulfilment.core.db import insert_ignore
 from fulfilment.core.errors import InvalidInput
 from fulfilment.core.models import Deal, Product, Region, utcnow
 
@@ -68,24 +69,27 @@ def set_rate(
         scope = f"deal:{deal.id}"
     else:
         scope = REGION_SCOPE
-    rate = session.scalar(
-        select(CommissionRate).where(
-            CommissionRate.region_id == region.id, CommissionRate.scope == scope
-        )
+    # a new rate is inserted unless one exists (ON CONFLICT DO NOTHING: an admin setting the
+    # same new rate at the same moment waits, then changes it); an existing one is locked, so
+    # its rate before is the one this change replaces
+    table = CommissionRate.__table__
+    values = {"rate_bps": rate_bps, "updated_at": now, "updated_by": actor}
+    new_id = insert_ignore(
+        session,
+        table,
+        {"region_id": region.id, "scope": scope, "product_id": product_id, "deal_id": deal_id}
+        | values,
+        ["region_id", "scope"],
+        returning=table.c.id,  # type: ignore[attr-defined]
     )
+    rate = session.scalars(
+        select(CommissionRate)
+        .where(CommissionRate.region_id == region.id, CommissionRate.scope == scope)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     before: dict[str, Any] | None = None
-    if rate is None:
-        rate = CommissionRate(
-            region_id=region.id,
-            scope=scope,
-            product_id=product_id,
-            deal_id=deal_id,
-            rate_bps=rate_bps,
-            updated_at=now,
-            updated_by=actor,
-        )
-        session.add(rate)
-    else:
+    if new_id is None:
         before = {"rate_bps": rate.rate_bps}
         rate.rate_bps, rate.updated_at, rate.updated_by = rate_bps, now, actor
     session.flush()

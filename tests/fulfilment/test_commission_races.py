@@ -8,22 +8,24 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
-from commission_factories import COLLECTED, WINDOW_DAYS, make_commission_world
+from commission_factories import COLLECTED, MILK_BPS, WINDOW_DAYS, make_commission_world
 from sqlalchemy import func, select, text
 
 from fulfilment.accounts.models import User
 from fulfilment.commission.ledger import settle_region
 from fulfilment.commission.models import (
     CommissionEntry,
+    CommissionRate,
     EntryKind,
     SettlementRun,
     Statement,
     StatementItem,
 )
+from fulfilment.commission.rates import set_rate
 from fulfilment.commission.statements import AlreadyPaid, export_statements, pay_statement
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.errors import InvalidInput
-from fulfilment.core.models import Leader, Region
+from fulfilment.core.models import AuditEntry, Leader, Region
 from fulfilment.orders.refunds import owe_after_sales_refund
 from fulfilment.points.pickups import PickupRefused, verify_pickup
 
@@ -261,3 +263,52 @@ def test_refunds_of_one_line_at_once_never_take_back_more_than_it_accrued(pg_ses
         ).all()
     assert reversals == [30, 29]
     assert _line_ledger(pg_sessions, line) == {"accrued": 59, "reversed": 59}
+
+
+@pytest.mark.parametrize("sku", ["APPLE", "MILK"])
+def test_two_admins_setting_one_rate_at_once_both_land_in_turn(pg_sessions, sku):
+    """Two admins set the same product's rate at the same moment, a new override (APPLE) or
+    one that exists (MILK): the second waits for the first and then changes its rate, so the
+    rate ends as the second set it, and the audit says each change with the rate before it
+    (never a refused insert, never a `before` the first had already changed)."""
+    with session_scope(pg_sessions) as s:
+        make_commission_world(s)
+        was = s.scalar(
+            select(func.max(AuditEntry.id)).where(AuditEntry.action == "commission.rate_set")
+        )
+    pids: dict[str, int] = {}
+    done = threading.Event()
+
+    def second():
+        with session_scope(pg_sessions) as s:
+            pids["second"] = s.scalar(text("SELECT pg_backend_pid()"))
+            set_rate(s, region_code="SH", sku=sku, rate_bps=700, actor="user:second")
+        done.set()
+
+    with session_scope(pg_sessions) as s:
+        set_rate(s, region_code="SH", sku=sku, rate_bps=500, actor="user:first")
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(second)
+            while "second" not in pids and not later.done():
+                time.sleep(0.01)
+            if "second" in pids:
+                _blocked(pg_sessions, pids["second"], until=done.is_set)
+            s.commit()
+            later.result(timeout=30)
+    with session_scope(pg_sessions) as s:
+        rates = s.execute(
+            select(CommissionRate.rate_bps, CommissionRate.updated_by).where(
+                CommissionRate.scope.like("product:%")
+            )
+        ).all()
+        audited = s.execute(
+            select(AuditEntry.actor, AuditEntry.before, AuditEntry.after)
+            .where(AuditEntry.action == "commission.rate_set", AuditEntry.id > was)
+            .order_by(AuditEntry.id)
+        ).all()
+    first_before = None if sku == "APPLE" else {"rate_bps": MILK_BPS}
+    assert (700, "user:second") in rates and len(rates) == (2 if sku == "APPLE" else 1)
+    assert [(a, b, e["rate_bps"]) for a, b, e in audited] == [
+        ("user:first", first_before, 500),
+        ("user:second", {"rate_bps": 500}, 700),
+    ]
