@@ -493,11 +493,13 @@ def hand_over_member(
     actor: str,
     today: date,
     now: datetime | None = None,
+    after_sales_days: int = DEFAULT_AFTER_SALES_DAYS,
 ) -> list[Pickup]:
     """Hand over every bag ready here of a member found by phone tail, once the staff checked
-    them: each order's pickup is recorded with the method `phone_tail`. A member of another
-    point, or whose phone does not end with `tail`, has nothing ready here: an empty list, as
-    for bags another verification took meanwhile (no oracle)."""
+    them: each order's pickup is recorded with the method `phone_tail`, its commission accrued
+    with the after-sales window as `verify_pickup`'s. A member of another point, or whose
+    phone does not end with `tail`, has nothing ready here: an empty list, as for bags another
+    verification took meanwhile (no oracle)."""
     from .point import lock_point
 
     tail = _check_tail(tail)
@@ -512,6 +514,7 @@ def hand_over_member(
         method="phone_tail",
         now=now or utcnow(),
         own_order_id=None,
+        after_sales_days=after_sales_days,
     )
 
 

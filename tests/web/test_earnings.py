@@ -102,9 +102,12 @@ def test_another_points_earnings_are_not_found(client, earned, app):
     assert 'href="/leader/earnings"' not in staff.get("/leader/today").text
 
 
-def test_a_pickup_at_the_point_accrues_with_the_configured_window(db_url, tmp_path):
-    """GROUPBUY_AFTER_SALES_DAYS=3: the staff hand M2's bag over on the Pickup page; its APPLE
-    line (one unit at the final 900) accrues 29 cents, settling three days after the handover."""
+@pytest.mark.parametrize("by", ["code", "phone_tail"])
+def test_a_pickup_at_the_point_accrues_with_the_configured_window(db_url, tmp_path, by):
+    """GROUPBUY_AFTER_SALES_DAYS=3: the staff hand M2's bag over on the Pickup page, by its code
+    or by the member's phone tail; its APPLE line (one unit at the final 900) accrues 29 cents,
+    settling three days after the handover (the phone tail's handover used the default seven,
+    so a refund on day five was not reversed)."""
     from portal_factories import csrf_token
 
     from fulfilment.commission.models import CommissionEntry
@@ -125,10 +128,14 @@ def test_a_pickup_at_the_point_accrues_with_the_configured_window(db_url, tmp_pa
     client = app.test_client()
     login(client, "staff1")
     token = csrf_token(client, "/leader/pickups")
-    code = world.portal.orders["M2"].pickup_code
-    answer = client.post(
-        "/leader/pickups/verify", data={"code": code, "scope": "order", "csrf_token": token}
-    )
+    if by == "code":
+        code = world.portal.orders["M2"].pickup_code
+        form = {"code": code, "scope": "order", "csrf_token": token}
+        answer = client.post("/leader/pickups/verify", data=form)
+    else:
+        member = str(world.portal.orders["M2"].member_id)
+        form = {"tail": "1111", "member": member, "csrf_token": token}
+        answer = client.post("/leader/pickups/phone/verify", data=form)
     assert answer.status_code == 302
     with session_scope(sessions) as s:
         entry = s.scalars(select(CommissionEntry)).one()

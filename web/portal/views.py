@@ -657,6 +657,7 @@ def phone_tail_verify():
             user_id=current_user.id,
             actor=current_user.actor,
             today=_today(),
+            after_sales_days=current_app.config["GROUPBUY_SETTINGS"].after_sales_days,
         )
     except InvalidInput:
         abort(400)
