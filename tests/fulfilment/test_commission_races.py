@@ -25,7 +25,7 @@ from fulfilment.commission.rates import set_rate
 from fulfilment.commission.statements import AlreadyPaid, export_statements, pay_statement
 from fulfilment.core.db import make_engine, make_session_factory, session_scope
 from fulfilment.core.errors import InvalidInput
-from fulfilment.core.models import AuditEntry, Leader, Region
+from fulfilment.core.models import AuditEntry, Leader, Region, utcnow
 from fulfilment.orders.refunds import owe_after_sales_refund
 from fulfilment.points.pickups import PickupRefused, verify_pickup
 
@@ -312,3 +312,65 @@ def test_two_admins_setting_one_rate_at_once_both_land_in_turn(pg_sessions, sku)
         ("user:first", first_before, 500),
         ("user:second", {"rate_bps": 500}, 700),
     ]
+
+
+@pytest.mark.parametrize("first", ["refund", "pickup"])
+def test_a_refund_and_the_pickup_of_its_line_at_once_never_earn_on_the_refunded_part(
+    pg_sessions, first
+):
+    """An after-sales refund of one APPLE (900 of M1's 1,800) recorded while M1 collects, each
+    on the clock: whichever goes first, the other waits for the point, so the refund is either
+    out of the pickup's base (refund first: 29 accrued on 900) or reverses it (pickup first:
+    59 accrued, 30 reversed); either way the line settles 29, the commission on what M1 kept."""
+    with session_scope(pg_sessions) as s:
+        world = make_commission_world(s, collect_orders=("M3",))
+        rid = _region_id(s)
+    line = world.line("M1 APPLE")
+
+    def refund(s):
+        owe_after_sales_refund(s, order_line_id=line, amount_cents=900, actor="a")
+
+    def pickup(s):
+        leader = s.scalar(select(Leader).where(Leader.code == "L1"))
+        staff = s.scalar(select(User).where(User.username == "staff1"))
+        code = world.portal.orders["M1"].pickup_code
+        verify_pickup(
+            s,
+            leader=leader,
+            code=code,
+            user_id=staff.id,
+            actor=staff.actor,
+            today=date(2026, 3, 10),
+            after_sales_days=WINDOW_DAYS,
+        )
+
+    work = {"refund": refund, "pickup": pickup}
+    second = "pickup" if first == "refund" else "refund"
+    pids: dict[str, int] = {}
+    done = threading.Event()
+
+    def run_second():
+        with session_scope(pg_sessions) as s:
+            pids[second] = s.scalar(text("SELECT pg_backend_pid()"))
+            work[second](s)
+        done.set()
+
+    with session_scope(pg_sessions) as s:
+        work[first](s)
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(run_second)
+            while second not in pids:
+                time.sleep(0.01)
+            _blocked(pg_sessions, pids[second], until=done.is_set)
+            s.commit()
+            later.result(timeout=30)
+    with session_scope(pg_sessions) as s:
+        settle_region(
+            s, region_id=rid, day=date(2026, 3, 18), now=utcnow() + timedelta(days=8), actor="t"
+        )
+    ledger = _line_ledger(pg_sessions, line)
+    assert ledger == (
+        {"accrued": 29, "settled": 29}
+        if first == "refund"
+        else {"accrued": 59, "reversed": 30, "settled": 29}
+    )
