@@ -124,6 +124,11 @@ def add_endpoint(
     record = f"webhook endpoint of {client.name}"
     url = check_url(record, url, allow_private=allow_private)
     subscribed = parse_event_types(record, events)
+    # a client's registrations take its row in turn, so that the count is the truth when two
+    # arrive at once (FOR NO KEY UPDATE: its orders and endpoints keep their foreign keys)
+    session.execute(
+        select(ApiClient.id).where(ApiClient.id == client.id).with_for_update(key_share=True)
+    )
     count = len(list_endpoints(session, client=client))
     if count >= ENDPOINTS_PER_CLIENT:
         raise InvalidInput(
@@ -170,13 +175,16 @@ def remove_endpoint(
     session: Session, *, client: ApiClient, endpoint_id: int, actor: str = "system"
 ) -> WebhookEndpoint:
     """The endpoint hears nothing more; its undelivered messages are dropped. Another client's
-    endpoint is NotFound."""
+    endpoint is NotFound, and so is one removed already (two removals at once: the second
+    waits on the row, then finds it removed)."""
     endpoint = session.scalars(
-        select(WebhookEndpoint).where(
+        select(WebhookEndpoint)
+        .where(
             WebhookEndpoint.id == endpoint_id,
             WebhookEndpoint.api_client_id == client.id,
             WebhookEndpoint.active,
         )
+        .with_for_update()
     ).first()
     if endpoint is None:
         raise NotFound(f"webhook endpoint {endpoint_id} not found")

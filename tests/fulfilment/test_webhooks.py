@@ -37,7 +37,7 @@ from fulfilment.events.delivery import (
     retry_failed,
     sign,
 )
-from fulfilment.events.models import MessageState, WebhookMessage
+from fulfilment.events.models import MessageState, WebhookEndpoint, WebhookMessage
 from fulfilment.night.plans import PlanStatus, RoutePlan, publish_plan
 from fulfilment.orders.intake import LineRequest, MemberRef, place_order
 from fulfilment.platforms.clients import (
@@ -825,5 +825,58 @@ def test_a_burst_refreshes_the_outboxs_statistics_once(pg_url):
         assert analysed
         with session_scope(sessions) as s:
             assert not refresh_statistics_if_stale(s)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_registrations_and_removals_at_once_keep_the_limit_and_remove_once(pg_url):
+    """A client with nine endpoints registers eight more at the same moment: one is added,
+    seven are refused naming `url` (the limit of ten holds). Then eight removals of one
+    endpoint at once: one removes it (audited once), seven are told it is not found."""
+    engine = make_engine(pg_url, pool_size=10, max_overflow=0)
+    sessions = make_session_factory(engine)
+    try:
+        with session_scope(sessions) as s:
+            make_world(s)
+            client, _ = make_client(s, name="shop")
+            for n in range(9):
+                add_endpoint(s, client=client, url=f"https://shop.example/{n}")
+        start = threading.Barrier(8)
+
+        def at_once(work):
+            def attempt(n):
+                start.wait()
+                try:
+                    with session_scope(sessions) as s:
+                        shop = s.scalars(select(ApiClient).where(ApiClient.name == "shop")).one()
+                        work(s, shop, n)
+                        return "ok"
+                except InvalidInput as err:
+                    return err.field
+                except NotFound:
+                    return "not found"
+
+            with ThreadPoolExecutor(8) as pool:
+                return sorted(pool.map(attempt, range(8)))
+
+        added = at_once(
+            lambda s, shop, n: add_endpoint(s, client=shop, url=f"https://shop.example/x{n}")
+        )
+        assert added == ["ok"] + ["url"] * 7
+        with session_scope(sessions) as s:
+            assert s.scalar(select(func.count()).select_from(WebhookEndpoint)) == 10
+            first = s.scalar(select(func.min(WebhookEndpoint.id)))
+        removed = at_once(
+            lambda s, shop, n: remove_endpoint(s, client=shop, endpoint_id=first, actor=f"u{n}")
+        )
+        assert removed == ["not found"] * 7 + ["ok"]
+        with session_scope(sessions) as s:
+            audited = s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "webhook_endpoint.removed")
+            )
+            assert audited == 1
     finally:
         engine.dispose()
