@@ -52,6 +52,7 @@ endpoints_t = cast(Table, WebhookEndpoint.__table__)
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 DEFAULT_QUEUE = "groupbuy-webhooks"
+AUDIT_ENTITY_ID_MAX = 2**31 - 1  # audit_log.entity_id is an `integer`
 USER_AGENT = "groupbuy-webhooks/1"
 
 
@@ -822,7 +823,9 @@ def retry_failed(
         actor=actor,
         action="webhook.retried",
         entity="webhook_message",
-        entity_id=wanted[0] if len(wanted) == 1 else None,
+        # the audit's entity id is a 32-bit column, message ids are 64-bit: one past it is
+        # named in `ids` only
+        entity_id=wanted[0] if len(wanted) == 1 and wanted[0] <= AUDIT_ENTITY_ID_MAX else None,
         after={"messages": len(queued), "ids": queued},
         at=now,
     )

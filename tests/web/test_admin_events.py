@@ -378,6 +378,24 @@ def test_sending_again_an_unknown_message_or_endpoint_is_not_found(app, portal, 
     assert retried(app) == []
 
 
+def test_a_message_whose_id_is_past_two_to_the_31_is_sent_again(app, portal, admin, hooks):
+    """Message ids are 64-bit (millions a day): a failed message numbered 2³¹ + 7 is sent again
+    from its button like any other, and audited (it was a 404, then a 500 on PostgreSQL: the
+    audit's 32-bit entity id); a number past 2⁶³ - 1 is no message (404), never a 500."""
+    hooks.order("shop-a")
+    hooks.fail_all()
+    [message] = hooks.messages("shop-a")
+    big = 2**31 + 7
+    with sessions(app) as s:
+        s.execute(update(WebhookMessage).where(WebhookMessage.id == message.id).values(id=big))
+    answer = post(admin, f"{PAGE}/{big}/retry")
+    assert answer.status_code == 302, answer.text
+    assert [(m.id, m.state) for m in hooks.messages("shop-a")] == [(big, MessageState.PENDING)]
+    [entry] = retried(app)  # the audit's entity id is 32-bit: the message is named in `ids`
+    assert (entry.entity_id, entry.after) == (None, {"messages": 1, "ids": [big]})
+    assert post(admin, f"{PAGE}/{2**63}/retry").status_code == 404
+
+
 def test_sending_again_needs_the_forms_token(app, portal, admin, hooks):
     """A POST without the CSRF token is refused (400) and changes nothing."""
     hooks.order("shop-a")

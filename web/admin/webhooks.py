@@ -33,6 +33,7 @@ from .blueprint import PAGE, admin_required, bp, current_actor, field_error
 from .forms import FailedWebhooksFilterForm, first_error
 
 ERROR_SHOWN = 120  # characters of the receiver's last error on the page (300 are kept)
+MESSAGE_ID_MAX = 2**63 - 1  # message ids are 64-bit (the routes' default stops at 2**31 - 1)
 
 
 def shown_url(url: str) -> str:
@@ -160,7 +161,7 @@ def _refused(err: InvalidInput, text: str) -> tuple[str, int]:
     return _failed_page(endpoint_id=None, page=1, refusal=(text, str(err)), status=422)
 
 
-@bp.post("/webhooks/failed/<int:message_id>/retry")
+@bp.post(f"/webhooks/failed/<int(max={MESSAGE_ID_MAX}):message_id>/retry")
 @admin_required
 def retry_failed_message(message_id: int):
     """Send one failed message again (same webhook-id, a new retry window); audited."""
