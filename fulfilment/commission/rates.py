@@ -80,7 +80,7 @@ def set_rate(
         {"region_id": region.id, "scope": scope, "product_id": product_id, "deal_id": deal_id}
         | values,
         ["region_id", "scope"],
-        returning=table.c.id,  # type: ignore[attr-defined]
+        returning=table.c.id,
     )
     rate = session.scalars(
         select(CommissionRate)
