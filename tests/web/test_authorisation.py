@@ -240,7 +240,9 @@ POST_ROUTES = {  # walked in this order: signing out last
     "/admin/import/<kind>": "/admin/import/leaders",
     "/admin/import/<kind>/confirm": "/admin/import/leaders/confirm",
     "/admin/commission-rates": "/admin/commission-rates",
-    "/admin/webhooks/failed/<int:message_id>/retry": "/admin/webhooks/failed/1/retry",
+    "/admin/webhooks/failed/<int(max=9223372036854775807):message_id>/retry": (
+        "/admin/webhooks/failed/1/retry"
+    ),
     "/admin/webhooks/endpoints/<int:endpoint_id>/retry": "/admin/webhooks/endpoints/1/retry",
     "/api/v1/orders": "/api/v1/orders",
     "/api/v1/orders/<order_id>/cancel": "/api/v1/orders/1/cancel",
