@@ -34,6 +34,8 @@ from fulfilment.core.models import (
     utcnow,
 )
 from fulfilment.core.sheets import write_csv
+from fulfilment.events.models import EventType
+from fulfilment.events.outbox import Event, emit
 
 CSV_COLUMNS = [
     "refund_id",
@@ -209,7 +211,8 @@ def owe_after_sales_refund(
     """Record money owed back on a line after its handover (售后, reason `after_sales`): at most
     what the line paid less the refunds it carries already. Within the line's after-sales
     window it reverses the leader's commission on that amount, in this transaction
-    (commission.ledger.reverse_for_lines). Audited (`refund.owed`)."""
+    (commission.ledger.reverse_for_lines). Audited (`refund.owed`), and the platform that placed
+    the order hears it (the `refund.owed` event, reason `after_sales`): it pays the member."""
     now = now or utcnow()
     record = f"order line {order_line_id}"
     line = session.get(OrderLine, order_line_id, with_for_update=True)
@@ -255,6 +258,16 @@ def owe_after_sales_refund(
         at=now,
     )
     reverse_for_lines(session, order_line_ids=[order_line_id], now=now, actor=actor)
+    order = line.order  # only an order a platform placed has someone to tell (emit)
+    data = {
+        "order_id": order.id,
+        "idempotency_key": order.idempotency_key,
+        "refund_id": refund.id,
+        "sku": line.product.sku,
+        "reason": RefundReason.AFTER_SALES.value,
+        "amount_cents": amount_cents,
+    }
+    emit(session, [Event(EventType.REFUND_OWED, order.idempotency_scope, order.id, data)], now=now)
     return refund
 
 

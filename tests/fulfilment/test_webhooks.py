@@ -880,3 +880,50 @@ def test_registrations_and_removals_at_once_keep_the_limit_and_remove_once(pg_ur
             assert audited == 1
     finally:
         engine.dispose()
+
+
+def test_an_after_sales_refund_tells_the_platform_that_placed_the_order(session):
+    """A refund agreed after the handover (售后) is money the platform pays the member: its
+    `refund.owed` (reason after_sales, the amount agreed) goes to the client that placed the
+    order, to no other client, and an order no platform placed tells no one."""
+    from fulfilment.orders.refunds import owe_after_sales_refund
+
+    world = make_world(session)
+    shop, _ = make_client(session, name="shop-a")
+    other, _ = make_client(session, name="shop-b")
+    hook, _ = add_endpoint(session, client=shop, url="https://a.example/hook")
+    other_hook, _ = add_endpoint(session, client=other, url="https://b.example/hook")
+    order = _order(session, shop, world, key="k1", qty=2)
+    by_csv = place_order(
+        session,
+        region=world.region,
+        leader_code="L1",
+        member=MemberRef("M9"),
+        lines=[LineRequest("APPLE", 1)],
+        placed_at=world.before_cutoff(60),
+        source="csv",
+    )
+    before = len(_messages(session, hook.id))
+    refund = owe_after_sales_refund(
+        session, order_line_id=order.lines[0].id, amount_cents=250, actor="user:admin"
+    )
+    owe_after_sales_refund(
+        session, order_line_id=by_csv.lines[0].id, amount_cents=100, actor="user:admin"
+    )
+    got = _messages(session, hook.id)[before:]
+    assert [(t, order_id, payload) for t, order_id, payload in got] == [
+        (
+            "refund.owed",
+            order.id,
+            {
+                "order_id": order.id,
+                "idempotency_key": "k1",
+                "refund_id": refund.id,
+                "sku": "APPLE",
+                "reason": "after_sales",
+                "amount_cents": 250,
+            },
+        )
+    ]
+    assert _messages(session, other_hook.id) == []
+    assert session.scalar(select(func.count()).select_from(WebhookMessage)) == before + 1

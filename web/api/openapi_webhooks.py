@@ -172,12 +172,16 @@ EVENT_DATA: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "refund.owed": (
         "Money is owed back on a line: the final tier price was lower (`tier_price`), its group "
-        "failed (`group_failed`), or units arrived short (`shortage`).",
+        "failed (`group_failed`), units arrived short (`shortage`), or after the handover the "
+        "member's complaint was upheld (`after_sales`, the amount agreed).",
         {
             **ORDER_REF,
             "refund_id": {"type": "integer"},
             "sku": {"type": "string"},
-            "reason": {"type": "string", "enum": ["tier_price", "group_failed", "shortage"]},
+            "reason": {
+                "type": "string",
+                "enum": ["tier_price", "group_failed", "shortage", "after_sales"],
+            },
             "amount_cents": CENTS,
         },
     ),

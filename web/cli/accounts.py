@@ -78,7 +78,8 @@ refunds = AppGroup(
 @click.option("--actor", type=ACTOR, default="system", show_default=True, help="For the audit log.")
 def refunds_owe_command(order_line_id: int, amount_cents: int, actor: str) -> None:
     """Record an after-sales refund (售后) on a collected line; within the after-sales window it
-    reverses the leader's commission on that amount."""
+    reverses the leader's commission on that amount. The platform that placed the order hears
+    it (webhook `refund.owed`, reason after_sales)."""
     try:
         with session_scope(app_sessions()) as session:
             refund = owe_after_sales_refund(
