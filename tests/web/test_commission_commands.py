@@ -169,3 +169,25 @@ def test_an_export_to_a_folder_that_cannot_take_it_claims_nothing(app, runner, t
     exported = runner.invoke(args=["commission", "export", *period, "--output", str(out)])
     assert exported.exit_code == 0 and "L1 2 lines ¥1.59" in exported.output, exported.output
     assert out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_a_settlement_day_after_the_next_nights_is_refused_and_claims_nothing(app, runner):
+    """`commission settle --date` a year ahead (a typo) would take that night's settlement
+    before it came; it is refused naming --date, and the day the next night settles is not."""
+    from datetime import UTC, datetime, timedelta
+
+    from fulfilment.catalogue.sites import get_region
+    from fulfilment.commission.models import SettlementRun
+    from fulfilment.waves.cycle import delivery_date_for
+
+    _world(app)
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        tonight = delivery_date_for(get_region(s, "SH"), datetime.now(UTC))
+    ahead = tonight + timedelta(days=365)
+    refused = runner.invoke(args=["commission", "settle", "--region", "SH", "--date", str(ahead)])
+    assert refused.exit_code == 2 and "'--date'" in refused.output, refused.output
+    assert f"{ahead.isoformat()} is after the next night's day" in refused.output
+    with session_scope(app.extensions["groupbuy"]["sessions"]) as s:
+        assert s.scalar(select(func.count()).select_from(SettlementRun)) == 0
+    done = runner.invoke(args=["commission", "settle", "--region", "SH", "--date", str(tonight)])
+    assert done.exit_code == 0 and "settled" in done.output, done.output

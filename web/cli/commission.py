@@ -26,6 +26,7 @@ from fulfilment.commission.statements import (
 )
 from fulfilment.core.db import session_scope
 from fulfilment.core.errors import FulfilmentError
+from fulfilment.waves.cycle import delivery_date_for
 
 from .context import ACTOR, CODE, ID, Text, app_sessions, aside_file, fail, put_in_place
 from .night import DATE
@@ -101,10 +102,19 @@ def rate_list_command(region_code: str | None) -> None:
 @_actor
 def settle_command(region_code: str, day: date, actor: str) -> None:
     """Settle the region's commission whose after-sales window has passed: once per region and
-    day (the night's `settle` step does the same; the second is told it was done)."""
+    day (the night's `settle` step does the same; the second is told it was done). A day after
+    the next night's (the delivery date orders go to now) is refused: it would claim that
+    night's settlement ahead of it."""
     try:
         with session_scope(app_sessions()) as session:
             region = get_region(session, region_code)
+            latest = delivery_date_for(region, datetime.now(UTC))
+            if day > latest:
+                raise click.BadParameter(
+                    f"{day.isoformat()} is after the next night's day in {region_code} "
+                    f"({latest.isoformat()}): a night settles its own day",
+                    param_hint="'--date'",
+                )
             outcome = settle_region(
                 session, region_id=region.id, day=day, now=datetime.now(UTC), actor=actor
             )
