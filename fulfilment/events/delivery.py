@@ -747,6 +747,21 @@ def _queue_again(now: datetime) -> dict[str, Any]:
     }
 
 
+def _active_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    """The endpoint whose messages an admin sends again: NotFound when unknown, InvalidInput
+    (naming the endpoint) when removed."""
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"webhook endpoint {endpoint_id} not found")
+    if not endpoint.active:
+        raise InvalidInput(
+            f"webhook endpoint {endpoint_id}",
+            "endpoint",
+            "was removed: its messages cannot be sent again",
+        )
+    return endpoint
+
+
 def retry_failed(
     session: Session,
     *,
@@ -769,15 +784,7 @@ def retry_failed(
         messages_t.c.endpoint_id.in_(active.scalar_subquery()),
     )
     if endpoint_id is not None:
-        endpoint = session.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None:
-            raise NotFound(f"webhook endpoint {endpoint_id} not found")
-        if not endpoint.active:
-            raise InvalidInput(
-                f"webhook endpoint {endpoint_id}",
-                "endpoint",
-                "was removed: its messages cannot be sent again",
-            )
+        _active_endpoint(session, endpoint_id)
         result = session.execute(
             change.where(messages_t.c.endpoint_id == endpoint_id).values(**_queue_again(now))
         )
@@ -847,15 +854,7 @@ def replay(
     first is pending already: not counted twice). Audited (`webhook.replayed`)."""
     active = select(endpoints_t.c.id).where(endpoints_t.c.active)
     if endpoint_id is not None:
-        endpoint = session.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None:
-            raise NotFound(f"webhook endpoint {endpoint_id} not found")
-        if not endpoint.active:
-            raise InvalidInput(
-                f"webhook endpoint {endpoint_id}",
-                "endpoint",
-                "was removed: its messages cannot be sent again",
-            )
+        _active_endpoint(session, endpoint_id)
         active = active.where(endpoints_t.c.id == endpoint_id)
     result = session.execute(
         update(messages_t)
