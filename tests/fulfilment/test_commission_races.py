@@ -170,6 +170,30 @@ def _blocked(sessions, pid, until):
         time.sleep(0.02)
 
 
+def _first_holds_then_second(sessions, work, first):
+    """Run `work[first]` in a transaction left open, then the other in a thread; commit the
+    first once the second waits on one of its locks (or has finished: nothing blocked it)."""
+    (second,) = [name for name in work if name != first]
+    pids: dict[str, int] = {}
+    done = threading.Event()
+
+    def run_second():
+        with session_scope(sessions) as s:
+            pids[second] = s.scalar(text("SELECT pg_backend_pid()"))
+            work[second](s)
+        done.set()
+
+    with session_scope(sessions) as s:
+        work[first](s)
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(run_second)
+            while second not in pids:
+                time.sleep(0.01)
+            _blocked(sessions, pids[second], until=done.is_set)
+            s.commit()  # the first's transaction ends only now
+            later.result(timeout=30)
+
+
 def _line_ledger(sessions, line):
     with session_scope(sessions) as s:
         rows = s.execute(
@@ -201,26 +225,7 @@ def test_a_refund_and_the_settlement_of_its_line_at_once_never_pay_the_refunded_
     def settle(s):
         settle_region(s, region_id=rid, day=date(2026, 3, 17), now=AFTER_WINDOW, actor="night")
 
-    work = {"refund": refund, "settlement": settle}
-    second = "settlement" if first == "refund" else "refund"
-    pids: dict[str, int] = {}
-    done = threading.Event()
-
-    def run_second():
-        with session_scope(pg_sessions) as s:
-            pids[second] = s.scalar(text("SELECT pg_backend_pid()"))
-            work[second](s)
-        done.set()
-
-    with session_scope(pg_sessions) as s:
-        work[first](s)
-        with ThreadPoolExecutor(1) as pool:
-            later = pool.submit(run_second)
-            while second not in pids:
-                time.sleep(0.01)
-            _blocked(pg_sessions, pids[second], until=done.is_set)
-            s.commit()  # the first's transaction ends only now
-            later.result(timeout=30)
+    _first_holds_then_second(pg_sessions, {"refund": refund, "settlement": settle}, first)
     ledger = _line_ledger(pg_sessions, line)
     assert ledger["accrued"] == 59
     assert ledger.get("settled", 0) + ledger.get("reversed", 0) == 59
@@ -344,26 +349,7 @@ def test_a_refund_and_the_pickup_of_its_line_at_once_never_earn_on_the_refunded_
             after_sales_days=WINDOW_DAYS,
         )
 
-    work = {"refund": refund, "pickup": pickup}
-    second = "pickup" if first == "refund" else "refund"
-    pids: dict[str, int] = {}
-    done = threading.Event()
-
-    def run_second():
-        with session_scope(pg_sessions) as s:
-            pids[second] = s.scalar(text("SELECT pg_backend_pid()"))
-            work[second](s)
-        done.set()
-
-    with session_scope(pg_sessions) as s:
-        work[first](s)
-        with ThreadPoolExecutor(1) as pool:
-            later = pool.submit(run_second)
-            while second not in pids:
-                time.sleep(0.01)
-            _blocked(pg_sessions, pids[second], until=done.is_set)
-            s.commit()
-            later.result(timeout=30)
+    _first_holds_then_second(pg_sessions, {"refund": refund, "pickup": pickup}, first)
     with session_scope(pg_sessions) as s:
         settle_region(
             s, region_id=rid, day=date(2026, 3, 18), now=utcnow() + timedelta(days=8), actor="t"
