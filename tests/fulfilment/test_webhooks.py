@@ -482,12 +482,12 @@ def test_two_workers_never_send_one_event_twice(pg_url, receiver):
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("scope", ["messages", "endpoint"])
+@pytest.mark.parametrize("scope", ["messages", "endpoint", "replay"])
 def test_two_admins_sending_failed_messages_again_at_once_queue_each_once(pg_url, receiver, scope):
-    """Two admins press "send again" on the same failed messages at the same moment: the second
-    waits on the first's rows and, once the first commits, finds them no longer failed. Each
-    message becomes pending once, with one new retry window, and the audit says who changed how
-    many (2 and 0)."""
+    """Two admins press "send again" on the same failed messages at the same moment (by message,
+    by endpoint, or `webhooks replay --since`): the second waits on the first's rows and, once
+    the first commits, finds them no longer failed. Each message becomes pending once, with one
+    new retry window, and the audit says who changed how many (2 and 0)."""
     engine = make_engine(pg_url)
     sessions = make_session_factory(engine)
     try:
@@ -497,7 +497,15 @@ def test_two_admins_sending_failed_messages_again_at_once_queue_each_once(pg_url
                 _order(s, shop, world, key=f"k{n}", member=f"M{n}")
             s.execute(update(WebhookMessage).values(state=MessageState.FAILED, attempts=9))
             ids = sorted(s.scalars(select(WebhookMessage.id)))
-        scope_of = {"messages": {"message_ids": ids}, "endpoint": {"endpoint_id": hook.id}}[scope]
+        with session_scope(sessions) as s:  # written at the orders' (test) time
+            since = s.scalar(select(func.min(WebhookMessage.created_at)))
+
+        def send_again(s, name: str) -> int:
+            if scope == "replay":
+                return replay(s, since=since, now=utcnow(), actor=f"user:{name}")
+            chosen = {"message_ids": ids} if scope == "messages" else {"endpoint_id": hook.id}
+            return retry_failed(s, now=utcnow(), actor=f"user:{name}", **chosen)
+
         first_changed = threading.Event()
         second_started = threading.Event()
         counts: dict[str, int] = {}
@@ -507,7 +515,7 @@ def test_two_admins_sending_failed_messages_again_at_once_queue_each_once(pg_url
                 if name == "second":
                     first_changed.wait(10)
                     second_started.set()
-                counts[name] = retry_failed(s, now=utcnow(), actor=f"user:{name}", **scope_of)
+                counts[name] = send_again(s, name)
                 if name == "first":
                     first_changed.set()
                     second_started.wait(10)
@@ -521,7 +529,7 @@ def test_two_admins_sending_failed_messages_again_at_once_queue_each_once(pg_url
             assert sorted(rows) == [(MessageState.PENDING, 0)] * 2
             audited = s.execute(
                 select(AuditEntry.actor, AuditEntry.after)
-                .where(AuditEntry.action == "webhook.retried")
+                .where(AuditEntry.action.in_(["webhook.retried", "webhook.replayed"]))
                 .order_by(AuditEntry.id)
             ).all()
             assert [(a, e["messages"]) for a, e in audited] == [
